@@ -1,0 +1,250 @@
+"""Workflows across catalog models: creating models and versions, aliases, stage changes and artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from collections.abc import Mapping
+from typing import BinaryIO
+
+from django.core.exceptions import ValidationError
+from django.core.files.base import File
+from django.core.files.storage import storages
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from registry.catalog.models import (
+    ArtifactFile,
+    ChangeKind,
+    ModelAlias,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+)
+from registry.lib.names import NameError_, check_alias, check_model_name
+from registry.lib.paths import PathError, normalise_artifact_path
+from registry.tracking.models import Run
+
+
+class CatalogError(ValueError):
+    """Input the catalog refuses; the message says what to fix."""
+
+
+class AlreadyExists(CatalogError):
+    pass
+
+
+def artifact_storage():
+    return storages["artifacts"]
+
+
+def model_create(*, name: str, owner=None, description: str = "", tags: Mapping[str, str] | None = None):
+    try:
+        check_model_name(name)
+    except NameError_ as exc:
+        raise CatalogError(str(exc)) from None
+    try:
+        with transaction.atomic():
+            return RegisteredModel.objects.create(
+                name=name, owner=owner, description=description, tags=dict(tags or {})
+            )
+    except IntegrityError:
+        raise AlreadyExists(f"A model named {name!r} already exists.") from None
+
+
+def version_create(
+    *,
+    model: RegisteredModel,
+    run: Run | None = None,
+    artifact_path: str | None = None,
+    source: str = "",
+    created_by=None,
+    description: str = "",
+    tags: Mapping[str, str] | None = None,
+) -> ModelVersion:
+    """Register the next version of `model`.
+
+    Numbers come from incrementing `RegisteredModel.last_version` under the row lock that the UPDATE takes, in the
+    same transaction as the insert: concurrent registrations queue on that row, and a failed one rolls its number
+    back, so numbers have neither gaps nor duplicates.
+
+    With `run` and `artifact_path`, the run's files under that path become the version's files (same blobs).
+    """
+    prefix = None
+    if artifact_path is not None:
+        if run is None:
+            raise CatalogError("An artifact path needs the run it belongs to.")
+        try:
+            prefix = normalise_artifact_path(artifact_path, allow_empty=True)
+        except PathError as exc:
+            raise CatalogError(str(exc)) from None
+        source = source or f"runs:/{run.pk}/{prefix}".rstrip("/")
+
+    with transaction.atomic():
+        now = timezone.now()
+        updated = RegisteredModel.objects.filter(pk=model.pk).update(last_version=F("last_version") + 1, updated_at=now)
+        if not updated:
+            raise CatalogError(f"Model {model.name!r} no longer exists.")
+        number = RegisteredModel.objects.values_list("last_version", flat=True).get(pk=model.pk)
+        version = ModelVersion.objects.create(
+            model=model,
+            version=number,
+            run=run,
+            source=source,
+            created_by=created_by,
+            description=description,
+            tags=dict(tags or {}),
+            created_at=now,
+            updated_at=now,
+        )
+        if prefix is not None:
+            files = ArtifactFile.objects.filter(run=run)
+            if prefix:
+                files = files.filter(Q(path__startswith=prefix + "/") | Q(path=prefix))
+            copies = []
+            for f in files:
+                relative = f.path[len(prefix) :].lstrip("/") if prefix else f.path
+                copies.append(
+                    ArtifactFile(
+                        version=version,
+                        path=relative or f.path.rsplit("/", 1)[-1],
+                        storage_key=f.storage_key,
+                        size=f.size,
+                        sha256=f.sha256,
+                        content_type=f.content_type,
+                    )
+                )
+            if not copies:
+                raise CatalogError(f"Run {run.pk} has no artifacts under {prefix or 'its root'!r}.")
+            ArtifactFile.objects.bulk_create(copies)
+    model.last_version = number
+    model.updated_at = now
+    return version
+
+
+def alias_set(*, model: RegisteredModel, alias: str, version: ModelVersion, by=None) -> ModelAlias:
+    """Point `alias` at `version`, creating it or moving it from another version."""
+    try:
+        check_alias(alias)
+    except NameError_ as exc:
+        raise CatalogError(str(exc)) from None
+    if version.model_id != model.pk:
+        raise CatalogError(f"Version {version.version} does not belong to model {model.name!r}.")
+    with transaction.atomic():
+        obj, _ = ModelAlias.objects.update_or_create(
+            model=model,
+            alias=alias,
+            defaults={"version": version, "updated_at": timezone.now(), "updated_by": by},
+        )
+    return obj
+
+
+def alias_delete(*, model: RegisteredModel, alias: str) -> bool:
+    deleted, _ = ModelAlias.objects.filter(model=model, alias=alias).delete()
+    return bool(deleted)
+
+
+def version_stage_set(
+    *,
+    version: ModelVersion,
+    stage: str,
+    by=None,
+    comment: str = "",
+    kind: str = ChangeKind.DIRECT,
+    archive_existing: bool = False,
+    request=None,
+) -> ModelVersion:
+    """Move `version` to `stage` now, recording the change (and any archived holders) in the stage history.
+
+    Whether the caller may do this (approval policies) is decided by the governance layer before calling.
+    """
+    target = Stage.parse(stage)
+    with transaction.atomic():
+        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if locked.stage == target:
+            return locked
+        now = timezone.now()
+        if archive_existing and target in (Stage.STAGING, Stage.PRODUCTION):
+            holders = list(
+                ModelVersion.objects.select_for_update()
+                .filter(model_id=locked.model_id, stage=target)
+                .exclude(pk=locked.pk)
+            )
+            for holder in holders:
+                holder.record_stage_change(
+                    Stage.ARCHIVED,
+                    by=by,
+                    at=now,
+                    kind=ChangeKind.ARCHIVE_EXISTING,
+                    request=request,
+                    comment=f"Archived when version {locked.version} entered {target}.",
+                )
+        locked.record_stage_change(target, by=by, at=now, kind=kind, request=request, comment=comment)
+        RegisteredModel.objects.filter(pk=locked.model_id).update(updated_at=now)
+    return locked
+
+
+class _HashingReader:
+    """Wraps a binary stream, hashing and counting what is read, refusing to read past `limit` bytes."""
+
+    def __init__(self, stream: BinaryIO, limit: int | None):
+        self.stream = stream
+        self.limit = limit
+        self.size = 0
+        self.hash = hashlib.sha256()
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.stream.read(n if n is not None and n >= 0 else 1024 * 1024)
+        if chunk:
+            self.size += len(chunk)
+            if self.limit is not None and self.size > self.limit:
+                raise ArtifactTooLarge(f"The artifact is larger than the {self.limit}-byte limit.")
+            self.hash.update(chunk)
+        return chunk
+
+
+class ArtifactTooLarge(CatalogError):
+    pass
+
+
+def artifact_key(owner: Run | ModelVersion, path: str) -> str:
+    if isinstance(owner, Run):
+        return f"runs/{owner.pk}/{path}"
+    return f"models/{owner.model_id}/versions/{owner.version}/{path}"
+
+
+def artifact_store(*, owner: Run | ModelVersion, path: str, stream: BinaryIO, limit: int | None = None) -> ArtifactFile:
+    """Stream `stream` into the artifacts storage under `owner`, computing size and sha256 on the way.
+
+    Storing a path that already exists replaces that file.
+    """
+    try:
+        path = normalise_artifact_path(path)
+    except PathError as exc:
+        raise CatalogError(str(exc)) from None
+    key = artifact_key(owner, path)
+    reader = _HashingReader(stream, limit)
+    storage = artifact_storage()
+    stored_key = storage.save(key, File(reader, name=path.rsplit("/", 1)[-1]))
+    fields = {
+        "storage_key": stored_key,
+        "size": reader.size,
+        "sha256": reader.hash.hexdigest(),
+        "content_type": mimetypes.guess_type(path)[0] or "application/octet-stream",
+        "created_at": timezone.now(),
+    }
+    owner_field = "run" if isinstance(owner, Run) else "version"
+    try:
+        with transaction.atomic():
+            artifact, _ = ArtifactFile.objects.update_or_create(**{owner_field: owner, "path": path}, defaults=fields)
+    except (IntegrityError, ValidationError) as exc:
+        raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None
+    return artifact
+
+
+def artifact_open(artifact: ArtifactFile):
+    return artifact_storage().open(artifact.storage_key, "rb")

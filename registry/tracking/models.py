@@ -1,0 +1,292 @@
+"""Experiments, runs (builds) and what they log: params, metrics, steps, datasets."""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import LessThanOrEqual
+from django.utils import timezone
+
+from registry.lib.names import KEY_MAX
+
+PARAM_VALUE_MAX = 6000
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+class NaNFloatField(models.FloatField):
+    """A float column that keeps NaN on every database.
+
+    SQLite stores NaN as NULL, so NaN is *always* stored as NULL (on PostgreSQL too) and read back as NaN. The
+    column is therefore nullable in the schema but never None in Python. Infinities are stored natively on both.
+    Aggregates such as MIN and MAX skip the NULLs, which is what a summary of a metric wants.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs["null"] = True
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("null", None)
+        return name, path, args, kwargs
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        if value is not None and math.isnan(value):
+            return None
+        return value
+
+    def from_db_value(self, value, expression, connection):
+        return math.nan if value is None else float(value)
+
+    def to_python(self, value):
+        if value is None:
+            return math.nan
+        return super().to_python(value)
+
+
+class Experiment(models.Model):
+    DEFAULT_NAME = "Default"
+
+    name = models.CharField(max_length=256, unique=True)
+    description = models.TextField(blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=~Q(name=""), name="experiment_name_not_empty")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def default(cls) -> Experiment:
+        experiment, _ = cls.objects.get_or_create(name=cls.DEFAULT_NAME)
+        return experiment
+
+
+class RunQuerySet(models.QuerySet):
+    def active(self) -> RunQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SCHEDULED = "scheduled", "Scheduled"
+    FINISHED = "finished", "Finished"
+    FAILED = "failed", "Failed"
+    KILLED = "killed", "Killed"
+
+
+class Run(models.Model):
+    """One training execution: what the dashboard calls a build."""
+
+    Status = RunStatus
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_run_id, editable=False)
+    experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT, related_name="runs")
+    name = models.CharField(max_length=256, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    start_time = models.DateTimeField(default=timezone.now, db_index=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    # Code
+    git_remote = models.CharField(max_length=1024, blank=True)
+    git_commit = models.CharField(max_length=64, blank=True)
+    git_branch = models.CharField(max_length=256, blank=True)
+    git_dirty = models.BooleanField(null=True, blank=True)
+    entry_point = models.CharField(max_length=1024, blank=True)
+
+    # Environment
+    python_version = models.CharField(max_length=64, blank=True)
+    platform = models.CharField(max_length=256, blank=True)
+    packages = models.JSONField(default=dict, blank=True, help_text="Installed packages: {name: version}.")
+
+    # Container image reference, e.g. registry.example.com/team/train@sha256:...
+    image = models.CharField(max_length=1024, blank=True)
+
+    tags = models.JSONField(default=dict, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-start_time"]
+        indexes = [models.Index(fields=["experiment", "-start_time"], name="run_experiment_start")]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status_valid"),
+            models.CheckConstraint(condition=Q(id__regex=r"^[0-9a-f]{32}$"), name="run_id_32_hex"),
+            models.CheckConstraint(
+                condition=Q(end_time__isnull=True) | Q(end_time__gte=models.F("start_time")),
+                name="run_end_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.id
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in (self.Status.FINISHED, self.Status.FAILED, self.Status.KILLED)
+
+    @property
+    def duration(self):
+        return (self.end_time - self.start_time) if self.end_time else None
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class RunStep(models.Model):
+    """An ordered pipeline step that a run reported (fetch data, train, evaluate, ...)."""
+
+    Status = StepStatus
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=256)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    log_excerpt = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="run_step_position_unique"),
+            models.CheckConstraint(condition=Q(status__in=StepStatus.values), name="run_step_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.name}"
+
+
+class Param(models.Model):
+    """A hyperparameter. Once logged it cannot change (see services.params_log)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params")
+    key = models.CharField(max_length=KEY_MAX)
+    value = models.TextField(max_length=PARAM_VALUE_MAX, blank=True)
+
+    class Meta:
+        ordering = ["run", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key"], name="param_run_key_unique"),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("value"), PARAM_VALUE_MAX), name="param_value_max_6000"
+            ),
+            models.CheckConstraint(condition=~Q(key=""), name="param_key_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
+
+class MetricSeries(models.Model):
+    """One metric of one run: its summary, kept current on ingestion so tables and search never read history.
+
+    `last_*` is the point with the highest (step, timestamp), as in MLflow's "latest metric".
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
+    key = models.CharField(max_length=KEY_MAX)
+    last_value = NaNFloatField()
+    last_step = models.BigIntegerField(default=0)
+    last_timestamp = models.BigIntegerField(default=0, help_text="Epoch milliseconds.")
+    min_value = NaNFloatField()
+    max_value = NaNFloatField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["run", "key"]
+        verbose_name_plural = "metric series"
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key"], name="metric_series_run_key_unique"),
+            models.CheckConstraint(condition=~Q(key=""), name="metric_series_key_not_empty"),
+        ]
+        indexes = [models.Index(fields=["key", "last_value"], name="metric_series_key_value")]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.last_value}"
+
+
+class MetricPoint(models.Model):
+    """One point of a metric's full history. Several points may share a step (MLflow allows it)."""
+
+    series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, related_name="points")
+    step = models.BigIntegerField(default=0)
+    timestamp = models.BigIntegerField(help_text="Epoch milliseconds.")
+    value = NaNFloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["series", "step", "timestamp"], name="metric_point_series_step")]
+
+    def __str__(self) -> str:
+        return f"step {self.step}: {self.value}"
+
+
+class Dataset(models.Model):
+    """A data set as it was when a run used it: its content digest, schema and profile."""
+
+    name = models.CharField(max_length=256)
+    digest = models.CharField(max_length=128, help_text="Content hash of the data.")
+    source_uri = models.CharField(max_length=2048, blank=True)
+    source_type = models.CharField(max_length=64, blank=True)
+    schema = models.JSONField(default=list, blank=True, help_text='Columns: [{"name": "age", "type": "float64"}, ...]')
+    profile = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='{"num_rows": N, "columns": {"age": {"nulls": 0, "mean": ..., "histogram": {...}}}}',
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "digest"], name="dataset_name_digest_unique"),
+            models.CheckConstraint(condition=~Q(name="") & ~Q(digest=""), name="dataset_name_digest_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.digest[:12]})"
+
+    @property
+    def num_rows(self) -> int | None:
+        return self.profile.get("num_rows") if isinstance(self.profile, dict) else None
+
+
+class RunInput(models.Model):
+    """A dataset a run used, and in which role (training, validation, test, evaluation, ...)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="inputs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="run_inputs")
+    context = models.CharField(max_length=64, default="training")
+
+    class Meta:
+        ordering = ["run", "context"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "dataset", "context"], name="run_input_unique"),
+            models.CheckConstraint(condition=~Q(context=""), name="run_input_context_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} ({self.context})"
