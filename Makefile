@@ -1,0 +1,83 @@
+# The two commands: `make run` and `make test`. Everything they need is installed from here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# pytest options for every suite, e.g. `make test PYTEST_ARGS=-x`
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-test lint migrations-check test-sqlite test-postgres test-browser postgres-up chromium demo bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
+	$(PIP) install -q -e ".[demo]"
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+var/secret_key:
+	mkdir -p var
+	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+	chmod 600 $@
+
+# Serve the dashboard on http://$(HOST):$(PORT) with demo data and an admin account.
+run: install var/secret_key
+	export SECRET_KEY="$$(cat var/secret_key)" REGISTRY_HTTPS=false DEBUG=false; \
+	$(PY) manage.py migrate --noinput && \
+	$(PY) manage.py collectstatic --noinput -v 0 && \
+	$(PY) manage.py demo --if-empty && \
+	$(PY) manage.py ensure_admin && \
+	echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)" && \
+	exec $(VENV)/bin/gunicorn registry.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile -
+
+demo: install var/secret_key
+	SECRET_KEY="$$(cat var/secret_key)" $(PY) manage.py demo
+
+TEST_ENV := SECRET_KEY=insecure-test-key-not-for-production REGISTRY_HTTPS=false
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+migrations-check: install-test
+	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
+
+test-sqlite: install-test
+	$(TEST_ENV) $(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+
+postgres-up:
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+		echo "Starting PostgreSQL"; \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+		for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	fi
+
+test-postgres: install-test postgres-up
+	$(TEST_ENV) DATABASE_URL=$(PG_URL) $(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test-browser: install-test chromium
+	$(TEST_ENV) $(PY) -m pytest -m browser $(PYTEST_ARGS)
+
+test: lint migrations-check test-sqlite test-postgres test-browser
+
+bench: install-test
+	$(TEST_ENV) $(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

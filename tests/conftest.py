@@ -1,0 +1,184 @@
+"""Fixtures shared by every test module: personas, isolated artifact storage, S3 through moto_server, a browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.factories import UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def artifact_storage_in_tmp(settings, tmp_path):
+    """Every test writes artifacts to its own folder, never to var/."""
+    storages = dict(settings.STORAGES)
+    if storages["artifacts"]["BACKEND"].endswith("FileSystemStorage"):
+        storages["artifacts"] = {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "artifacts"), "allow_overwrite": True},
+        }
+        settings.STORAGES = storages
+    return tmp_path / "artifacts"
+
+
+# --- Personas -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def owner(db):
+    return UserFactory(username="owner")
+
+
+@pytest.fixture
+def member(db):
+    return UserFactory(username="member")
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="outsider")
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+# --- S3 through a real moto_server on loopback ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """Start `moto_server` on a free loopback port for the session; yield its URL."""
+    port = free_port()
+    executable = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    proc = subprocess.Popen(
+        [executable, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("moto_server exited at start") from None
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("moto_server did not start within 30 s")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_artifacts(settings, moto_endpoint):
+    """Point the `artifacts` storage at a fresh bucket on the moto server. Yields the boto3 client."""
+    import uuid
+
+    import boto3
+
+    bucket = f"artifacts-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=bucket)
+    storages = dict(settings.STORAGES)
+    storages["artifacts"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": moto_endpoint,
+            "region_name": "us-east-1",
+            "access_key": "testing",
+            "secret_key": "testing",
+            "default_acl": None,
+            "file_overwrite": True,
+        },
+    }
+    settings.STORAGES = storages
+    client.bucket = bucket
+    return client
+
+
+# --- Browser --------------------------------------------------------------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        pytest.fail(f"Chromium is not installed at {executable}: run `make chromium` (apt-get install chromium).")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.rep_call = report
+
+
+@pytest.fixture
+def page(request, browser):
+    """A fresh browser page; its console errors are collected in `page.console_errors`; screenshot on failure."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.console_errors = []
+    page.on("console", lambda msg: page.console_errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests need a real server thread; Playwright's sync API needs async-unsafe DB access allowed."""
+    for item in items:
+        if "browser" in item.keywords:
+            os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
