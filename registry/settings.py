@@ -91,6 +91,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "template_partials",
     "django_htmx",
+    "ninja",
+    "registry.accounts",
     "registry.tracking",
     "registry.catalog",
     "registry.demo",
@@ -109,6 +111,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "registry.api.middleware.JsonOnlyMiddleware",
 ]
 
 ROOT_URLCONF = "registry.urls"
@@ -210,6 +213,9 @@ STORAGES = {
 
 # Largest artifact accepted in one upload, in bytes (default 5 GiB).
 ARTIFACT_MAX_UPLOAD_BYTES = env_int("ARTIFACT_MAX_UPLOAD_BYTES", 5 * 1024**3)
+
+# Largest JSON request body (batches of 10,000 metric points are about 1 MB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_JSON_BYTES", 32 * 1024**2)
 
 # --- Security -------------------------------------------------------------------------------------------------------
 # Behind TLS (the production default) cookies are secure and HSTS is on; set REGISTRY_HTTPS=false to serve plain

@@ -20,8 +20,11 @@ SCREENSHOTS = ROOT / "test-artifacts"
 
 @pytest.fixture(autouse=True)
 def artifact_storage_in_tmp(settings, tmp_path):
-    """Every test writes artifacts to its own folder, never to var/."""
+    """Every test writes artifacts to its own folder, never to var/; static files come from the finders (tests do
+    not run collectstatic, so there is no manifest)."""
     storages = dict(settings.STORAGES)
+    storages["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    settings.STORAGES = storages
     if storages["artifacts"]["BACKEND"].endswith("FileSystemStorage"):
         storages["artifacts"] = {
             "BACKEND": "django.core.files.storage.FileSystemStorage",

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from registry.lib.names import ALIAS_MAX, MODEL_NAME_MAX, NameError_, check_alias, check_model_name
 from registry.lib.paths import PATH_MAX, PathError, normalise_artifact_path
-from registry.tracking.models import Run
+from registry.lib.references import Reference
+from registry.tracking.models import MetricSeries, Run
+
+# How many of a model's newest versions its page reads for metric keys and the trend chart.
+RECENT_VERSIONS = 500
 
 
 def validate_model_name(value: str) -> None:
@@ -53,6 +63,69 @@ class Stage(models.TextChoices):
 STAGE_VALUES = [s.value for s in Stage]
 
 
+class CommaList(models.Aggregate):
+    """The group's values joined by commas: GROUP_CONCAT on SQLite, STRING_AGG on PostgreSQL.
+
+    Django 5.2 has no portable string aggregate. The order inside the list is not guaranteed; readers sort.
+    """
+
+    function = "GROUP_CONCAT"
+    output_field = models.TextField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler,
+            connection,
+            function="STRING_AGG",
+            template="%(function)s((%(expressions)s)::text, ',')",
+            **extra_context,
+        )
+
+
+class RegisteredModelQuerySet(models.QuerySet):
+    def search(self, text: str) -> RegisteredModelQuerySet:
+        text = text.strip()
+        return self.filter(Q(name__icontains=text) | Q(description__icontains=text)) if text else self
+
+    def tagged(self, spec: str) -> RegisteredModelQuerySet:
+        """Models with tag `key` (spec "key") or with tag `key` equal to `value` (spec "key:value")."""
+        key, has_value, value = spec.partition(":")
+        key = key.strip()
+        if not key:
+            return self
+        models_ = self.filter(tags__has_key=key)
+        if has_value:
+            # Cast: a bare KeyTextTransform would compare as JSON on SQLite and choke on plain text.
+            tag_value = Cast(KeyTextTransform(key, "tags"), models.TextField())
+            models_ = models_.alias(_tag_value=tag_value).filter(_tag_value=value.strip())
+        return models_
+
+    def having_stage(self, stage: str) -> RegisteredModelQuerySet:
+        """Models with at least one version in `stage`, read from the (model, stage) index."""
+        return self.filter(Exists(ModelVersion.objects.filter(model=OuterRef("pk"), stage=stage)))
+
+    def with_version_summary(self) -> RegisteredModelQuerySet:
+        """Annotate `latest_version`, `version_count` and `production_list` (see `production_versions`).
+
+        Each is a correlated subquery answered from the (model, version) or (model, stage) index, so a page of
+        models costs the same whatever the number of versions behind them.
+        """
+        versions = ModelVersion.objects.filter(model=OuterRef("pk")).order_by()
+        return self.annotate(
+            latest_version=Subquery(versions.order_by("-version").values("version")[:1]),
+            version_count=Coalesce(Subquery(versions.values("model").annotate(n=Count("*")).values("n")), 0),
+            production_list=Subquery(
+                versions.filter(stage=Stage.PRODUCTION).values("model").annotate(v=CommaList("version")).values("v")
+            ),
+        )
+
+    def prefetch_aliases(self) -> RegisteredModelQuerySet:
+        aliases = (
+            ModelAlias.objects.select_related("version").only("model_id", "alias", "version__version").order_by("alias")
+        )
+        return self.prefetch_related(Prefetch("aliases", queryset=aliases))
+
+
 class RegisteredModel(models.Model):
     name = models.CharField(max_length=MODEL_NAME_MAX, unique=True, validators=[validate_model_name])
     description = models.TextField(blank=True, help_text="Markdown.")
@@ -69,6 +142,8 @@ class RegisteredModel(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 
+    objects = RegisteredModelQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         constraints = [
@@ -81,10 +156,43 @@ class RegisteredModel(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def production_versions(self) -> list[int]:
+        """Version numbers in Production, from the `production_list` annotation of `with_version_summary`."""
+        raw = getattr(self, "production_list", None) or ""
+        return sorted(int(number) for number in str(raw).split(",") if number.strip())
+
+    def recent_versions(self) -> ModelVersionQuerySet:
+        """The newest RECENT_VERSIONS versions, as a range on the (model, version) index (numbers have no gaps)."""
+        return self.versions.filter(version__gt=self.last_version - RECENT_VERSIONS)
+
+    def recent_metric_keys(self) -> list[tuple[str, int]]:
+        """(metric key, number of recent versions whose run logged it), most common first, in one query."""
+        return MetricSeries.objects.key_counts(self.recent_versions().values("run_id"))
+
 
 class ModelVersionQuerySet(models.QuerySet):
     def in_stage(self, stage: str) -> ModelVersionQuerySet:
         return self.filter(stage=stage)
+
+    def resolve(self, reference: Reference) -> ModelVersion:
+        """The version a reference names; for a stage, the newest version holding it. Raises DoesNotExist."""
+        versions = self.filter(model__name=reference.model)
+        if reference.version is not None:
+            return versions.get(version=reference.version)
+        if reference.alias is not None:
+            return versions.get(aliases__alias=reference.alias)
+        if reference.stage is not None:
+            versions = versions.filter(stage=reference.stage)
+        version = versions.order_by("-version").first()
+        if version is None:
+            raise self.model.DoesNotExist(f"No version of {reference.model!r} matches {reference}.")
+        return version
+
+    def with_metric_value(self, key: str) -> ModelVersionQuerySet:
+        """Annotate `metric_value`: the last value of metric `key` in the version's run (NaN when absent)."""
+        series = MetricSeries.objects.filter(run=OuterRef("run_id"), key=key)
+        return self.annotate(metric_value=Subquery(series.values("last_value")[:1]))
 
 
 class VersionStatus(models.TextChoices):
@@ -187,6 +295,11 @@ class RequestStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class StageTransitionRequestQuerySet(models.QuerySet):
+    def pending(self) -> StageTransitionRequestQuerySet:
+        return self.filter(status=RequestStatus.PENDING)
+
+
 class StageTransitionRequest(models.Model):
     """A request to move a version to a stage; decided by an approver (behaviour in the governance work)."""
 
@@ -208,6 +321,8 @@ class StageTransitionRequest(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_comment = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = StageTransitionRequestQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -242,6 +357,61 @@ class ChangeKind(models.TextChoices):
     ROLLBACK = "rollback", "Rollback"
 
 
+@dataclass(frozen=True, slots=True)
+class StageInterval:
+    """A span during which one version held one stage. `start` is None when it began before the changes read;
+    `end` is None while the version still holds the stage."""
+
+    version: int
+    stage: str
+    start: datetime | None
+    end: datetime | None
+
+    def duration(self, now: datetime) -> timedelta | None:
+        return None if self.start is None else (self.end or now) - self.start
+
+
+def stage_intervals(changes: Iterable[StageChange], stages: Iterable[str] | None = None) -> list[StageInterval]:
+    """Turn stage changes, oldest first, into the intervals each version spent in each of `stages`.
+
+    A change out of a stage with no earlier change into it (older than the rows read) opens the interval at None.
+    """
+    wanted = set(stages) if stages is not None else {s.value for s in Stage} - {Stage.NONE.value}
+    held: dict[int, tuple[str, datetime | None, int]] = {}
+    intervals = []
+    for change in changes:
+        number = change.version.version
+        stage, start, _ = held.pop(change.version_id, (change.from_stage, None, number))
+        if stage in wanted and stage != Stage.NONE:
+            intervals.append(StageInterval(number, stage, start, change.changed_at))
+        held[change.version_id] = (change.to_stage, change.changed_at, number)
+    for stage, start, number in held.values():
+        if stage in wanted and stage != Stage.NONE:
+            intervals.append(StageInterval(number, stage, start, None))
+    oldest = datetime.min.replace(tzinfo=timezone.get_current_timezone())
+    intervals.sort(key=lambda i: (i.start or oldest, i.version))
+    return intervals
+
+
+class StageChangeQuerySet(models.QuerySet):
+    def latest_first(self, limit: int) -> list[StageChange]:
+        """The newest `limit` changes with their version numbers, returned oldest first, in one query."""
+        rows = (
+            self.select_related("version", "changed_by")
+            .only(
+                "version__version",
+                "from_stage",
+                "to_stage",
+                "kind",
+                "changed_at",
+                "comment",
+                "changed_by__username",
+            )
+            .order_by("-changed_at", "-id")[:limit]
+        )
+        return list(reversed(rows))
+
+
 class StageChange(models.Model):
     """Append-only history of every stage a version entered: the Production timeline is read from here."""
 
@@ -260,6 +430,8 @@ class StageChange(models.Model):
     request = models.ForeignKey(
         StageTransitionRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
     )
+
+    objects = StageChangeQuerySet.as_manager()
 
     class Meta:
         ordering = ["-changed_at", "-id"]
@@ -319,3 +491,19 @@ class ArtifactFile(models.Model):
     @property
     def owner(self) -> Run | ModelVersion:
         return self.run if self.run_id else self.version
+
+    @property
+    def folder(self) -> str:
+        return self.path.rpartition("/")[0]
+
+    @property
+    def filename(self) -> str:
+        return self.path.rpartition("/")[2]
+
+    @staticmethod
+    def tree(files: Iterable[ArtifactFile]) -> list[tuple[str, list[ArtifactFile]]]:
+        """Files grouped by folder ("" for the root), folders and files in path order."""
+        folders: dict[str, list[ArtifactFile]] = {}
+        for file in sorted(files, key=lambda f: f.path):
+            folders.setdefault(file.folder, []).append(file)
+        return sorted(folders.items())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import mimetypes
+import secrets
 from collections.abc import Mapping
 from typing import BinaryIO
 
@@ -13,6 +15,7 @@ from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from storages.utils import clean_name
 
 from registry.catalog.models import (
     ArtifactFile,
@@ -25,6 +28,8 @@ from registry.catalog.models import (
 from registry.lib.names import NameError_, check_alias, check_model_name
 from registry.lib.paths import PathError, normalise_artifact_path
 from registry.tracking.models import Run
+
+logger = logging.getLogger(__name__)
 
 
 class CatalogError(ValueError):
@@ -186,7 +191,10 @@ def version_stage_set(
 
 
 class _HashingReader:
-    """Wraps a binary stream, hashing and counting what is read, refusing to read past `limit` bytes."""
+    """Wraps a binary stream, hashing and counting what is read, refusing to read past `limit` bytes.
+
+    The storage reads from it chunk by chunk, so an upload is hashed while it streams and never held whole.
+    """
 
     def __init__(self, stream: BinaryIO, limit: int | None):
         self.stream = stream
@@ -194,8 +202,13 @@ class _HashingReader:
         self.size = 0
         self.hash = hashlib.sha256()
 
+    closed = False
+
     def seekable(self) -> bool:
         return False
+
+    def close(self) -> None:
+        self.closed = True
 
     def read(self, n: int = -1) -> bytes:
         chunk = self.stream.read(n if n is not None and n >= 0 else 1024 * 1024)
@@ -212,9 +225,12 @@ class ArtifactTooLarge(CatalogError):
 
 
 def artifact_key(owner: Run | ModelVersion, path: str) -> str:
+    """A fresh blob name for a file of `owner`. Each upload gets its own blob, so a failed or partial upload never
+    damages the file it was meant to replace; the replaced blob is deleted once the new row is committed."""
+    token = secrets.token_hex(6)
     if isinstance(owner, Run):
-        return f"runs/{owner.pk}/{path}"
-    return f"models/{owner.model_id}/versions/{owner.version}/{path}"
+        return f"runs/{owner.pk}/{token}/{path}"
+    return f"models/{owner.model_id}/versions/{owner.version}/{token}/{path}"
 
 
 def artifact_store(*, owner: Run | ModelVersion, path: str, stream: BinaryIO, limit: int | None = None) -> ArtifactFile:
@@ -226,10 +242,14 @@ def artifact_store(*, owner: Run | ModelVersion, path: str, stream: BinaryIO, li
         path = normalise_artifact_path(path)
     except PathError as exc:
         raise CatalogError(str(exc)) from None
-    key = artifact_key(owner, path)
     reader = _HashingReader(stream, limit)
     storage = artifact_storage()
-    stored_key = storage.save(key, File(reader, name=path.rsplit("/", 1)[-1]))
+    key = artifact_key(owner, path)
+    try:
+        stored_key = storage.save(key, File(reader, name=path.rsplit("/", 1)[-1]))
+    except BaseException:
+        _delete_blob_quietly(key)
+        raise
     fields = {
         "storage_key": stored_key,
         "size": reader.size,
@@ -240,10 +260,70 @@ def artifact_store(*, owner: Run | ModelVersion, path: str, stream: BinaryIO, li
     owner_field = "run" if isinstance(owner, Run) else "version"
     try:
         with transaction.atomic():
+            previous = (
+                ArtifactFile.objects.select_for_update()
+                .filter(**{owner_field: owner, "path": path})
+                .values_list("storage_key", flat=True)
+                .first()
+            )
             artifact, _ = ArtifactFile.objects.update_or_create(**{owner_field: owner, "path": path}, defaults=fields)
+            if previous and previous != stored_key:
+                _delete_blob_when_unused(previous)
     except (IntegrityError, ValidationError) as exc:
+        _delete_blob_quietly(stored_key)
         raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None
     return artifact
+
+
+def artifact_delete(artifact: ArtifactFile) -> None:
+    """Delete the file's row; its blob goes too once no other row (a version sharing it) points at it."""
+    with transaction.atomic():
+        artifact.delete()
+        _delete_blob_when_unused(artifact.storage_key)
+
+
+def _delete_blob_when_unused(storage_key: str) -> None:
+    def delete() -> None:
+        if not ArtifactFile.objects.filter(storage_key=storage_key).exists():
+            _delete_blob_quietly(storage_key)
+
+    transaction.on_commit(delete)
+
+
+def _delete_blob_quietly(storage_key: str) -> None:
+    try:
+        artifact_storage().delete(storage_key)
+    except Exception:  # noqa: BLE001 - a leftover blob is harmless; failing the request over it is not
+        logger.warning("Could not delete artifact blob %s", storage_key, exc_info=True)
+
+
+def artifact_read(artifact: ArtifactFile, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024):
+    """Yield the bytes of `artifact` from `start` to `end` inclusive, in chunks, without loading it whole.
+
+    On S3 this asks for the byte range and streams the body; on a filesystem it seeks and reads.
+    """
+    end = artifact.size - 1 if end is None else end
+    if artifact.size == 0 or end < start:
+        return
+    storage = artifact_storage()
+    bucket = getattr(storage, "bucket", None)
+    if bucket is not None:
+        key = storage._normalize_name(clean_name(artifact.storage_key))  # django-storages' own key mapping
+        body = bucket.Object(key).get(Range=f"bytes={start}-{end}")["Body"]
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+        return
+    with storage.open(artifact.storage_key, "rb") as handle:
+        handle.seek(start)
+        remaining = end - start + 1
+        while remaining > 0:
+            chunk = handle.read(min(chunk_size, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
 
 
 def artifact_open(artifact: ArtifactFile):

@@ -1,0 +1,30 @@
+"""`manage.py createtoken USERNAME [--name N] [--read-only]`: print a new API token as the last line."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from registry.accounts.models import ApiToken
+
+
+class Command(BaseCommand):
+    help = "Create an API token for USERNAME and print it as the last line of output (it is not stored in clear)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--name", default="cli", help="A label to recognise the token by (default: cli).")
+        parser.add_argument("--read-only", action="store_true", help="Allow reads only.")
+
+    def handle(self, *args, username: str, name: str, read_only: bool, **options):
+        User = get_user_model()
+        try:
+            user = User.objects.get(**{User.USERNAME_FIELD: username})
+        except User.DoesNotExist:
+            raise CommandError(f"No user named {username!r}; create it first (manage.py createsuperuser).") from None
+        if not name.strip():
+            raise CommandError("--name must not be empty.")
+        scope = ApiToken.Scope.READ if read_only else ApiToken.Scope.WRITE
+        token, raw = ApiToken.issue(user=user, name=name.strip(), scope=scope)
+        self.stdout.write(f"Created {token.get_scope_display().lower()} token {token.name!r} for {username}.")
+        self.stdout.write(raw)

@@ -1,0 +1,172 @@
+"""Artifact upload (raw streamed body), listing, ranged streaming download and deletion."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.db.models import Q
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from ninja import Router
+
+from registry.api.errors import ApiError
+from registry.api.schemas import ArtifactOut, Error
+from registry.api.tracking import get_run_or_404, require_run_writer
+from registry.catalog import services
+from registry.catalog.models import ArtifactFile, ModelVersion
+from registry.lib.paths import normalise_artifact_path
+
+router = Router(tags=["artifacts"])
+ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 411: Error, 413: Error, 416: Error}
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def artifact_out(artifact: ArtifactFile, url: str) -> dict:
+    return {
+        "path": artifact.path,
+        "size": artifact.size,
+        "sha256": artifact.sha256,
+        "content_type": artifact.content_type,
+        "created_at": artifact.created_at,
+        "url": url,
+    }
+
+
+def run_artifact_url(run_id: str, path: str) -> str:
+    return reverse("api-1.0.0:download_run_artifact", kwargs={"run_id": run_id, "path": path})
+
+
+def version_artifact_url(version: ModelVersion, path: str) -> str:
+    return reverse(
+        "api-1.0.0:download_version_artifact",
+        kwargs={"name": version.model.name, "version": version.version, "path": path},
+    )
+
+
+def _prefix_filter(queryset, prefix: str):
+    if not prefix:
+        return queryset
+    prefix = normalise_artifact_path(prefix)
+    return queryset.filter(Q(path__startswith=prefix + "/") | Q(path=prefix))
+
+
+def stream_artifact(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
+    """The file's bytes, streamed; honours a single `Range: bytes=a-b` with 206, else 200."""
+    header = request.headers.get("Range", "")
+    start, end, status = 0, artifact.size - 1, 200
+    if header:
+        match = _RANGE.match(header.strip())
+        if not match or match.groups() == ("", ""):
+            raise ApiError(416, "Send one range as 'Range: bytes=START-END'.", code="range_not_satisfiable")
+        first, last = match.groups()
+        if first == "":
+            start = max(artifact.size - int(last), 0)
+        else:
+            start = int(first)
+            end = min(int(last), artifact.size - 1) if last else artifact.size - 1
+        if start > end or start >= artifact.size:
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{artifact.size}"
+            return response
+        status = 206
+    filename = artifact.path.rsplit("/", 1)[-1]
+    storage = services.artifact_storage()
+    if status == 200 and not hasattr(storage, "bucket"):
+        # Whole files from the local disk go through FileResponse, which lets the server use sendfile.
+        response = FileResponse(storage.open(artifact.storage_key, "rb"), as_attachment=True, filename=filename)
+    else:
+        response = StreamingHttpResponse(services.artifact_read(artifact, start, end), status=status)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Type"] = artifact.content_type or "application/octet-stream"
+    response["Content-Length"] = str(end - start + 1 if artifact.size else 0)
+    response["Accept-Ranges"] = "bytes"
+    response["ETag"] = f'"{artifact.sha256}"'
+    response["X-Checksum-Sha256"] = artifact.sha256
+    if status == 206:
+        response["Content-Range"] = f"bytes {start}-{end}/{artifact.size}"
+    return response
+
+
+# --- Run artifacts --------------------------------------------------------------------------------------------------
+
+
+@router.put(
+    "/runs/{run_id}/artifacts/{path:path}",
+    response={201: ArtifactOut, **ERRORS},
+    summary="Upload one file to a run, streaming the raw request body",
+    description="Send the file's bytes as the body (any content type). The sha256 is computed while streaming; "
+    "uploading to an existing path replaces that file. `curl -T model.pkl -H 'Authorization: Bearer …' "
+    "…/api/v1/runs/<id>/artifacts/model/model.pkl`",
+)
+def upload_run_artifact(request: HttpRequest, run_id: str, path: str):
+    run = get_run_or_404(run_id)
+    require_run_writer(request, run)
+    length = request.headers.get("Content-Length")
+    if not length or not length.isdigit():
+        raise ApiError(411, "Send a Content-Length header with the upload.", code="length_required")
+    limit = settings.ARTIFACT_MAX_UPLOAD_BYTES
+    if int(length) > limit:
+        raise ApiError(413, f"The file is {int(length)} bytes; the limit is {limit} bytes (ARTIFACT_MAX_UPLOAD_BYTES).")
+    artifact = services.artifact_store(owner=run, path=path, stream=request, limit=limit)
+    return 201, artifact_out(artifact, run_artifact_url(run.pk, artifact.path))
+
+
+@router.get("/runs/{run_id}/artifacts", response={200: list[ArtifactOut], **ERRORS}, summary="List a run's files")
+def list_run_artifacts(request: HttpRequest, run_id: str, prefix: str = ""):
+    run = get_run_or_404(run_id)
+    artifacts = _prefix_filter(ArtifactFile.objects.filter(run=run), prefix).order_by("path")
+    return [artifact_out(a, run_artifact_url(run.pk, a.path)) for a in artifacts]
+
+
+@router.get(
+    "/runs/{run_id}/artifacts/{path:path}",
+    response={200: None, 206: None, **ERRORS},
+    url_name="download_run_artifact",
+    summary="Download a run's file (HTTP Range supported)",
+)
+def download_run_artifact(request: HttpRequest, run_id: str, path: str):
+    run = get_run_or_404(run_id)
+    artifact = get_object_or_404(ArtifactFile, run=run, path=normalise_artifact_path(path))
+    return stream_artifact(request, artifact)
+
+
+@router.delete("/runs/{run_id}/artifacts/{path:path}", response={204: None, **ERRORS}, summary="Delete a run's file")
+def delete_run_artifact(request: HttpRequest, run_id: str, path: str):
+    run = get_run_or_404(run_id)
+    require_run_writer(request, run)
+    artifact = get_object_or_404(ArtifactFile, run=run, path=normalise_artifact_path(path))
+    services.artifact_delete(artifact)
+    return 204, None
+
+
+# --- Version artifacts ----------------------------------------------------------------------------------------------
+
+
+def _version_or_404(name: str, version: int) -> ModelVersion:
+    return get_object_or_404(ModelVersion.objects.select_related("model"), model__name=name, version=version)
+
+
+@router.get(
+    "/models/{name}/versions/{version}/artifacts",
+    response={200: list[ArtifactOut], **ERRORS},
+    summary="List a version's files",
+)
+def list_version_artifacts(request: HttpRequest, name: str, version: int, prefix: str = ""):
+    model_version = _version_or_404(name, version)
+    artifacts = _prefix_filter(ArtifactFile.objects.filter(version=model_version), prefix).order_by("path")
+    return [artifact_out(a, version_artifact_url(model_version, a.path)) for a in artifacts]
+
+
+@router.get(
+    "/models/{name}/versions/{version}/artifacts/{path:path}",
+    response={200: None, 206: None, **ERRORS},
+    url_name="download_version_artifact",
+    summary="Download a version's file (HTTP Range supported)",
+)
+def download_version_artifact(request: HttpRequest, name: str, version: int, path: str):
+    model_version = _version_or_404(name, version)
+    artifact = get_object_or_404(ArtifactFile, version=model_version, path=normalise_artifact_path(path))
+    return stream_artifact(request, artifact)

@@ -1,0 +1,326 @@
+"""Registered models, versions, aliases and reference resolution."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Prefetch, Q, Subquery
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from ninja import Query, Router
+
+from registry.api.artifacts import artifact_out, version_artifact_url
+from registry.api.errors import ApiError
+from registry.api.schemas import (
+    AliasIn,
+    AliasOut,
+    Error,
+    ModelIn,
+    ModelOut,
+    ModelPage,
+    ModelPatch,
+    VersionDetailOut,
+    VersionIn,
+    VersionPage,
+    VersionPatch,
+)
+from registry.api.tracking import get_run_or_404
+from registry.catalog import services
+from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
+from registry.lib.names import NameError_, check_model_name
+from registry.lib.references import ReferenceError_, parse_reference
+from registry.lib.search import parse_filter, parse_order
+from registry.tracking.models import MetricSeries
+from registry.tracking.search import filter_runs, order_runs
+
+router = Router(tags=["models"])
+ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 422: Error}
+MAX_PAGE = 1000
+
+# --- Shaping --------------------------------------------------------------------------------------------------------
+
+
+def _models_for_output():
+    latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-version").values("version")[:1]
+    return (
+        RegisteredModel.objects.select_related("owner")
+        .annotate(latest_version=Subquery(latest))
+        .prefetch_related(
+            Prefetch(
+                "aliases",
+                queryset=ModelAlias.objects.select_related("version").only("model_id", "alias", "version__version"),
+            ),
+            Prefetch(
+                "versions",
+                queryset=ModelVersion.objects.filter(stage__in=[Stage.STAGING, Stage.PRODUCTION])
+                .only("model_id", "version", "stage")
+                .order_by("-version"),
+                to_attr="staged_versions",
+            ),
+        )
+    )
+
+
+def model_out(model: RegisteredModel) -> dict:
+    by_stage: dict[str, list[int]] = {Stage.STAGING: [], Stage.PRODUCTION: []}
+    for version in model.staged_versions:
+        by_stage[version.stage].append(version.version)
+    return {
+        "name": model.name,
+        "description": model.description,
+        "owner": model.owner.get_username() if model.owner else None,
+        "tags": model.tags,
+        "latest_version": model.latest_version,
+        "versions_by_stage": by_stage,
+        "aliases": [{"alias": a.alias, "version": a.version.version} for a in model.aliases.all()],
+        "created_at": model.created_at,
+        "updated_at": model.updated_at,
+    }
+
+
+def _versions_for_output():
+    return ModelVersion.objects.select_related("model", "created_by").prefetch_related(
+        Prefetch("aliases", queryset=ModelAlias.objects.only("version_id", "alias")),
+        Prefetch("run__metrics", queryset=MetricSeries.objects.only("run_id", "key", "last_value")),
+    )
+
+
+def version_out(version: ModelVersion) -> dict:
+    return {
+        "model": version.model.name,
+        "version": version.version,
+        "stage": version.stage,
+        "status": version.status,
+        "source": version.source,
+        "run_id": version.run_id,
+        "description": version.description,
+        "tags": version.tags,
+        "aliases": [a.alias for a in version.aliases.all()],
+        "created_by": version.created_by.get_username() if version.created_by else None,
+        "created_at": version.created_at,
+        "updated_at": version.updated_at,
+        "metrics": {m.key: m.last_value for m in version.run.metrics.all()} if version.run_id else {},
+    }
+
+
+def version_detail_out(version: ModelVersion) -> dict:
+    artifacts = ArtifactFile.objects.filter(version=version).order_by("path")
+    return {
+        **version_out(version),
+        "artifacts": [artifact_out(a, version_artifact_url(version, a.path)) for a in artifacts],
+    }
+
+
+def _model_or_404(name: str) -> RegisteredModel:
+    return get_object_or_404(RegisteredModel, name=name)
+
+
+def _version_or_404(name: str, version: int) -> ModelVersion:
+    return get_object_or_404(_versions_for_output(), model__name=name, version=version)
+
+
+def _page(queryset, offset: int, limit: int):
+    if offset < 0 or limit < 1:
+        raise ApiError(400, "offset must be ≥ 0 and limit ≥ 1.")
+    limit = min(limit, MAX_PAGE)
+    rows = list(queryset[offset : offset + limit + 1])
+    return rows[:limit], (offset + limit if len(rows) > limit else None)
+
+
+# --- Registered models ----------------------------------------------------------------------------------------------
+
+
+@router.post("/models", response={201: ModelOut, **ERRORS}, summary="Register a model name")
+def create_model(request: HttpRequest, payload: ModelIn):
+    model = services.model_create(
+        name=payload.name, owner=request.user, description=payload.description, tags=payload.tags
+    )
+    return 201, model_out(_models_for_output().get(pk=model.pk))
+
+
+@router.get("/models", response={200: ModelPage, **ERRORS}, summary="List and search models")
+def list_models(
+    request: HttpRequest,
+    q: str = Query("", description="Text in the name or description."),
+    tag: str = Query("", description="`key` or `key:value`."),
+    stage: str = Query("", description="Only models with a version in this stage, e.g. Production."),
+    order_by: str = Query("name", description="name, -name, updated or -updated."),
+    offset: int = 0,
+    limit: int = 100,
+):
+    queryset = _models_for_output()
+    if q:
+        queryset = queryset.filter(Q(name__icontains=q) | Q(description__icontains=q))
+    if tag:
+        key, sep, value = tag.partition(":")
+        queryset = queryset.filter(**{f"tags__{key}": value}) if sep else queryset.filter(tags__has_key=key)
+    if stage:
+        try:
+            wanted = Stage.parse(stage)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        queryset = queryset.filter(Exists(ModelVersion.objects.filter(model=OuterRef("pk"), stage=wanted)))
+    orders = {"name": "name", "-name": "-name", "updated": "updated_at", "-updated": "-updated_at"}
+    if order_by not in orders:
+        raise ApiError(400, f"order_by must be one of {', '.join(orders)}.")
+    items, next_offset = _page(queryset.order_by(orders[order_by], "pk"), offset, limit)
+    return {"items": [model_out(m) for m in items], "next_offset": next_offset}
+
+
+@router.get("/models/{name}", response={200: ModelOut, **ERRORS}, summary="Get a model")
+def get_model(request: HttpRequest, name: str):
+    return model_out(get_object_or_404(_models_for_output(), name=name))
+
+
+@router.patch("/models/{name}", response={200: ModelOut, **ERRORS}, summary="Rename a model or edit its description")
+def update_model(request: HttpRequest, name: str, payload: ModelPatch):
+    model = _model_or_404(name)
+    data = {k: v for k, v in payload.dict(exclude_unset=True).items() if v is not None}
+    if "name" in data:
+        try:
+            check_model_name(data["name"])
+        except NameError_ as exc:
+            raise ApiError(400, str(exc)) from None
+    for field, value in data.items():
+        setattr(model, field, value)
+    model.updated_at = timezone.now()
+    try:
+        with transaction.atomic():
+            model.save()
+    except IntegrityError:
+        raise ApiError(409, f"A model named {data.get('name')!r} already exists.", code="already_exists") from None
+    return model_out(_models_for_output().get(pk=model.pk))
+
+
+@router.delete("/models/{name}", response={204: None, **ERRORS}, summary="Delete a model and all its versions")
+def delete_model(request: HttpRequest, name: str):
+    model = _model_or_404(name)
+    user = request.user
+    if not (user.is_superuser or model.owner_id == user.pk or user.has_perm("catalog.delete_registeredmodel")):
+        raise ApiError(403, f"Only the owner of {name!r} or an admin may delete it.")
+    if model.versions.filter(stage=Stage.PRODUCTION).exists():
+        raise ApiError(409, f"{name!r} has a version in Production; archive it before deleting the model.")
+    model.delete()
+    return 204, None
+
+
+# --- Versions -------------------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/models/{name}/versions",
+    response={201: VersionDetailOut, **ERRORS},
+    summary="Register a new version, usually from a run's artifact folder",
+)
+def create_version(request: HttpRequest, name: str, payload: VersionIn):
+    model = _model_or_404(name)
+    run = get_run_or_404(payload.run_id) if payload.run_id else None
+    if payload.artifact_path is not None and run is None:
+        raise ApiError(400, "artifact_path needs run_id: the folder is one of that run's artifacts.")
+    version = services.version_create(
+        model=model,
+        run=run,
+        artifact_path=payload.artifact_path,
+        created_by=request.user,
+        description=payload.description,
+        tags=payload.tags,
+    )
+    return 201, version_detail_out(_version_or_404(model.name, version.version))
+
+
+@router.get("/models/{name}/versions", response={200: VersionPage, **ERRORS}, summary="List and search versions")
+def list_versions(
+    request: HttpRequest,
+    name: str,
+    stage: str = "",
+    filter: str = Query("", description="e.g. metrics.f1 > 0.9 AND params.max_depth = '6'"),
+    order_by: list[str] = Query([], description="e.g. metrics.f1 DESC; default newest version first"),
+    offset: int = 0,
+    limit: int = 100,
+):
+    model = _model_or_404(name)
+    queryset = _versions_for_output().filter(model=model)
+    if stage:
+        try:
+            queryset = queryset.filter(stage=Stage.parse(stage))
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+    queryset = filter_runs(queryset, parse_filter(filter), run_path="run__")
+    orders = [parse_order(text) for text in order_by]
+    version_orders = [o for o in orders if o.entity == "attributes" and o.key == "version"]
+    if version_orders:
+        queryset = queryset.order_by(("-" if version_orders[0].descending else "") + "version")
+    elif orders:
+        queryset = order_runs(queryset, orders, run_path="run__", tiebreak=["-version"])
+    else:
+        queryset = queryset.order_by("-version")
+    items, next_offset = _page(queryset, offset, limit)
+    return {"items": [version_out(v) for v in items], "next_offset": next_offset}
+
+
+@router.get("/models/{name}/versions/{version}", response={200: VersionDetailOut, **ERRORS}, summary="Get a version")
+def get_version(request: HttpRequest, name: str, version: int):
+    return version_detail_out(_version_or_404(name, version))
+
+
+@router.patch("/models/{name}/versions/{version}", response={200: VersionDetailOut, **ERRORS}, summary="Edit a version")
+def update_version(request: HttpRequest, name: str, version: int, payload: VersionPatch):
+    model_version = _version_or_404(name, version)
+    data = {k: v for k, v in payload.dict(exclude_unset=True).items() if v is not None}
+    if data:
+        for field, value in data.items():
+            setattr(model_version, field, value)
+        model_version.updated_at = timezone.now()
+        model_version.save(update_fields=[*data, "updated_at"])
+    return version_detail_out(_version_or_404(name, version))
+
+
+# --- Aliases --------------------------------------------------------------------------------------------------------
+
+
+@router.get("/models/{name}/aliases", response={200: list[AliasOut], **ERRORS}, summary="List a model's aliases")
+def list_aliases(request: HttpRequest, name: str):
+    model = _model_or_404(name)
+    return [
+        {"alias": a.alias, "version": a.version.version}
+        for a in ModelAlias.objects.filter(model=model).select_related("version").order_by("alias")
+    ]
+
+
+@router.put("/models/{name}/aliases/{alias}", response={200: AliasOut, **ERRORS}, summary="Point an alias at a version")
+def set_alias(request: HttpRequest, name: str, alias: str, payload: AliasIn):
+    model = _model_or_404(name)
+    version = get_object_or_404(ModelVersion, model=model, version=payload.version)
+    services.alias_set(model=model, alias=alias, version=version, by=request.user)
+    return {"alias": alias, "version": version.version}
+
+
+@router.delete("/models/{name}/aliases/{alias}", response={204: None, **ERRORS}, summary="Delete an alias")
+def delete_alias(request: HttpRequest, name: str, alias: str):
+    model = _model_or_404(name)
+    if not services.alias_delete(model=model, alias=alias):
+        raise ApiError(404, f"{name!r} has no alias {alias!r}.")
+    return 204, None
+
+
+# --- References -----------------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/resolve",
+    response={200: VersionDetailOut, **ERRORS},
+    summary="Resolve a reference (name/3, name@champion, name@production) to a version and its files",
+    description="What a deployment job calls: the answer lists the files with their download URLs and sha256.",
+)
+def resolve(request: HttpRequest, ref: str = Query(..., examples=["fraud-detector@production"])):
+    try:
+        reference = parse_reference(ref)
+    except ReferenceError_ as exc:
+        raise ApiError(400, str(exc)) from None
+    try:
+        version = _versions_for_output().resolve(reference)
+    except ModelVersion.DoesNotExist:
+        if not RegisteredModel.objects.filter(name=reference.model).exists():
+            raise ApiError(404, f"No model named {reference.model!r}.") from None
+        raise ApiError(404, f"No version of {reference.model!r} matches {ref!r}.") from None
+    return version_detail_out(version)

@@ -1,0 +1,346 @@
+"""Typed inputs and outputs of the JSON API. Floats that JSON cannot carry travel as "NaN", "Infinity", "-Infinity"."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from ninja import Field, Schema
+from pydantic import BeforeValidator, PlainSerializer, field_validator
+
+from registry.lib.names import KEY_MAX, MODEL_NAME_MAX
+from registry.lib.numbers import float_from_json, float_to_json
+
+
+def _parse_float(value: Any) -> float:
+    try:
+        return float_from_json(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# A float that accepts and renders NaN and the infinities as MLflow does.
+JsonFloat = Annotated[
+    float,
+    BeforeValidator(_parse_float),
+    PlainSerializer(float_to_json, return_type=float | str | None, when_used="always"),
+]
+
+Tags = dict[Annotated[str, Field(max_length=KEY_MAX)], str]
+RunStatusName = Literal["running", "scheduled", "finished", "failed", "killed"]
+
+
+class Message(Schema):
+    message: str
+
+
+class Error(Schema):
+    error: str = Field(examples=["not_found"])
+    message: str = Field(examples=["No model named 'iris'."])
+    details: list[dict[str, Any]] = []
+
+
+class Page(Schema):
+    next_offset: int | None = Field(None, description="Pass as `offset` to get the next page; null on the last page.")
+
+
+# --- Experiments ----------------------------------------------------------------------------------------------------
+
+
+class ExperimentIn(Schema):
+    name: str = Field(min_length=1, max_length=256, examples=["fraud-detection"])
+    description: str = ""
+    tags: Tags = {}
+
+
+class ExperimentPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=256)
+    description: str | None = None
+    tags: Tags | None = None
+
+
+class ExperimentOut(Schema):
+    id: int
+    name: str
+    description: str
+    tags: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExperimentPage(Page):
+    items: list[ExperimentOut]
+
+
+# --- Runs -----------------------------------------------------------------------------------------------------------
+
+
+class CodeIn(Schema):
+    git_remote: str = Field("", max_length=1024)
+    git_commit: str = Field("", max_length=64)
+    git_branch: str = Field("", max_length=256)
+    git_dirty: bool | None = None
+    entry_point: str = Field("", max_length=1024)
+
+
+class EnvironmentIn(Schema):
+    python_version: str = Field("", max_length=64)
+    platform: str = Field("", max_length=256)
+    packages: dict[str, str] = Field({}, examples=[{"scikit-learn": "1.5.2", "numpy": "2.1.0"}])
+
+
+class StepIn(Schema):
+    name: str = Field(min_length=1, max_length=256)
+    status: Literal["pending", "running", "succeeded", "failed", "skipped"] = "pending"
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    log_excerpt: str = ""
+
+
+class RunIn(Schema):
+    experiment: str | None = Field(
+        None, description="Experiment name; created when missing. Default experiment if omitted."
+    )
+    experiment_id: int | None = None
+    name: str = Field("", max_length=256)
+    start_time: datetime | None = None
+    code: CodeIn = CodeIn()
+    environment: EnvironmentIn = EnvironmentIn()
+    image: str = Field("", max_length=1024, examples=["ghcr.io/acme/train@sha256:0123abcd"])
+    tags: Tags = {}
+    steps: list[StepIn] = []
+
+
+class RunPatch(Schema):
+    status: RunStatusName | None = None
+    end_time: datetime | None = None
+    name: str | None = Field(None, max_length=256)
+    tags: Tags | None = None
+    steps: list[StepIn] | None = None
+
+
+class MetricSummaryOut(Schema):
+    value: JsonFloat
+    step: int
+    timestamp: int
+    min: JsonFloat
+    max: JsonFloat
+    count: int
+
+
+class RunInputOut(Schema):
+    dataset_id: int
+    name: str
+    digest: str
+    context: str
+
+
+class StepOut(Schema):
+    position: int
+    name: str
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    log_excerpt: str
+
+
+class RunOut(Schema):
+    id: str
+    experiment_id: int
+    experiment: str
+    name: str
+    status: str
+    user: str | None
+    start_time: datetime
+    end_time: datetime | None
+    code: CodeIn
+    environment: EnvironmentIn
+    image: str
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, MetricSummaryOut]
+    inputs: list[RunInputOut]
+    steps: list[StepOut]
+
+
+class RunPage(Page):
+    items: list[RunOut]
+
+
+class MetricPointIn(Schema):
+    key: str = Field(min_length=1, max_length=KEY_MAX, examples=["loss"])
+    value: JsonFloat = Field(examples=[0.25, "NaN"])
+    step: int = Field(0, ge=-(2**63), lt=2**63)
+    timestamp: int | None = Field(None, description="Epoch milliseconds; the server's clock when omitted.")
+
+
+class LogBatchIn(Schema):
+    metrics: list[MetricPointIn] = Field([], max_length=100_000)
+    params: dict[str, Any] = Field({}, examples=[{"learning_rate": "0.01", "max_depth": 6}])
+    tags: Tags = {}
+
+    @field_validator("params")
+    @classmethod
+    def _params_are_scalars(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, item in value.items():
+            if isinstance(item, dict | list):
+                raise ValueError(f"Param {key!r} must be a string or a number, not a {type(item).__name__}.")
+        return value
+
+
+class LogBatchOut(Schema):
+    metrics: int
+    params: int
+    tags: int
+
+
+class HistoryOut(Page):
+    key: str
+    steps: list[int]
+    timestamps: list[int]
+    values: list[JsonFloat]
+
+
+class SeriesOut(Schema):
+    key: str
+    total_points: int
+    downsampled: bool
+    steps: list[int]
+    values: list[JsonFloat]
+
+
+# --- Datasets -------------------------------------------------------------------------------------------------------
+
+
+class ColumnIn(Schema):
+    name: str
+    type: str
+
+
+class DatasetIn(Schema):
+    name: str = Field(min_length=1, max_length=256, examples=["iris-train"])
+    digest: str = Field(min_length=1, max_length=128, examples=["5f1e…"])
+    source_uri: str = Field("", max_length=2048)
+    source_type: str = Field("", max_length=64)
+    schema_: list[ColumnIn] = Field([], alias="schema")
+    profile: dict[str, Any] = {}
+
+
+class DatasetOut(Schema):
+    id: int
+    name: str
+    digest: str
+    source_uri: str
+    source_type: str
+    schema_: list[dict[str, Any]] = Field(alias="schema")
+    profile: dict[str, Any]
+    created_at: datetime
+
+
+class DatasetPage(Page):
+    items: list[DatasetOut]
+
+
+class RunInputIn(Schema):
+    dataset_id: int
+    context: str = Field("training", min_length=1, max_length=64, examples=["training", "evaluation"])
+
+
+# --- Artifacts ------------------------------------------------------------------------------------------------------
+
+
+class ArtifactOut(Schema):
+    path: str
+    size: int
+    sha256: str
+    content_type: str
+    created_at: datetime
+    url: str
+
+
+# --- Registered models, versions, aliases ---------------------------------------------------------------------------
+
+
+class ModelIn(Schema):
+    name: str = Field(min_length=1, max_length=MODEL_NAME_MAX, examples=["fraud-detector"])
+    description: str = Field("", description="Markdown.")
+    tags: Tags = {}
+
+
+class ModelPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=MODEL_NAME_MAX, description="Renames the model.")
+    description: str | None = None
+    tags: Tags | None = None
+
+
+class AliasOut(Schema):
+    alias: str
+    version: int
+
+
+class VersionRef(Schema):
+    version: int
+    stage: str
+
+
+class ModelOut(Schema):
+    name: str
+    description: str
+    owner: str | None
+    tags: dict[str, str]
+    latest_version: int | None
+    versions_by_stage: dict[str, list[int]] = Field(description="Versions currently in Staging and Production.")
+    aliases: list[AliasOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelPage(Page):
+    items: list[ModelOut]
+
+
+class VersionIn(Schema):
+    run_id: str | None = Field(None, min_length=32, max_length=32)
+    artifact_path: str | None = Field(
+        None, description="Folder of the run's artifacts that becomes this version (e.g. 'model').", examples=["model"]
+    )
+    description: str = ""
+    tags: Tags = {}
+
+
+class VersionPatch(Schema):
+    description: str | None = None
+    tags: Tags | None = None
+
+
+class VersionOut(Schema):
+    model: str
+    version: int
+    stage: str
+    status: str
+    source: str
+    run_id: str | None
+    description: str
+    tags: dict[str, str]
+    aliases: list[str]
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    metrics: dict[str, JsonFloat] = Field({}, description="The source run's final metric values.")
+
+
+class VersionPage(Page):
+    items: list[VersionOut]
+
+
+class VersionDetailOut(VersionOut):
+    artifacts: list[ArtifactOut]
+
+
+class AliasIn(Schema):
+    version: int = Field(ge=1)
+
+
+def nan_safe(value: float | None) -> float:
+    return math.nan if value is None else value

@@ -1,0 +1,358 @@
+"""Experiments, runs, batched logging, metric history and datasets."""
+
+from __future__ import annotations
+
+import json
+
+from django.db import IntegrityError, transaction
+from django.db.models import Prefetch, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from ninja import Query, Router
+
+from registry.api.errors import ApiError
+from registry.api.schemas import (
+    DatasetIn,
+    DatasetOut,
+    DatasetPage,
+    Error,
+    ExperimentIn,
+    ExperimentOut,
+    ExperimentPage,
+    ExperimentPatch,
+    LogBatchIn,
+    LogBatchOut,
+    RunIn,
+    RunInputIn,
+    RunInputOut,
+    RunOut,
+    RunPage,
+    RunPatch,
+    SeriesOut,
+)
+from registry.lib.numbers import float_to_json
+from registry.lib.search import parse_filter, parse_order
+from registry.lib.series import minmax_downsample
+from registry.tracking import services
+from registry.tracking.models import Dataset, Experiment, MetricPoint, MetricSeries, Run, RunInput
+from registry.tracking.search import filter_runs, order_runs
+
+router = Router(tags=["tracking"])
+
+MAX_PAGE = 1000
+HISTORY_MAX_PAGE = 100_000
+ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 413: Error, 415: Error, 422: Error}
+
+
+def _page(queryset, offset: int, limit: int):
+    if offset < 0 or limit < 1:
+        raise ApiError(400, "offset must be ≥ 0 and limit ≥ 1.")
+    limit = min(limit, MAX_PAGE)
+    rows = list(queryset[offset : offset + limit + 1])
+    next_offset = offset + limit if len(rows) > limit else None
+    return rows[:limit], next_offset
+
+
+# --- Experiments ----------------------------------------------------------------------------------------------------
+
+
+@router.post("/experiments", response={201: ExperimentOut, **ERRORS}, summary="Create an experiment")
+def create_experiment(request: HttpRequest, payload: ExperimentIn):
+    try:
+        with transaction.atomic():
+            experiment = Experiment.objects.create(**payload.dict())
+    except IntegrityError:
+        raise ApiError(409, f"An experiment named {payload.name!r} already exists.", code="already_exists") from None
+    return 201, experiment
+
+
+@router.get("/experiments", response={200: ExperimentPage, **ERRORS}, summary="List experiments")
+def list_experiments(request: HttpRequest, q: str = "", offset: int = 0, limit: int = 100):
+    queryset = Experiment.objects.filter(deleted_at__isnull=True)
+    if q:
+        queryset = queryset.filter(Q(name__icontains=q) | Q(description__icontains=q))
+    items, next_offset = _page(queryset.order_by("name"), offset, limit)
+    return {"items": items, "next_offset": next_offset}
+
+
+def _experiment(ref: str) -> Experiment:
+    lookup = {"pk": int(ref)} if ref.isdigit() else {"name": ref}
+    return get_object_or_404(Experiment, **lookup)
+
+
+@router.get("/experiments/{ref}", response={200: ExperimentOut, **ERRORS}, summary="Get an experiment by id or name")
+def get_experiment(request: HttpRequest, ref: str):
+    return _experiment(ref)
+
+
+@router.patch("/experiments/{ref}", response={200: ExperimentOut, **ERRORS}, summary="Update an experiment")
+def update_experiment(request: HttpRequest, ref: str, payload: ExperimentPatch):
+    experiment = _experiment(ref)
+    for field, value in payload.dict(exclude_unset=True).items():
+        if value is not None:
+            setattr(experiment, field, value)
+    try:
+        with transaction.atomic():
+            experiment.save()
+    except IntegrityError:
+        raise ApiError(409, f"An experiment named {payload.name!r} already exists.", code="already_exists") from None
+    return experiment
+
+
+# --- Runs -----------------------------------------------------------------------------------------------------------
+
+
+def _runs_with_details():
+    return Run.objects.select_related("experiment", "user").prefetch_related(
+        "params",
+        "metrics",
+        "steps",
+        Prefetch("inputs", queryset=RunInput.objects.select_related("dataset").only("run_id", "context", "dataset")),
+    )
+
+
+def run_out(run: Run) -> dict:
+    return {
+        "id": run.id,
+        "experiment_id": run.experiment_id,
+        "experiment": run.experiment.name,
+        "name": run.name,
+        "status": run.status,
+        "user": run.user.get_username() if run.user else None,
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+        "code": {
+            "git_remote": run.git_remote,
+            "git_commit": run.git_commit,
+            "git_branch": run.git_branch,
+            "git_dirty": run.git_dirty,
+            "entry_point": run.entry_point,
+        },
+        "environment": {"python_version": run.python_version, "platform": run.platform, "packages": run.packages},
+        "image": run.image,
+        "tags": run.tags,
+        "params": {p.key: p.value for p in run.params.all()},
+        "metrics": {
+            m.key: {
+                "value": m.last_value,
+                "step": m.last_step,
+                "timestamp": m.last_timestamp,
+                "min": m.min_value,
+                "max": m.max_value,
+                "count": m.count,
+            }
+            for m in run.metrics.all()
+        },
+        "inputs": [
+            {"dataset_id": i.dataset_id, "name": i.dataset.name, "digest": i.dataset.digest, "context": i.context}
+            for i in run.inputs.all()
+        ],
+        "steps": list(run.steps.all()),
+    }
+
+
+def get_run_or_404(run_id: str, *, details: bool = False) -> Run:
+    queryset = _runs_with_details() if details else Run.objects.all()
+    return get_object_or_404(queryset, pk=run_id.lower())
+
+
+def require_run_writer(request: HttpRequest, run: Run) -> None:
+    """Runs are written by whoever created them, or by staff."""
+    user = request.user
+    if run.user_id not in (None, user.pk) and not (user.is_staff or user.is_superuser):
+        raise ApiError(403, f"Run {run.pk} belongs to {run.user}; only its owner or staff may change it.")
+
+
+@router.post("/runs", response={201: RunOut, **ERRORS}, summary="Start a run")
+def create_run(request: HttpRequest, payload: RunIn):
+    if payload.experiment_id is not None:
+        experiment = get_object_or_404(Experiment, pk=payload.experiment_id)
+    elif payload.experiment:
+        experiment, _ = Experiment.objects.get_or_create(name=payload.experiment)
+    else:
+        experiment = Experiment.default()
+    with transaction.atomic():
+        run = services.run_create(
+            experiment=experiment,
+            name=payload.name,
+            user=request.user,
+            start_time=payload.start_time,
+            code=payload.code.dict(),
+            environment=payload.environment.dict(),
+            image=payload.image,
+            tags=payload.tags,
+        )
+        if payload.steps:
+            services.run_steps_set(run=run, steps=[s.dict() for s in payload.steps])
+    return 201, run_out(get_run_or_404(run.pk, details=True))
+
+
+@router.get("/runs/{run_id}", response={200: RunOut, **ERRORS}, summary="Get a run with its params and metrics")
+def get_run(request: HttpRequest, run_id: str):
+    return run_out(get_run_or_404(run_id, details=True))
+
+
+@router.patch("/runs/{run_id}", response={200: RunOut, **ERRORS}, summary="Update a run's status, end time or tags")
+def update_run(request: HttpRequest, run_id: str, payload: RunPatch):
+    run = get_run_or_404(run_id)
+    require_run_writer(request, run)
+    data = payload.dict(exclude_unset=True)
+    with transaction.atomic():
+        if data.get("name") is not None:
+            run.name = data["name"]
+            run.save(update_fields=["name"])
+        if data.get("tags"):
+            services.run_tags_set(run=run, tags=data["tags"])
+        if data.get("steps") is not None:
+            services.run_steps_set(run=run, steps=data["steps"])
+        if data.get("status") or data.get("end_time"):
+            services.run_finish(run=run, status=data.get("status") or run.status, end_time=data.get("end_time"))
+    return run_out(get_run_or_404(run.pk, details=True))
+
+
+@router.get("/runs", response={200: RunPage, **ERRORS}, summary="Search runs")
+def search_runs(
+    request: HttpRequest,
+    experiment: str = "",
+    status: str = "",
+    filter: str = Query("", description="e.g. metrics.f1 > 0.9 AND params.optimizer = 'adam'"),
+    order_by: list[str] = Query([], description="e.g. metrics.f1 DESC; repeat for more keys"),
+    offset: int = 0,
+    limit: int = 100,
+):
+    queryset = _runs_with_details().filter(deleted_at__isnull=True)
+    if experiment:
+        queryset = queryset.filter(experiment=_experiment(experiment))
+    if status:
+        queryset = queryset.filter(status=status.lower())
+    queryset = filter_runs(queryset, parse_filter(filter))
+    orders = [parse_order(text) for text in order_by]
+    queryset = (
+        order_runs(queryset, orders, tiebreak=["-start_time", "id"])
+        if orders
+        else queryset.order_by("-start_time", "id")
+    )
+    items, next_offset = _page(queryset, offset, limit)
+    return {"items": [run_out(run) for run in items], "next_offset": next_offset}
+
+
+@router.post(
+    "/runs/{run_id}/log-batch",
+    response={200: LogBatchOut, **ERRORS},
+    summary="Log metrics, params and tags of one run in one transaction",
+    description="Up to 100,000 metric points per request. All items are validated first; if any is invalid nothing "
+    "is written and `details` lists each problem with its index.",
+)
+def log_batch(request: HttpRequest, run_id: str, payload: LogBatchIn):
+    run = get_run_or_404(run_id)
+    require_run_writer(request, run)
+    if run.deleted_at is not None:
+        raise ApiError(409, f"Run {run.pk} is deleted.")
+    points = [services.Point(m.key, m.value, m.step, m.timestamp) for m in payload.metrics]
+    with transaction.atomic():
+        params = services.params_log(run=run, params=payload.params) if payload.params else []
+        written = services.metrics_log(run=run, points=points) if points else 0
+        if payload.tags:
+            services.run_tags_set(run=run, tags=payload.tags)
+    return {"metrics": written, "params": len(params), "tags": len(payload.tags)}
+
+
+def _series_or_404(run_id: str, key: str) -> MetricSeries:
+    return get_object_or_404(MetricSeries.objects.only("id", "key", "count"), run_id=run_id.lower(), key=key)
+
+
+@router.get(
+    "/runs/{run_id}/metrics/history",
+    response={200: dict, **ERRORS},
+    summary="A metric's full history, in pages of columns (steps, timestamps, values)",
+    description="Pages hold up to 100,000 points, ordered by step then timestamp.",
+)
+def metric_history(request: HttpRequest, run_id: str, key: str, offset: int = 0, limit: int = 25_000):
+    series = _series_or_404(run_id, key)
+    if offset < 0 or limit < 1:
+        raise ApiError(400, "offset must be ≥ 0 and limit ≥ 1.")
+    limit = min(limit, HISTORY_MAX_PAGE)
+    rows = list(
+        MetricPoint.objects.filter(series=series)
+        .order_by("step", "timestamp", "id")
+        .values_list("step", "timestamp", "value")[offset : offset + limit + 1]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    # Built by hand: 100,000 points through pydantic would cost more than the query.
+    body = {
+        "key": series.key,
+        "steps": [r[0] for r in rows],
+        "timestamps": [r[1] for r in rows],
+        "values": [float_to_json(r[2]) for r in rows],
+        "next_offset": offset + limit if more else None,
+    }
+    return HttpResponse(json.dumps(body, separators=(",", ":")), content_type="application/json")
+
+
+@router.get(
+    "/runs/{run_id}/metrics/series",
+    response={200: SeriesOut, **ERRORS},
+    summary="A metric's history downsampled for charts (each bucket keeps its min and max)",
+)
+def metric_series(request: HttpRequest, run_id: str, key: str, max_points: int = 2000):
+    if not 4 <= max_points <= 100_000:
+        raise ApiError(400, "max_points must be between 4 and 100,000.")
+    series = _series_or_404(run_id, key)
+    rows = list(
+        MetricPoint.objects.filter(series=series).order_by("step", "timestamp", "id").values_list("step", "value")
+    )
+    steps, values = minmax_downsample([r[0] for r in rows], [r[1] for r in rows], max_points)
+    return {
+        "key": series.key,
+        "total_points": len(rows),
+        "downsampled": len(steps) < len(rows),
+        "steps": steps,
+        "values": values,
+    }
+
+
+@router.post("/runs/{run_id}/inputs", response={201: RunInputOut, **ERRORS}, summary="Link a dataset to a run")
+def add_run_input(request: HttpRequest, run_id: str, payload: RunInputIn):
+    run = get_run_or_404(run_id)
+    require_run_writer(request, run)
+    dataset = get_object_or_404(Dataset, pk=payload.dataset_id)
+    run_input = services.run_input_add(run=run, dataset=dataset, context=payload.context)
+    return 201, {"dataset_id": dataset.pk, "name": dataset.name, "digest": dataset.digest, "context": run_input.context}
+
+
+# --- Datasets -------------------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/datasets",
+    response={200: DatasetOut, 201: DatasetOut, **ERRORS},
+    summary="Register a dataset (idempotent by name and digest)",
+)
+def register_dataset(request: HttpRequest, payload: DatasetIn):
+    existed = Dataset.objects.filter(name=payload.name, digest=payload.digest).exists()
+    dataset = services.dataset_register(
+        name=payload.name,
+        digest=payload.digest,
+        source_uri=payload.source_uri,
+        source_type=payload.source_type,
+        schema=[c.dict() for c in payload.schema_],
+        profile=payload.profile,
+    )
+    return (200 if existed else 201), dataset
+
+
+@router.get("/datasets", response={200: DatasetPage, **ERRORS}, summary="List datasets")
+def list_datasets(request: HttpRequest, name: str = "", digest: str = "", offset: int = 0, limit: int = 100):
+    queryset = Dataset.objects.all()
+    if name:
+        queryset = queryset.filter(name=name)
+    if digest:
+        queryset = queryset.filter(digest=digest)
+    items, next_offset = _page(queryset.order_by("name", "-created_at", "id"), offset, limit)
+    return {"items": items, "next_offset": next_offset}
+
+
+@router.get("/datasets/{dataset_id}", response={200: DatasetOut, **ERRORS}, summary="Get a dataset")
+def get_dataset(request: HttpRequest, dataset_id: int):
+    return get_object_or_404(Dataset, pk=dataset_id)
