@@ -4,22 +4,30 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from registry.web.views import browse, compare, datasets, health
+from registry.web.views import account, browse, compare, datasets, health
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/models/", permanent=False), name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("profile/", account.profile, name="profile"),
+    path("profile/tokens/<int:pk>/revoke/", account.revoke_token, name="revoke_token"),
     # Models and their versions
     path("models/", browse.model_list, name="model_list"),
     path("models/<str:name>/", browse.model_detail, name="model_detail"),
     path("models/<str:name>/versions/<int:version>/", browse.version_detail, name="version_detail"),
+    path(
+        "models/<str:name>/versions/<int:version>/artifacts/<path:path>",
+        browse.version_artifact_download,
+        name="version_artifact",
+    ),
     # Experiments and runs
     path("experiments/", browse.experiment_list, name="experiment_list"),
     path("experiments/<int:pk>/", browse.experiment_detail, name="experiment_detail"),
     path("runs/<str:run_id>/", browse.run_detail, name="run_detail"),
     path("runs/<str:run_id>/metrics/<path:key>/", browse.metric_history, name="metric_history"),
+    path("runs/<str:run_id>/artifacts/<path:path>", browse.run_artifact_download, name="run_artifact"),
     path("approvals/", browse.approval_list, name="approval_list"),
     # Comparisons
     path("compare/", compare.compare, name="compare"),
