@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "registry.accounts",
     "registry.tracking",
     "registry.catalog",
+    "registry.governance",
     "registry.demo",
     "registry.web",
 ]
@@ -138,7 +139,12 @@ TEMPLATES = [
 # busy timeout instead of failing with "database is locked" halfway through a transaction.
 SQLITE_PATH = VAR_DIR / "registry.sqlite3"
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{SQLITE_PATH}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+# Connections are kept between requests (opening SQLite runs the PRAGMAs below; PostgreSQL pays a handshake).
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if DATABASES["default"]["NAME"] not in ("", ":memory:"):
         Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +222,11 @@ ARTIFACT_MAX_UPLOAD_BYTES = env_int("ARTIFACT_MAX_UPLOAD_BYTES", 5 * 1024**3)
 
 # Largest JSON request body (batches of 10,000 metric points are about 1 MB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_JSON_BYTES", 32 * 1024**2)
+
+# Webhook targets on private, loopback or link-local addresses are refused at connection time unless this is on.
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
 
 # --- Security -------------------------------------------------------------------------------------------------------
 # Behind TLS (the production default) cookies are secure and HSTS is on; set REGISTRY_HTTPS=false to serve plain

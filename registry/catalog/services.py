@@ -25,6 +25,8 @@ from registry.catalog.models import (
     RegisteredModel,
     Stage,
 )
+from registry.governance import audit
+from registry.governance.models import AuditAction, WebhookEventType
 from registry.lib.names import NameError_, check_alias, check_model_name
 from registry.lib.paths import PathError, normalise_artifact_path
 from registry.tracking.models import Run
@@ -123,6 +125,8 @@ def version_create(
             if not copies:
                 raise CatalogError(f"Run {run.pk} has no artifacts under {prefix or 'its root'!r}.")
             ArtifactFile.objects.bulk_create(copies)
+        audit.record(AuditAction.VERSION_CREATED, model=model, version=version, actor=created_by, to_value=source)
+        audit.emit(WebhookEventType.VERSION_CREATED, model=model, payload=audit.version_payload(version))
     model.last_version = number
     model.updated_at = now
     return version
@@ -137,17 +141,56 @@ def alias_set(*, model: RegisteredModel, alias: str, version: ModelVersion, by=N
     if version.model_id != model.pk:
         raise CatalogError(f"Version {version.version} does not belong to model {model.name!r}.")
     with transaction.atomic():
+        previous = (
+            ModelAlias.objects.select_for_update()
+            .filter(model=model, alias=alias)
+            .values_list("version__version", flat=True)
+            .first()
+        )
         obj, _ = ModelAlias.objects.update_or_create(
             model=model,
             alias=alias,
             defaults={"version": version, "updated_at": timezone.now(), "updated_by": by},
         )
+        if previous != version.version:
+            audit.record(
+                AuditAction.ALIAS_SET,
+                model=model,
+                version=version,
+                actor=by,
+                from_value=previous or "",
+                to_value=version.version,
+                data={"alias": alias},
+            )
+            audit.emit(
+                WebhookEventType.ALIAS_CHANGED,
+                model=model,
+                payload={"model": model.name, "alias": alias, "from_version": previous, "to_version": version.version},
+            )
     return obj
 
 
-def alias_delete(*, model: RegisteredModel, alias: str) -> bool:
-    deleted, _ = ModelAlias.objects.filter(model=model, alias=alias).delete()
-    return bool(deleted)
+def alias_delete(*, model: RegisteredModel, alias: str, by=None) -> bool:
+    with transaction.atomic():
+        existing = ModelAlias.objects.select_for_update().select_related("version").filter(model=model, alias=alias)
+        found = existing.first()
+        if found is None:
+            return False
+        found.delete()
+        audit.record(
+            AuditAction.ALIAS_DELETED,
+            model=model,
+            version=found.version,
+            actor=by,
+            from_value=found.version.version,
+            data={"alias": alias},
+        )
+        audit.emit(
+            WebhookEventType.ALIAS_CHANGED,
+            model=model,
+            payload={"model": model.name, "alias": alias, "from_version": found.version.version, "to_version": None},
+        )
+    return True
 
 
 def version_stage_set(
@@ -166,18 +209,20 @@ def version_stage_set(
     """
     target = Stage.parse(stage)
     with transaction.atomic():
-        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        locked = ModelVersion.objects.select_related("model").select_for_update(of=("self",)).get(pk=version.pk)
         if locked.stage == target:
             return locked
         now = timezone.now()
         if archive_existing and target in (Stage.STAGING, Stage.PRODUCTION):
             holders = list(
-                ModelVersion.objects.select_for_update()
+                ModelVersion.objects.select_related("model")
+                .select_for_update(of=("self",))
                 .filter(model_id=locked.model_id, stage=target)
                 .exclude(pk=locked.pk)
             )
             for holder in holders:
-                holder.record_stage_change(
+                _record_stage(
+                    holder,
                     Stage.ARCHIVED,
                     by=by,
                     at=now,
@@ -185,9 +230,32 @@ def version_stage_set(
                     request=request,
                     comment=f"Archived when version {locked.version} entered {target}.",
                 )
-        locked.record_stage_change(target, by=by, at=now, kind=kind, request=request, comment=comment)
+        _record_stage(locked, target, by=by, at=now, kind=kind, request=request, comment=comment)
         RegisteredModel.objects.filter(pk=locked.model_id).update(updated_at=now)
     return locked
+
+
+def _record_stage(version: ModelVersion, stage: str, *, by, at, kind: str, request, comment: str) -> None:
+    """Change the stage, append it to the stage history and the audit log, and queue the webhook event."""
+    previous = version.stage
+    change = version.record_stage_change(stage, by=by, at=at, kind=kind, request=request, comment=comment)
+    model = version.model
+    audit.record(
+        AuditAction.STAGE_CHANGED,
+        model=model,
+        version=version,
+        actor=by,
+        from_value=previous,
+        to_value=stage,
+        comment=comment,
+        request=request,
+        data={"kind": kind, "stage_change_id": change.pk},
+    )
+    audit.emit(
+        WebhookEventType.STAGE_CHANGED,
+        model=model,
+        payload={**audit.version_payload(version), "from_stage": previous, "to_stage": stage, "kind": kind},
+    )
 
 
 class _HashingReader:
