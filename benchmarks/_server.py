@@ -1,0 +1,100 @@
+"""Start the registry under gunicorn on a scratch database for a benchmark, and stop it afterwards."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(env: dict, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process and its children (gunicorn master plus workers), in KiB."""
+    total = 0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+@contextmanager
+def registry_server(*, workers: int = 2, threads: int = 4, database_url: str | None = None, var_dir: str | None = None):
+    """Yield (base_url, token, env, server_pid) for a fresh registry with one user and a write token."""
+    tmp = var_dir or tempfile.mkdtemp(prefix="registry-bench-")
+    env = {
+        **os.environ,
+        "SECRET_KEY": "benchmark-secret-key",
+        "REGISTRY_HTTPS": "false",
+        "DEBUG": "false",
+        "REGISTRY_VAR_DIR": tmp,
+        "STATICFILES_BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+        "LOG_LEVEL": "WARNING",
+    }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(env, "shell", "-c", "from django.contrib.auth.models import User; User.objects.get_or_create(username='bench')")
+    token = manage(env, "createtoken", "bench", "--name", "benchmark").strip().splitlines()[-1]
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "gunicorn"),
+            "registry.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(url + "/healthz", timeout=5).status_code == 200:
+                    break
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("the server did not start")
+        yield url, token, env, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -1,0 +1,204 @@
+"""Ingestion and retrieval through the JSON API, against gunicorn on SQLite (the embedded default).
+
+    .venv/bin/python benchmarks/api_ingest.py [--quick]
+
+Prints one line per figure with the target from the ingestion issue beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import registry_server, rss_kib  # noqa: E402
+
+
+def line(name: str, value: float, unit: str, target: str) -> None:
+    print(f"{name:<52} {value:>12,.1f} {unit:<10} (target {target})")
+
+
+def session(token: str) -> requests.Session:
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"
+    return s
+
+
+def new_run(s: requests.Session, url: str, name: str) -> str:
+    r = s.post(f"{url}/api/v1/runs", json={"experiment": "bench", "name": name})
+    r.raise_for_status()
+    return r.json()["id"]
+
+
+def bench_batch_runs(s, url, runs: int) -> None:
+    points = 0
+    start = time.perf_counter()
+    for i in range(runs):
+        run_id = new_run(s, url, f"run-{i}")
+        metrics = [
+            {"key": f"metric_{k}", "value": (k + 1) / (step + 1), "step": step} for k in range(10) for step in range(100)
+        ]
+        params = {f"param_{p}": str(p * i) for p in range(20)}
+        r = s.post(f"{url}/api/v1/runs/{run_id}/log-batch", json={"metrics": metrics, "params": params})
+        r.raise_for_status()
+        points += len(metrics)
+    elapsed = time.perf_counter() - start
+    line(f"batch ingest: {runs} runs x 20 params x 10 metrics x 100", points / elapsed, "points/s", ">= 50,000")
+
+
+def bench_long_metric(s, url, steps: int) -> str:
+    run_id = new_run(s, url, "long")
+    start = time.perf_counter()
+    for offset in range(0, steps, 10_000):
+        batch = [{"key": "loss", "value": 1.0 / (i + 1), "step": i} for i in range(offset, min(offset + 10_000, steps))]
+        s.post(f"{url}/api/v1/runs/{run_id}/log-batch", json={"metrics": batch}).raise_for_status()
+    elapsed = time.perf_counter() - start
+    line(f"ingest one metric of {steps:,} steps", steps / elapsed, "points/s", ">= 50,000")
+    return run_id
+
+
+def bench_history(s, url, run_id: str, steps: int) -> None:
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        r = s.get(f"{url}/api/v1/runs/{run_id}/metrics/history", params={"key": "loss", "limit": steps})
+        r.raise_for_status()
+        assert len(r.json()["steps"]) == steps
+        timings.append(time.perf_counter() - start)
+    line(f"fetch a {steps:,}-point history (median of 5)", statistics.median(timings), "s", "<= 0.3 s")
+
+
+def bench_versions(s, url, count: int) -> None:
+    run_id = new_run(s, url, "to-register")
+    s.put(f"{url}/api/v1/runs/{run_id}/artifacts/model/model.bin", data=b"x" * 1024).raise_for_status()
+    s.post(f"{url}/api/v1/models", json={"name": "bench-model"}).raise_for_status()
+    start = time.perf_counter()
+    for _ in range(count):
+        r = s.post(f"{url}/api/v1/models/bench-model/versions", json={"run_id": run_id, "artifact_path": "model"})
+        r.raise_for_status()
+    elapsed = time.perf_counter() - start
+    line(f"register {count} versions", count / elapsed, "versions/s", ">= 300")
+    s.put(f"{url}/api/v1/models/bench-model/aliases/champion", json={"version": count // 2}).raise_for_status()
+    timings = []
+    for _ in range(300):
+        start = time.perf_counter()
+        s.get(f"{url}/api/v1/resolve", params={"ref": "bench-model@champion"}).raise_for_status()
+        timings.append(time.perf_counter() - start)
+    line("resolve name@alias (median of 300)", statistics.median(timings) * 1000, "ms", "<= 5 ms")
+
+
+def bench_artifact(s, url, pid: int, megabytes: int) -> None:
+    run_id = new_run(s, url, "artifact")
+    chunk = os.urandom(1024 * 1024)
+    digest = hashlib.sha256()
+    for _ in range(megabytes):
+        digest.update(chunk)
+
+    class Body:
+        """Streams `megabytes` MB without holding them; its length makes requests send Content-Length."""
+
+        def __init__(self):
+            self.left = megabytes * len(chunk)
+
+        def __len__(self):
+            return self.left
+
+        def read(self, n=-1):
+            if self.left <= 0:
+                return b""
+            self.left -= len(chunk)
+            return chunk
+
+    rss_before = rss_kib(pid)
+    peak = [rss_before]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_kib(pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    size = megabytes * 1024 * 1024
+    start = time.perf_counter()
+    r = s.put(
+        f"{url}/api/v1/runs/{run_id}/artifacts/big.bin",
+        data=Body(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    r.raise_for_status()
+    up = time.perf_counter() - start
+    assert r.json()["sha256"] == digest.hexdigest()
+    start = time.perf_counter()
+    received = 0
+    with s.get(f"{url}/api/v1/runs/{run_id}/artifacts/big.bin", stream=True) as r:
+        r.raise_for_status()
+        for part in r.iter_content(1024 * 1024):
+            received += len(part)
+    down = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    assert received == size
+    line(f"upload a {megabytes} MB artifact", megabytes / up, "MB/s", ">= 350 MB/s")
+    line(f"download a {megabytes} MB artifact", megabytes / down, "MB/s", ">= 400 MB/s")
+    line("server memory growth during upload+download", (peak[0] - rss_before) / 1024, "MB", "<= 64 MB")
+
+
+def bench_concurrent(url, token: str, writers: int, batches: int) -> None:
+    errors: list[str] = []
+    counts = [0] * writers
+
+    def work(index: int) -> None:
+        s = session(token)
+        try:
+            run_id = new_run(s, url, f"writer-{index}")
+            for b in range(batches):
+                metrics = [{"key": f"m{k}", "value": float(b), "step": b * 1000 + i} for k in range(5) for i in range(200)]
+                r = s.post(f"{url}/api/v1/runs/{run_id}/log-batch", json={"metrics": metrics})
+                if r.status_code != 200:
+                    errors.append(f"{r.status_code} {r.text[:200]}")
+                    return
+                counts[index] += len(metrics)
+        except Exception as exc:  # noqa: BLE001 - a benchmark reports failures, it does not stop on them
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(writers)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    line(f"{writers} concurrent writers", sum(counts) / elapsed, "points/s", ">= 40,000")
+    print(f"{'  errors among concurrent writers':<52} {len(errors):>12} {'':<10} (target 0)")
+    for error in errors[:5]:
+        print("   ", error)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args()
+    runs, steps, versions, megabytes, batches = (20, 20_000, 50, 20, 5) if args.quick else (200, 100_000, 500, 200, 20)
+    with registry_server() as (url, token, _env, pid):
+        s = session(token)
+        print(f"server: gunicorn, 2 workers x 4 threads, SQLite, {url}")
+        bench_batch_runs(s, url, runs)
+        run_id = bench_long_metric(s, url, steps)
+        bench_history(s, url, run_id, steps)
+        bench_versions(s, url, versions)
+        bench_artifact(s, url, pid, megabytes)
+        bench_concurrent(url, token, 8, batches)
+
+
+if __name__ == "__main__":
+    main()
