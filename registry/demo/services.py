@@ -1,0 +1,388 @@
+"""Fill the registry with really trained demo models, through the same services the API uses.
+
+Each model is written in one transaction: its experiment, one run per version (params, per-step metric histories,
+final metrics, datasets with real profiles, environment, code, steps with real timings, the pickled estimator),
+then its versions' stages, aliases and stage history. A model that already exists is left alone, so running the
+demo again creates nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+
+import numpy
+import sklearn
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from registry.catalog.models import ModelVersion, RegisteredModel, Stage
+from registry.catalog.services import alias_set, artifact_store, model_create, version_create, version_stage_set
+from registry.demo.recipes import (
+    DEFAULT_SPLIT_SEED,
+    RECIPES,
+    SIZES,
+    SPLITS,
+    Recipe,
+    SplitData,
+    Trained,
+    Version,
+    evaluate,
+    load_split,
+)
+from registry.governance.services import transition_request
+from registry.tracking.models import Experiment, Run, RunStatus, RunStep
+from registry.tracking.services import (
+    Point,
+    dataset_register,
+    metrics_log,
+    params_log,
+    run_create,
+    run_finish,
+    run_input_add,
+    run_steps_set,
+)
+
+try:
+    from registry_client import environment as client_environment
+    from registry_client.profiling import DatasetProfile, profile_table
+except ImportError:  # a source checkout where the client is not installed: use its copy in this repository
+    sys.path.append(str(settings.BASE_DIR / "client"))
+    from registry_client import environment as client_environment
+    from registry_client.profiling import DatasetProfile, profile_table
+
+DEMO_USERNAME = "demo"
+ENTRY_POINT = "registry/demo/management/commands/demo.py"
+CONTEXTS = {"train": "training", "validation": "validation", "test": "evaluation"}
+
+
+@dataclass
+class DemoSummary:
+    created: dict[str, int] = field(default_factory=dict)  # model name -> versions
+    skipped: list[str] = field(default_factory=list)
+    runs: int = 0
+    metric_points: int = 0
+    datasets: set[int] = field(default_factory=set)
+    artifacts: int = 0
+    pending_requests: int = 0
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        lines = [f"Created {name} with {count} versions." for name, count in self.created.items()]
+        lines += [f"Skipped {name}: it already exists." for name in self.skipped]
+        if self.created:
+            lines.append(
+                f"{self.runs} runs, {self.metric_points} metric points, {len(self.datasets)} datasets, "
+                f"{self.artifacts} artifact files, {self.pending_requests} pending stage request "
+                f"in {self.seconds:.1f} s."
+            )
+        return lines
+
+
+def demo_user():
+    """The non-superuser account that demo runs, versions and requests are attributed to; it cannot log in."""
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=DEMO_USERNAME, defaults={"email": ""})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    # It asks for promotions like any data scientist; approving them is left to a human approver.
+    requesters, _ = Group.objects.get_or_create(name="Model requesters")
+    user.groups.add(requesters)
+    return get_user_model().objects.get(pk=user.pk)  # fresh, so the permission cache sees the group
+
+
+def demo_populate(*, size: str = "full", progress: Callable[[str], None] | None = None) -> DemoSummary:
+    """Train and register the demo models of `size` ("small" or "full") that do not exist yet."""
+    plan = SIZES[size]
+    progress = progress or (lambda message: None)
+    started = time.monotonic()
+    summary = DemoSummary()
+    context = _Context(user=demo_user(), steps=plan.steps)
+    for index, recipe in enumerate(RECIPES[: plan.models]):
+        if RegisteredModel.objects.filter(name=recipe.model_name).exists():
+            summary.skipped.append(recipe.model_name)
+            continue
+        progress(f"Training {recipe.model_name} ({plan.versions} versions x {plan.steps} steps)...")
+        with transaction.atomic():
+            _populate_model(recipe, recipe.versions[: plan.versions], context, summary, with_request=index == 0)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+@dataclass
+class _Context:
+    """What every run of one demo invocation shares: its user, step count, provenance and data profiles."""
+
+    user: object
+    steps: int
+    profiles: dict[tuple[str, int, str], DatasetProfile] = field(default_factory=dict)
+
+    # Recorded as the Python client records them for any training script.
+    @cached_property
+    def environment(self) -> dict[str, object]:
+        return client_environment.environment()
+
+    @cached_property
+    def code(self) -> dict[str, object]:
+        return {**client_environment.code(settings.BASE_DIR), "entry_point": ENTRY_POINT}
+
+    @cached_property
+    def image(self) -> str:
+        """A container reference for this environment, pinned by a digest of its package set."""
+        packages = self.environment.get("packages") or {}
+        digest = hashlib.sha256(json.dumps(packages, sort_keys=True).encode()).hexdigest()
+        tag = f"py{self.environment.get('python_version')}-sklearn{packages.get('scikit-learn', 'unknown')}"
+        return f"registry.example.com/ml/sklearn-train:{tag}@sha256:{digest}"
+
+    def profile(self, data: SplitData, part: str) -> DatasetProfile:
+        key = (data.dataset, data.seed, part)
+        if key not in self.profiles:
+            self.profiles[key] = profile_table(data.part(part).table())
+        return self.profiles[key]
+
+
+@dataclass
+class _Outcome:
+    version: ModelVersion
+    run: Run
+    trained: Trained
+    test_metrics: dict[str, float]
+    comparable: bool  # trained and evaluated on the model's usual split
+
+
+def _populate_model(
+    recipe: Recipe, versions: list[Version], context: _Context, summary: DemoSummary, *, with_request: bool
+) -> None:
+    experiment, _ = Experiment.objects.get_or_create(
+        name=recipe.model_name,
+        defaults={"description": f"Hyperparameter search for {recipe.model_name}.", "tags": dict(recipe.tags)},
+    )
+    model = model_create(
+        name=recipe.model_name, owner=context.user, description=recipe.description, tags=dict(recipe.tags)
+    )
+    outcomes = [
+        _train_version(recipe, number, spec, experiment, model, context, summary)
+        for number, spec in enumerate(versions, 1)
+    ]
+    _promote(recipe, model, outcomes, context.user, with_request=with_request, summary=summary)
+    summary.created[model.name] = len(outcomes)
+
+
+def _train_version(
+    recipe: Recipe,
+    number: int,
+    spec: Version,
+    experiment: Experiment,
+    model: RegisteredModel,
+    context: _Context,
+    summary: DemoSummary,
+) -> _Outcome:
+    estimator_name = recipe.estimator.__name__
+    run = run_create(
+        experiment=experiment,
+        name=f"{recipe.model_name}-{number}",
+        user=context.user,
+        code=context.code,
+        environment=context.environment,
+        image=context.image,
+        tags={"estimator": estimator_name, "dataset": recipe.dataset, "task": recipe.task, "demo": "true"},
+    )
+    steps = []
+
+    with _step(steps, "load data") as log:
+        data = load_split(recipe.dataset, seed=spec.split_seed)
+        for part in SPLITS:
+            profile = context.profile(data, part)
+            dataset = dataset_register(
+                name=f"{recipe.dataset}-{part}",
+                digest=profile.digest,
+                source_uri=data.source_uri(part),
+                source_type="sklearn",
+                schema=profile.schema,
+                profile=profile.profile,
+            )
+            run_input_add(run=run, dataset=dataset, context=CONTEXTS[part])
+            summary.datasets.add(dataset.pk)
+            log.append(f"{dataset.name}: {profile.num_rows} rows, digest {profile.digest[:12]}")
+
+    with _step(steps, "train") as log:
+        trained = recipe.fit(spec, data, steps=context.steps, seed=number)
+        for i in range(max(0, trained.steps - 3), trained.steps):
+            log.append(
+                f"step {i + 1}/{trained.steps} " + " ".join(f"{k}={v[i]:.4g}" for k, v in trained.history.items())
+            )
+
+    with _step(steps, "evaluate") as log:
+        test_metrics = evaluate(trained.model, data)
+        log.extend(f"{key} = {value:.4f}" for key, value in test_metrics.items())
+
+    params = {key: str(value) for key, value in trained.params.items()}
+    params.update(split_seed=str(spec.split_seed), steps=str(trained.steps), model_class=type(trained.model).__name__)
+    params_log(run=run, params=params)
+    summary.metric_points += metrics_log(run=run, points=_points(trained, test_metrics, steps))
+
+    with _step(steps, "log model") as log:
+        files = _model_files(trained, run, data)
+        for path, content in files.items():
+            artifact_store(owner=run, path=f"model/{path}", stream=io.BytesIO(content))
+            log.append(f"model/{path} ({len(content)} bytes)")
+        summary.artifacts += len(files)
+
+    run_steps_set(run=run, steps=steps)
+    run_finish(run=run, status=RunStatus.FINISHED)
+    summary.runs += 1
+
+    headline = recipe.selection[0].lstrip("-")
+    version = version_create(
+        model=model,
+        run=run,
+        artifact_path="model",
+        created_by=context.user,
+        description=(
+            f"`{estimator_name}` with {_describe(spec.hyperparameters)}, trained for {trained.steps} "
+            f"steps on `{recipe.dataset}-train` (split seed {spec.split_seed}). "
+            f"{headline} on the validation split: {trained.last(headline):.4f}."
+        ),
+        tags={"estimator": estimator_name, "split_seed": str(spec.split_seed)},
+    )
+    return _Outcome(version, run, trained, test_metrics, comparable=spec.split_seed == DEFAULT_SPLIT_SEED)
+
+
+@contextmanager
+def _step(steps: list[dict], name: str) -> Iterator[list[str]]:
+    """Time a pipeline step; the caller appends log lines to the yielded list. Recorded as run_steps_set expects."""
+    started_at = timezone.now()
+    log: list[str] = []
+    status = RunStep.Status.FAILED
+    try:
+        yield log
+        status = RunStep.Status.SUCCEEDED
+    finally:
+        steps.append(
+            {
+                "name": name,
+                "status": status,
+                "started_at": started_at,
+                "ended_at": timezone.now(),
+                "log_excerpt": "\n".join(log),
+            }
+        )
+
+
+def _describe(hyperparameters: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in hyperparameters.items()) or "default settings"
+
+
+def _points(trained: Trained, test_metrics: dict[str, float], steps: list[dict]) -> list[Point]:
+    points = [
+        Point(key, value, step, timestamp)
+        for key, values in trained.history.items()
+        for step, (value, timestamp) in enumerate(zip(values, trained.timestamps, strict=True), start=1)
+    ]
+    finished = trained.timestamps[-1] if trained.timestamps else None
+    points += [Point(key, value, trained.steps, finished) for key, value in test_metrics.items()]
+    train_step = next(s for s in steps if s["name"] == "train")
+    seconds = (train_step["ended_at"] - train_step["started_at"]).total_seconds()
+    points.append(Point("training_seconds", seconds, trained.steps, finished))
+    return points
+
+
+def _model_files(trained: Trained, run: Run, data: SplitData) -> dict[str, bytes]:
+    """The pickled estimator and an MLflow-style description of it."""
+    pickled = pickle.dumps(trained.model, protocol=4)
+    features = [{"type": "double", "name": name, "required": True} for name in data.train.feature_names]
+    target = "double" if data.classes is None else ("string" if data.classes.dtype.kind == "U" else "long")
+    created = datetime.now(UTC).isoformat()
+    mlmodel = "\n".join(
+        [
+            "artifact_path: model",
+            "flavors:",
+            "  python_function:",
+            "    env:",
+            "      virtualenv: requirements.txt",
+            "    loader_module: mlflow.sklearn",
+            "    model_path: model.pkl",
+            "    predict_fn: predict",
+            f"    python_version: {json.dumps(sys.version.split()[0])}",
+            "  sklearn:",
+            "    pickled_model: model.pkl",
+            "    serialization_format: pickle",
+            f"    sklearn_version: {json.dumps(sklearn.__version__)}",
+            f"model_size_bytes: {len(pickled)}",
+            f"run_id: {run.pk}",
+            "signature:",
+            f"  inputs: {json.dumps(json.dumps(features))}",
+            f"  outputs: {json.dumps(json.dumps([{'type': target, 'name': data.train.target_name}]))}",
+            f"utc_time_created: {json.dumps(created)}",
+            "",
+        ]
+    )
+    requirements = f"scikit-learn=={sklearn.__version__}\nnumpy=={numpy.__version__}\n"
+    return {"model.pkl": pickled, "MLmodel": mlmodel.encode(), "requirements.txt": requirements.encode()}
+
+
+def _promote(
+    recipe: Recipe, model: RegisteredModel, outcomes: list[_Outcome], user, *, with_request: bool, summary: DemoSummary
+) -> None:
+    """Give the model a stage history: an early version in Production, replaced by the best one, and a challenger.
+
+    Only versions evaluated on the usual split compete, since the others' metrics are not comparable.
+    """
+    candidates = sorted((o for o in outcomes if o.comparable), key=lambda o: recipe.score(o.trained), reverse=True)
+    best = candidates[0]
+    earlier = next(o for o in outcomes if o.comparable and o is not best)
+    challenger = next(o for o in candidates if o is not best and o is not earlier)
+    headline = recipe.selection[0].lstrip("-")
+
+    def metric(outcome: _Outcome) -> str:
+        return f"{headline} {outcome.trained.last(headline):.4f}"
+
+    version_stage_set(version=earlier.version, stage=Stage.STAGING, by=user, comment="First candidate to validate.")
+    version_stage_set(
+        version=earlier.version, stage=Stage.PRODUCTION, by=user, comment=f"Initial release ({metric(earlier)})."
+    )
+    version_stage_set(version=best.version, stage=Stage.STAGING, by=user, comment=f"New best: {metric(best)}.")
+    version_stage_set(
+        version=best.version,
+        stage=Stage.PRODUCTION,
+        by=user,
+        archive_existing=True,
+        comment=f"Replaces version {earlier.version.version}: {metric(best)} against {metric(earlier)}.",
+    )
+    version_stage_set(
+        version=challenger.version, stage=Stage.STAGING, by=user, comment=f"Challenger: {metric(challenger)}."
+    )
+    alias_set(model=model, alias="champion", version=best.version, by=user)
+    alias_set(model=model, alias="challenger", version=challenger.version, by=user)
+
+    if with_request:
+        transition_request(
+            version=challenger.version,
+            to_stage=Stage.PRODUCTION,
+            archive_existing=True,
+            by=user,
+            comment=(
+                f"Version {challenger.version.version} (Staging) scores {_key_test_metric(challenger)} on the test "
+                f"split against {_key_test_metric(best)} for the champion, version {best.version.version}. "
+                "Requesting promotion to Production."
+            ),
+        )
+        summary.pending_requests += 1
+
+
+def _key_test_metric(outcome: _Outcome) -> str:
+    key, value = next(iter(outcome.test_metrics.items()))
+    return f"{key} {value:.4f}"
