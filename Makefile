@@ -17,11 +17,11 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
-	$(PIP) install -q -e ".[demo]"
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml client/pyproject.toml
+	$(PIP) install -q -e ".[demo]" -e ./client
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml client/pyproject.toml
 	$(PIP) install -q -e ".[test]"
 	touch $@
 

@@ -1,0 +1,261 @@
+"""The `registry` command: list models and versions, log a run, upload artifacts, register and pull versions.
+
+The registry's address and token come from REGISTRY_URL and REGISTRY_TOKEN, or from --url and --token. Expected
+failures (the server refusing, a missing file, no connection) end with a one-line message and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from registry_client import __version__
+from registry_client.client import Registry
+from registry_client.errors import RegistryError
+
+METRIC_COLUMNS = 4
+
+
+class UsageError(ValueError):
+    """A command line that cannot be acted on; reported like argparse's own errors (exit status 2)."""
+
+
+# --- Formatting -----------------------------------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces, the header first."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in [headers, *rows]]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def when(text: str | None) -> str:
+    if not text:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def number(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value  # "NaN", "Infinity", "-Infinity"
+    return f"{value:.4g}"
+
+
+def numbers(values: Sequence[int]) -> str:
+    return ", ".join(str(v) for v in values) or "-"
+
+
+# --- Parsing --------------------------------------------------------------------------------------------------------
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def metric_point(text: str) -> tuple[str, float, int]:
+    """`loss=0.25` or `loss=0.25@10` (value at step 10); nan and inf are accepted."""
+    key, raw = key_value(text)
+    value, sep, step = raw.rpartition("@") if "@" in raw else (raw, "", "")
+    try:
+        return key, float(value), int(step) if sep else 0
+    except ValueError:
+        raise UsageError(f"expected KEY=NUMBER or KEY=NUMBER@STEP, got {text!r}") from None
+
+
+# --- Commands -------------------------------------------------------------------------------------------------------
+
+
+def cmd_models(registry: Registry, args: argparse.Namespace) -> None:
+    models = registry.models()
+    if not models:
+        print("No models.", file=sys.stderr)
+        return
+    rows = []
+    for model in models:
+        by_stage = model.get("versions_by_stage") or {}
+        aliases = ", ".join(f"{a['alias']}={a['version']}" for a in model.get("aliases", [])) or "-"
+        latest = model.get("latest_version")
+        rows.append(
+            [
+                model["name"],
+                "-" if latest is None else str(latest),
+                numbers(by_stage.get("Production", [])),
+                numbers(by_stage.get("Staging", [])),
+                aliases,
+                when(model.get("updated_at")),
+            ]
+        )
+    print(table(["NAME", "LATEST", "PRODUCTION", "STAGING", "ALIASES", "UPDATED"], rows))
+
+
+def cmd_versions(registry: Registry, args: argparse.Namespace) -> None:
+    versions = registry.versions(args.name, filter=args.filter, order_by=args.order_by)
+    if not versions:
+        print(f"No versions of {args.name}" + (" match." if args.filter else "."), file=sys.stderr)
+        return
+    keys = _metric_columns(versions, args.order_by or [])
+    rows = [
+        [
+            str(v["version"]),
+            v["stage"],
+            ", ".join(v.get("aliases", [])) or "-",
+            (v.get("run_id") or "-")[:12],
+            when(v.get("created_at")),
+            *(number(v.get("metrics", {}).get(key)) for key in keys),
+        ]
+        for v in versions
+    ]
+    print(table(["VERSION", "STAGE", "ALIASES", "RUN", "CREATED", *keys], rows))
+
+
+def _metric_columns(versions: list[dict], order_by: Sequence[str]) -> list[str]:
+    """Metrics named in --order-by first, then the ones most versions have, by name; at most a few."""
+    wanted = []
+    for text in order_by:
+        field = text.split()[0] if text.split() else ""
+        if field.startswith("metrics."):
+            wanted.append(field[len("metrics.") :].strip('`"'))
+    counts = Counter(key for v in versions for key in v.get("metrics", {}))
+    ranked = sorted(counts, key=lambda key: (-counts[key], key))
+    keys = list(dict.fromkeys([k for k in wanted if k in counts] + ranked))
+    return keys[:METRIC_COLUMNS]
+
+
+def cmd_log(registry: Registry, args: argparse.Namespace) -> None:
+    params = dict(key_value(p) for p in args.param)
+    tags = dict(key_value(t) for t in args.tag)
+    points = [metric_point(m) for m in args.metric]
+    for path in [*args.artifact, *args.dataset]:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"No such file or directory: {path}")
+    with registry.start_run(experiment=args.experiment, name=args.name, tags=tags) as run:
+        run.log_params(params)
+        for key, value, step in points:
+            run.log_metric(key, value, step=step)
+        for csv_path in args.dataset:
+            run.log_dataset(csv_path, name=Path(csv_path).stem, context=args.dataset_context)
+        for path in args.artifact:
+            run.log_artifact(path, args.artifact_path)
+    print(run.id)
+
+
+def cmd_push(registry: Registry, args: argparse.Namespace) -> None:
+    if not Path(args.path).exists():
+        raise FileNotFoundError(f"No such file or directory: {args.path}")
+    stored = registry.run(args.run_id).log_artifact(args.path, args.artifact_path)
+    for artifact in stored:
+        print(artifact["path"])
+
+
+def cmd_register(registry: Registry, args: argparse.Namespace) -> None:
+    version = registry.register_model(
+        args.name, run_id=args.run, artifact_path=args.artifact_path, description=args.description
+    )
+    print(version["version"])
+
+
+def cmd_pull(registry: Registry, args: argparse.Namespace) -> None:
+    print(registry.pull(args.ref, args.output))
+
+
+# --- Entry point ----------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Connection options are accepted before or after the command name.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help="registry address (default: $REGISTRY_URL)")
+    common.add_argument("--token", default=argparse.SUPPRESS, help="API token (default: $REGISTRY_TOKEN)")
+    common.add_argument(
+        "--no-progress", action="store_true", default=argparse.SUPPRESS, help="never draw progress bars"
+    )
+
+    parser = argparse.ArgumentParser(prog="registry", description=__doc__.split("\n")[0], parents=[common])
+    parser.add_argument("--version", action="version", version=f"registry-client {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    models = commands.add_parser("models", parents=[common], help="list registered models")
+    models.set_defaults(handler=cmd_models)
+
+    versions = commands.add_parser("versions", parents=[common], help="list a model's versions")
+    versions.add_argument("name")
+    versions.add_argument("--filter", help="e.g. \"metrics.auc > 0.9 AND params.max_depth = '6'\"")
+    versions.add_argument("--order-by", action="append", help="e.g. 'metrics.auc DESC' (repeatable)")
+    versions.set_defaults(handler=cmd_versions)
+
+    log = commands.add_parser("log", parents=[common], help="log a finished run; prints its id")
+    log.add_argument("--experiment", required=True)
+    log.add_argument("--name", default="")
+    log.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    log.add_argument("--metric", action="append", default=[], metavar="KEY=VALUE[@STEP]")
+    log.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    log.add_argument("--artifact", action="append", default=[], metavar="PATH", help="file or directory")
+    log.add_argument("--artifact-path", default=None, help="folder of the run that receives the artifacts")
+    log.add_argument("--dataset", action="append", default=[], metavar="CSV", help="named after the file")
+    log.add_argument("--dataset-context", default="training", metavar="CONTEXT")
+    log.set_defaults(handler=cmd_log)
+
+    push = commands.add_parser("push", parents=[common], help="upload a file or directory to a run")
+    push.add_argument("run_id", metavar="RUN_ID")
+    push.add_argument("path", metavar="PATH")
+    push.add_argument("--artifact-path", default=None)
+    push.set_defaults(handler=cmd_push)
+
+    register = commands.add_parser("register", parents=[common], help="register a run's folder as a new version")
+    register.add_argument("name", metavar="NAME")
+    register.add_argument("--run", required=True, metavar="RUN_ID")
+    register.add_argument("--artifact-path", default="model")
+    register.add_argument("--description", default="")
+    register.set_defaults(handler=cmd_register)
+
+    pull = commands.add_parser("pull", parents=[common], help="download a version's files: NAME/3, NAME@ALIAS")
+    pull.add_argument("ref", metavar="REF")
+    pull.add_argument("-o", "--output", default=None, metavar="DIR", help="default: ./NAME-vVERSION")
+    pull.set_defaults(handler=cmd_pull)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    url = getattr(args, "url", None) or os.environ.get("REGISTRY_URL", "")
+    token = getattr(args, "token", None) or os.environ.get("REGISTRY_TOKEN", "")
+    if not url:
+        parser.error("set REGISTRY_URL or pass --url")
+    try:
+        registry = Registry(url, token or None, progress=False if getattr(args, "no_progress", False) else None)
+        args.handler(registry, args)
+    except UsageError as exc:
+        parser.error(str(exc))
+    except (RegistryError, OSError, ValueError) as exc:
+        print(f"registry: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("registry: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""`Registry`: the entry point of the client. Start runs, look up models and versions, move aliases, pull models."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from registry_client import environment, transfer
+from registry_client.errors import RegistryError
+from registry_client.http import Http, quote_path
+from registry_client.progress import Progress, wanted
+from registry_client.run import Run
+
+
+def _name(value: str) -> str:
+    return quote(value, safe="")
+
+
+class Registry:
+    """A connection to the registry at `url` with an API token (create one on your profile page).
+
+    Errors from the server are raised as `RegistryError`. Connection failures and 502/503/504 answers are retried
+    with backoff (`retries` times); a 4xx never is. `progress` draws transfer progress on stderr: True always,
+    False never, None (the default) when stderr is a terminal.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        timeout: float = 30,
+        retries: int = 4,
+        progress: bool | None = None,
+    ):
+        self.http = Http(url, token, timeout=timeout, retries=retries)
+        self.progress = progress
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> Registry:
+        """A Registry for `REGISTRY_URL` and `REGISTRY_TOKEN`; keyword arguments go to the constructor."""
+        url = os.environ.get("REGISTRY_URL", "")
+        if not url:
+            raise ValueError("Set REGISTRY_URL to the registry's address, e.g. https://registry.example.com.")
+        return cls(url, os.environ.get("REGISTRY_TOKEN") or None, **kwargs)
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    def __repr__(self) -> str:
+        return f"<Registry {self.url}>"
+
+    # --- Runs -------------------------------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        experiment: str | None = None,
+        name: str = "",
+        tags: Mapping[str, str] | None = None,
+        *,
+        image: str | None = None,
+    ) -> Run:
+        """Create a run in `experiment` (created if missing; the default experiment if None) and return it.
+
+        The run records this interpreter's Python version, platform and installed packages, the git state of the
+        current directory and the entry point (`sys.argv[0]`). `image` (default: `REGISTRY_IMAGE`) names the
+        container image it runs in. Use it as a context manager so that it ends with the right status.
+        """
+        payload = {
+            "experiment": experiment,
+            "name": name,
+            "start_time": datetime.now(UTC).isoformat(),
+            "code": environment.code(),
+            "environment": environment.environment(),
+            "image": os.environ.get("REGISTRY_IMAGE", "") if image is None else image,
+            "tags": {str(k): str(v) for k, v in (tags or {}).items()},
+        }
+        return Run(self, self.http.post("/runs", payload))
+
+    def run(self, run_id: str) -> Run:
+        """A handle on an existing run, to log more to it (it is not ended unless you end it)."""
+        return Run(self, self.get_run(run_id))
+
+    def get_run(self, run_id: str) -> dict:
+        """The run with its params, latest metrics, inputs and environment."""
+        return self.http.get(f"/runs/{_name(run_id)}")
+
+    def search_runs(
+        self,
+        experiment: str | None = None,
+        filter: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        status: str | None = None,
+        max_results: int | None = None,
+    ) -> list[dict]:
+        """Runs matching `filter` (e.g. "metrics.f1 > 0.9 AND params.optimizer = 'adam'"), newest first unless
+        `order_by` (e.g. "metrics.f1 DESC") says otherwise."""
+        params: dict[str, Any] = {
+            "experiment": experiment or "",
+            "filter": filter or "",
+            "status": status or "",
+            "order_by": _as_list(order_by),
+        }
+        return self.http.pages("/runs", params, limit=max_results)
+
+    # --- Models, versions, aliases ----------------------------------------------------------------------------------
+
+    def models(self) -> list[dict]:
+        """Every registered model, by name, with its latest version, staged versions and aliases."""
+        return self.http.pages("/models")
+
+    def create_model(self, name: str, description: str = "", tags: Mapping[str, str] | None = None) -> dict:
+        """Register a model name; RegistryError 409 `already_exists` if it is taken."""
+        return self.http.post("/models", {"name": name, "description": description, "tags": dict(tags or {})})
+
+    def versions(self, name: str, filter: str | None = None, order_by: str | Sequence[str] | None = None) -> list[dict]:
+        """The versions of model `name`, newest first unless `order_by` says otherwise; `filter` is a search over
+        their runs, e.g. "metrics.auc > 0.9"."""
+        params = {"filter": filter or "", "order_by": _as_list(order_by)}
+        return self.http.pages(f"/models/{_name(name)}/versions", params)
+
+    def register_model(
+        self,
+        name: str,
+        *,
+        run_id: str,
+        artifact_path: str = "model",
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> dict:
+        """Make the files of run `run_id` under `artifact_path` the next version of `name`, creating the model if
+        needed. Returns the version (with "version" and "artifacts")."""
+        try:
+            self.create_model(name)
+        except RegistryError as exc:
+            if exc.code != "already_exists":
+                raise
+        payload = {
+            "run_id": run_id,
+            "artifact_path": artifact_path,
+            "description": description,
+            "tags": {str(k): str(v) for k, v in (tags or {}).items()},
+        }
+        return self.http.post(f"/models/{_name(name)}/versions", payload)
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict:
+        """Point `name@alias` at `version` (creating the alias or moving it)."""
+        return self.http.put(f"/models/{_name(name)}/aliases/{_name(alias)}", {"version": int(version)})
+
+    def resolve(self, ref: str) -> dict:
+        """The version a reference names (`name/3`, `name@champion`, `name@production`, `name@latest`), with its
+        files (path, size, sha256, url)."""
+        return self.http.get("/resolve", {"ref": ref})
+
+    def pull(self, ref: str, dest: str | os.PathLike[str] | None = None, *, progress: bool | None = None) -> Path:
+        """Download the files of the version `ref` names into `dest` (default `./<name>-v<version>`); return it.
+
+        Each file is streamed to a temporary file, checked against its sha256 and renamed into place, so `dest` never
+        holds a partial file; files already present with the right checksum are not downloaded again.
+        """
+        version = self.resolve(ref)
+        target = Path(dest) if dest is not None else Path(f"{version['model']}-v{version['version']}")
+        files = [(transfer.safe_target(target, a["path"]), a) for a in version["artifacts"]]
+        target.mkdir(parents=True, exist_ok=True)
+        enabled = wanted(self.progress if progress is None else progress)
+        total = sum(a["size"] for _, a in files)
+        # Download paths are built from the API's own routes rather than taken from each file's `url`, which is
+        # server-relative and would be wrong behind a proxy that serves the API under a path prefix.
+        base = f"/models/{_name(version['model'])}/versions/{version['version']}/artifacts/"
+        with Progress(total, f"Pulling {version['model']}/{version['version']}", enabled=enabled) as bar:
+            for path, artifact in files:
+                transfer.download_file(
+                    self.http,
+                    base + quote_path(artifact["path"]),
+                    path,
+                    sha256=artifact["sha256"],
+                    size=artifact["size"],
+                    progress=bar,
+                )
+        return target
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else list(value)
