@@ -25,6 +25,8 @@ def artifact_storage_in_tmp(settings, tmp_path):
     storages = dict(settings.STORAGES)
     storages["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     settings.STORAGES = storages
+    # Tests create many users; a fast hasher keeps that from dominating the run.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     if storages["artifacts"]["BACKEND"].endswith("FileSystemStorage"):
         storages["artifacts"] = {
             "BACKEND": "django.core.files.storage.FileSystemStorage",

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import factory
 from django.contrib.auth import get_user_model
 from django.db.models import F
 
-from registry.catalog.models import ModelVersion, RegisteredModel
-from registry.tracking.models import Dataset, Experiment, Param, Run
+from registry.catalog.models import (
+    ArtifactFile,
+    ModelAlias,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    StageChange,
+    StageTransitionRequest,
+)
+from registry.tracking.models import Dataset, Experiment, MetricPoint, MetricSeries, Param, Run, RunInput, RunStep
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -80,3 +90,96 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     def version(self):
         RegisteredModel.objects.filter(pk=self.model.pk).update(last_version=F("last_version") + 1)
         return RegisteredModel.objects.values_list("last_version", flat=True).get(pk=self.model.pk)
+
+
+class RunStepFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RunStep
+
+    run = factory.SubFactory(RunFactory)
+    position = factory.Sequence(lambda n: n + 1)
+    name = factory.Sequence(lambda n: f"step-{n}")
+    status = RunStep.Status.SUCCEEDED
+
+
+class MetricSeriesFactory(factory.django.DjangoModelFactory):
+    """A summary row on its own; use services.metrics_log to test how summaries are kept."""
+
+    class Meta:
+        model = MetricSeries
+
+    run = factory.SubFactory(RunFactory)
+    key = factory.Sequence(lambda n: f"metric_{n}")
+    last_value = 0.5
+    min_value = 0.5
+    max_value = 0.5
+    count = 1
+
+
+class MetricPointFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MetricPoint
+
+    series = factory.SubFactory(MetricSeriesFactory)
+    step = factory.Sequence(lambda n: n)
+    timestamp = factory.Sequence(lambda n: 1_700_000_000_000 + n)
+    value = 0.5
+
+
+class RunInputFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RunInput
+
+    run = factory.SubFactory(RunFactory)
+    dataset = factory.SubFactory(DatasetFactory)
+    context = "training"
+
+
+class ModelAliasFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ModelAlias
+
+    model = factory.SubFactory(RegisteredModelFactory)
+    version = factory.SubFactory(ModelVersionFactory, model=factory.SelfAttribute("..model"))
+    alias = factory.Sequence(lambda n: f"alias_{n}")
+
+
+class StageTransitionRequestFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StageTransitionRequest
+
+    version = factory.SubFactory(ModelVersionFactory)
+    from_stage = Stage.NONE
+    to_stage = Stage.STAGING
+    requested_by = factory.SubFactory(UserFactory, password=None)  # never signs in: skip password hashing
+    comment = "Ready for staging."
+
+
+class StageChangeFactory(factory.django.DjangoModelFactory):
+    """A history row on its own; use ModelVersion.record_stage_change or services to move a version for real."""
+
+    class Meta:
+        model = StageChange
+
+    version = factory.SubFactory(ModelVersionFactory)
+    model = factory.SelfAttribute("version.model")
+    from_stage = Stage.NONE
+    to_stage = Stage.STAGING
+    changed_by = factory.SubFactory(UserFactory, password=None)  # never signs in: skip password hashing
+
+
+ABC_SHA256 = hashlib.sha256(b"abc").hexdigest()
+
+
+class ArtifactFileFactory(factory.django.DjangoModelFactory):
+    """A row without a blob behind it; use services.artifact_store to store real bytes."""
+
+    class Meta:
+        model = ArtifactFile
+
+    run = factory.SubFactory(RunFactory)
+    version = None
+    path = factory.Sequence(lambda n: f"model/file-{n}.bin")
+    storage_key = factory.LazyAttribute(lambda a: f"runs/{a.run.pk}/{a.path}" if a.run else f"versions/{a.path}")
+    size = 3
+    sha256 = ABC_SHA256

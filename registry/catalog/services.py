@@ -106,7 +106,10 @@ def version_create(
             updated_at=now,
         )
         if prefix is not None:
-            files = ArtifactFile.objects.filter(run=run)
+            # Locked: a concurrent re-upload of one of these files waits for this copy to commit, so its
+            # "delete the old blob if nothing uses it" check sees the version's rows (and the reverse order copies
+            # the new blob).
+            files = ArtifactFile.objects.select_for_update().filter(run=run)
             if prefix:
                 files = files.filter(Q(path__startswith=prefix + "/") | Q(path=prefix))
             copies = []

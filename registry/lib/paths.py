@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from registry.lib.names import has_control_characters
+
 PATH_MAX = 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -34,7 +36,7 @@ def normalise_artifact_path(path: str, *, allow_empty: bool = False) -> str:
     for candidate in (path, decoded):
         if "\x00" in candidate:
             raise PathError("An artifact path must not contain NUL bytes.")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in candidate):
+        if has_control_characters(candidate):
             raise PathError("An artifact path must not contain control characters.")
         if "\\" in candidate:
             raise PathError("An artifact path must use '/' and never a backslash.")

@@ -85,8 +85,11 @@ def run_create(
 def run_finish(*, run: Run, status: str = RunStatus.FINISHED, end_time: datetime | None = None) -> Run:
     if status not in RunStatus.values:
         raise TrackingError(f"Unknown run status {status!r}; use one of {', '.join(RunStatus.values)}.")
+    terminal = status in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
+    if end_time is not None and not terminal:
+        raise TrackingError(f"end_time needs a final status (finished, failed or killed), not {status!r}.")
     run.status = status
-    if status in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED):
+    if terminal:
         run.end_time = end_time or run.end_time or timezone.now()
         if run.end_time < run.start_time:
             raise TrackingError("A run cannot end before it started.")
@@ -196,13 +199,16 @@ def metrics_log(*, run: Run, points: Iterable[Point]) -> int:
             check_key(point.key, what="metric key")
             value = float(point.value)
             step = int(point.step)
-        except (NameError_, TypeError, ValueError) as exc:
+            timestamp = default_ts if point.timestamp is None else int(point.timestamp)
+        except (NameError_, TypeError, ValueError, OverflowError) as exc:
             details.append({"index": index, "key": getattr(point, "key", None), "message": str(exc)})
             continue
         if not -(2**63) <= step < 2**63:
             details.append({"index": index, "key": point.key, "message": "A step must fit in 64 bits."})
             continue
-        timestamp = default_ts if point.timestamp is None else int(point.timestamp)
+        if not -(2**63) <= timestamp < 2**63:
+            details.append({"index": index, "key": point.key, "message": "A timestamp must fit in 64 bits."})
+            continue
         by_key.setdefault(point.key, []).append(Point(point.key, value, step, timestamp))
     if details:
         raise TrackingError("Some metric points are invalid; none were logged.", details)
