@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -371,7 +372,17 @@ class StageInterval:
         return None if self.start is None else (self.end or now) - self.start
 
 
-def stage_intervals(changes: Iterable[StageChange], stages: Iterable[str] | None = None) -> list[StageInterval]:
+class StageChangeRow(NamedTuple):
+    """The part of a StageChange that timelines read, without building model instances."""
+
+    version_id: int
+    version: int
+    from_stage: str
+    to_stage: str
+    changed_at: datetime
+
+
+def stage_intervals(changes: Iterable[StageChangeRow], stages: Iterable[str] | None = None) -> list[StageInterval]:
     """Turn stage changes, oldest first, into the intervals each version spent in each of `stages`.
 
     A change out of a stage with no earlier change into it (older than the rows read) opens the interval at None.
@@ -380,11 +391,10 @@ def stage_intervals(changes: Iterable[StageChange], stages: Iterable[str] | None
     held: dict[int, tuple[str, datetime | None, int]] = {}
     intervals = []
     for change in changes:
-        number = change.version.version
-        stage, start, _ = held.pop(change.version_id, (change.from_stage, None, number))
+        stage, start, _ = held.pop(change.version_id, (change.from_stage, None, change.version))
         if stage in wanted and stage != Stage.NONE:
-            intervals.append(StageInterval(number, stage, start, change.changed_at))
-        held[change.version_id] = (change.to_stage, change.changed_at, number)
+            intervals.append(StageInterval(change.version, stage, start, change.changed_at))
+        held[change.version_id] = (change.to_stage, change.changed_at, change.version)
     for stage, start, number in held.values():
         if stage in wanted and stage != Stage.NONE:
             intervals.append(StageInterval(number, stage, start, None))
@@ -394,22 +404,12 @@ def stage_intervals(changes: Iterable[StageChange], stages: Iterable[str] | None
 
 
 class StageChangeQuerySet(models.QuerySet):
-    def latest_first(self, limit: int) -> list[StageChange]:
+    def timeline_rows(self, limit: int) -> list[StageChangeRow]:
         """The newest `limit` changes with their version numbers, returned oldest first, in one query."""
-        rows = (
-            self.select_related("version", "changed_by")
-            .only(
-                "version__version",
-                "from_stage",
-                "to_stage",
-                "kind",
-                "changed_at",
-                "comment",
-                "changed_by__username",
-            )
-            .order_by("-changed_at", "-id")[:limit]
-        )
-        return list(reversed(rows))
+        rows = self.order_by("-changed_at", "-id").values_list(
+            "version_id", "version__version", "from_stage", "to_stage", "changed_at"
+        )[:limit]
+        return [StageChangeRow(*row) for row in reversed(rows)]
 
 
 class StageChange(models.Model):

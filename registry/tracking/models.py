@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Length
+from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Prefetch, Q, Subquery
+from django.db.models.functions import Coalesce, Length
 from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 
@@ -53,6 +54,23 @@ class NaNFloatField(models.FloatField):
         return super().to_python(value)
 
 
+class ExperimentQuerySet(models.QuerySet):
+    def active(self) -> ExperimentQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+    def search(self, text: str) -> ExperimentQuerySet:
+        text = text.strip()
+        return self.filter(Q(name__icontains=text) | Q(description__icontains=text)) if text else self
+
+    def with_run_stats(self) -> ExperimentQuerySet:
+        """Annotate `run_count` and `last_run_at` over active runs, each read from the (experiment, start) index."""
+        runs = Run.objects.active().filter(experiment=OuterRef("pk"))
+        return self.annotate(
+            run_count=Coalesce(Subquery(runs.order_by().values("experiment").annotate(n=Count("*")).values("n")), 0),
+            last_run_at=Subquery(runs.order_by("-start_time").values("start_time")[:1]),
+        )
+
+
 class Experiment(models.Model):
     DEFAULT_NAME = "Default"
 
@@ -62,6 +80,8 @@ class Experiment(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ExperimentQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -76,9 +96,47 @@ class Experiment(models.Model):
         return experiment
 
 
+# Comparison operators a metric filter may use, as ORM lookups; "!=" is the negation of "=".
+METRIC_LOOKUPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte", "=": "exact", "!=": "exact"}
+
+
+def build_prefetches(prefix: str = "") -> list[Prefetch]:
+    """What a build page shows of a run, one query each; `prefix` reaches the run through a relation ("run__")."""
+    return [
+        Prefetch(f"{prefix}params", queryset=Param.objects.only("id", "run_id", "key", "value")),
+        Prefetch(f"{prefix}metrics", queryset=MetricSeries.objects.all()),
+        Prefetch(
+            f"{prefix}inputs",
+            queryset=RunInput.objects.select_related("dataset").order_by("context", "dataset__name"),
+        ),
+        Prefetch(f"{prefix}steps", queryset=RunStep.objects.all()),
+    ]
+
+
 class RunQuerySet(models.QuerySet):
     def active(self) -> RunQuerySet:
         return self.filter(deleted_at__isnull=True)
+
+    def prefetch_build(self) -> RunQuerySet:
+        return self.prefetch_related(*build_prefetches())
+
+    def with_metric_value(self, key: str) -> RunQuerySet:
+        """Annotate `metric_value`: the last value of metric `key` (NaN when the run never logged it).
+
+        A LEFT JOIN on the (run, key) summary rather than a subquery per run: ordering a large experiment by a
+        metric then costs one hash join and a top-N sort instead of one lookup per run.
+        """
+        return self.annotate(
+            _metric_series=FilteredRelation("metrics", condition=Q(metrics__key=key)),
+            metric_value=F("_metric_series__last_value"),
+        )
+
+    def metric_matches(self, key: str, operator: str, value: float) -> RunQuerySet:
+        """Runs whose metric `key` last value compares to `value` by `operator` (one of METRIC_LOOKUPS)."""
+        condition = Q(**{f"last_value__{METRIC_LOOKUPS[operator]}": value})
+        if operator == "!=":
+            condition = ~condition
+        return self.filter(Exists(MetricSeries.objects.filter(condition, run=OuterRef("pk"), key=key)))
 
 
 class RunStatus(models.TextChoices):
@@ -140,6 +198,19 @@ class Run(models.Model):
         return self.name or self.id
 
     @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def package_list(self) -> list[tuple[str, str]]:
+        packages = self.packages if isinstance(self.packages, dict) else {}
+        return sorted(((str(k), str(v)) for k, v in packages.items()), key=lambda item: item[0].lower())
+
+    @property
+    def has_code(self) -> bool:
+        return bool(self.git_remote or self.git_commit or self.git_branch or self.entry_point)
+
+    @property
     def is_terminal(self) -> bool:
         return self.status in (self.Status.FINISHED, self.Status.FAILED, self.Status.KILLED)
 
@@ -180,12 +251,31 @@ class RunStep(models.Model):
         return f"{self.position}. {self.name}"
 
 
+class KeyedQuerySet(models.QuerySet):
+    """Params and metric summaries: rows keyed by (run, key)."""
+
+    def key_counts(self, runs: models.QuerySet) -> list[tuple[str, int]]:
+        """(key, number of runs) among `runs` (a queryset of run ids), most common first, in one query."""
+        rows = self.filter(run__in=runs).order_by().values("key").annotate(n=Count("*")).order_by("-n", "key")
+        return list(rows.values_list("key", "n"))
+
+    def values_by_run(self, run_ids: Iterable[str], keys: Iterable[str], field: str) -> dict[tuple[str, str], object]:
+        """{(run id, key): field value} for those runs and keys, in one query."""
+        run_ids, keys = list(run_ids), list(keys)
+        if not run_ids or not keys:
+            return {}
+        rows = self.filter(run_id__in=run_ids, key__in=keys).order_by().values_list("run_id", "key", field)
+        return {(run_id, key): value for run_id, key, value in rows}
+
+
 class Param(models.Model):
     """A hyperparameter. Once logged it cannot change (see services.params_log)."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params")
     key = models.CharField(max_length=KEY_MAX)
     value = models.TextField(max_length=PARAM_VALUE_MAX, blank=True)
+
+    objects = KeyedQuerySet.as_manager()
 
     class Meta:
         ordering = ["run", "key"]
@@ -216,6 +306,8 @@ class MetricSeries(models.Model):
     max_value = NaNFloatField()
     count = models.PositiveBigIntegerField(default=0)
 
+    objects = KeyedQuerySet.as_manager()
+
     class Meta:
         ordering = ["run", "key"]
         verbose_name_plural = "metric series"
@@ -227,6 +319,14 @@ class MetricSeries(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}={self.last_value}"
+
+    def history(self) -> tuple[list[int], list[float]]:
+        """Every point's (step, value) in step order, in one query over the (series, step, timestamp) index."""
+        rows = list(self.points.order_by("step", "timestamp").values_list("step", "value"))
+        if not rows:
+            return [], []
+        steps, values = zip(*rows, strict=True)
+        return list(steps), list(values)
 
 
 class MetricPoint(models.Model):

@@ -32,7 +32,10 @@
       if (!source) return;
       const figure = JSON.parse(source.textContent);
       el.dataset.drawn = "1";
-      window.Plotly.newPlot(el, figure.data || [], merge(baseLayout, figure.layout), config);
+      // A fresh copy of the base layout each time: Plotly writes ranges into the layout objects it is given, and
+      // shared nested objects (xaxis, yaxis) would carry one chart's ranges into the next.
+      const base = JSON.parse(JSON.stringify(baseLayout));
+      window.Plotly.newPlot(el, figure.data || [], merge(base, figure.layout), config);
     });
   }
 

@@ -1,35 +1,505 @@
-"""Placeholder until the dashboard lands."""
+"""Browsing pages: models and their versions, experiments and runs, metric histories, pending approvals.
 
-from django.http import HttpResponse
+Every signed-in user may read everything (LoginRequiredMiddleware guards each page). Each page reads a fixed number of
+queries whatever the data size; tests/web/ counts them at 1 and at 50 rows. An htmx request that targets one of a
+page's partials (by the element id it swaps) gets just that partial.
+"""
+
+from __future__ import annotations
+
+import math
+
+from django.core.paginator import Page, Paginator
+from django.db.models import F, Prefetch
+from django.db.models.functions import Lower
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import content_disposition_header
+
+from registry.catalog.models import (
+    STAGE_VALUES,
+    ArtifactFile,
+    ModelAlias,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    StageChange,
+    StageTransitionRequest,
+    stage_intervals,
+)
+from registry.catalog.services import artifact_open
+from registry.lib.numbers import float_to_json
+from registry.lib.series import DEFAULT_POINTS
+from registry.tracking.models import Experiment, MetricSeries, Param, Run, build_prefetches
+from registry.web.figures import metric_history_figure, stage_timeline_figure, version_trend_figure
+from registry.web.query import choice, key_list, metric_filters, metric_order
+
+PAGE_SIZE = 25
+DEFAULT_KEY_COLUMNS = 3
+# Newest runs of an experiment read to find its most common param and metric keys.
+RECENT_RUNS = 500
+# A build page draws at most this many metric charts (one history query each); the rest link to their own pages.
+CHARTS_MAX = 12
+# The metric history page draws up to this many points before downsampling.
+FULL_HISTORY_POINTS = 20_000
+# Stage changes read for a model's timeline, newest first.
+STAGE_CHANGES_READ = 1000
+INTERVALS_LISTED = 25
+# Larger numbers cannot be a version or a primary key; SQLite would refuse them as query parameters.
+INT_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
+
+MODEL_SORTS = {
+    "name": (Lower("name"), "name"),
+    "-name": (Lower("name").desc(), "-name"),
+    "-updated": ("-updated_at", "name"),
+    "updated": ("updated_at", "name"),
+}
+EXPERIMENT_SORTS = {
+    "name": (Lower("name"), "name"),
+    "-last_run": (F("last_run_at").desc(nulls_last=True), "name"),
+}
 
 
-def model_list(request, *args, **kwargs):
-    return HttpResponse("Not built yet.", status=501)
+def _render(request: HttpRequest, template: str, context: dict, *, partial: str | None = None) -> HttpResponse:
+    response = render(request, f"{template}#{partial}" if partial else template, context)
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
 
 
-def model_detail(request, *args, **kwargs):
-    return HttpResponse("Not built yet.", status=501)
+def _htmx_partial(request: HttpRequest, partials: set[str]) -> str | None:
+    """The partial an htmx request asks for: the id of the element it swaps, if the page has a partial by that name.
+
+    A history-restore request (the user went back and htmx's cache missed) needs the whole page.
+    """
+    if request.htmx and not request.htmx.history_restore_request and request.htmx.target in partials:
+        return request.htmx.target
+    return None
 
 
-def version_detail(request, *args, **kwargs):
-    return HttpResponse("Not built yet.", status=501)
+def _page(request: HttpRequest, queryset, per_page: int = PAGE_SIZE) -> Page:
+    """The requested page; a missing, malformed or out-of-range `page` falls back to the first or last page."""
+    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
-def experiment_list(request, *args, **kwargs):
-    return HttpResponse("Not built yet.", status=501)
+# --- Models ---------------------------------------------------------------------------------------------------------
 
 
-def experiment_detail(request, *args, **kwargs):
-    return HttpResponse("Not built yet.", status=501)
+def model_list(request: HttpRequest) -> HttpResponse:
+    """Queries: COUNT, the page of models (counts and Production list as indexed subqueries), their aliases."""
+    q = request.GET.get("q", "").strip()
+    tag = request.GET.get("tag", "").strip()
+    stage = request.GET.get("stage", "")
+    stage = stage if stage in STAGE_VALUES else ""
+    sort = choice(request, "sort", tuple(MODEL_SORTS), "name")
+
+    models = RegisteredModel.objects.search(q)
+    if tag:
+        models = models.tagged(tag)
+    if stage:
+        models = models.having_stage(stage)
+    models = models.select_related("owner").with_version_summary().prefetch_aliases().order_by(*MODEL_SORTS[sort])
+    context = {
+        "nav": "models",
+        "breadcrumbs": [("Models", None)],
+        "page": _page(request, models),
+        "q": q,
+        "tag": tag,
+        "stage": stage,
+        "sort": sort,
+        "stages": STAGE_VALUES,
+        "filtered": bool(q or tag or stage),
+        "registry_url": request.build_absolute_uri("/"),
+    }
+    return _render(request, "web/model_list.html", context, partial=_htmx_partial(request, {"models"}))
 
 
-def run_detail(request, *args, **kwargs):
-    return HttpResponse("Not built yet.", status=501)
+def _get_model_or_404(name: str) -> RegisteredModel:
+    return get_object_or_404(RegisteredModel.objects.select_related("owner").prefetch_aliases(), name=name)
 
 
-def metric_history(request, *args, **kwargs):
-    return HttpResponse("Not built yet.", status=501)
+def model_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """Queries: model, aliases, recent metric keys, versions COUNT and page, the page's metric values, trend points,
+    stage changes, pending requests (9). An htmx request for the versions table or the trend chart reads only what
+    that partial needs."""
+    model = _get_model_or_404(name)
+    known_keys = [key for key, _ in model.recent_metric_keys()]
+    chosen = key_list(request, "metrics")
+    chosen = known_keys[:DEFAULT_KEY_COLUMNS] if chosen is None else chosen
+    partial = _htmx_partial(request, {"versions", "trend"})
+    context = {
+        "nav": "models",
+        "breadcrumbs": [("Models", reverse("model_list")), (model.name, None)],
+        "model": model,
+        "known_keys": known_keys,
+        "chosen_keys": chosen,
+        "metrics_chosen": "metrics" in request.GET,
+    }
+    if partial in (None, "versions"):
+        context.update(_versions_context(request, model, chosen))
+    if partial in (None, "trend"):
+        context.update(_trend_context(request, model, known_keys, chosen))
+    if partial is None:
+        context.update(_timeline_context(model))
+        context["pending_requests"] = (
+            StageTransitionRequest.objects.pending()
+            .filter(version__model=model)
+            .select_related("version", "requested_by")
+            .order_by("-created_at")
+        )
+    return _render(request, "web/model_detail.html", context, partial=partial)
 
 
-def approval_list(request, *args, **kwargs):
-    return HttpResponse("Not built yet.", status=501)
+def _versions_context(request: HttpRequest, model: RegisteredModel, keys: list[str]) -> dict:
+    versions = (
+        model.versions.select_related("created_by", "run")
+        .only("model_id", "version", "stage", "status", "created_at", "created_by__username", "run__name")
+        .order_by("-version")
+    )
+    page = _page(request, versions)
+    values = MetricSeries.objects.values_by_run([v.run_id for v in page if v.run_id], keys, "last_value")
+    aliases: dict[int, list[str]] = {}
+    for alias in model.aliases.all():
+        aliases.setdefault(alias.version_id, []).append(alias.alias)
+    rows = [(v, aliases.get(v.pk, []), [values.get((v.run_id, key)) for key in keys]) for v in page]
+    return {"versions_page": page, "version_rows": rows}
+
+
+def _trend_context(request: HttpRequest, model: RegisteredModel, known: list[str], chosen: list[str]) -> dict:
+    metric = request.GET.get("trend", "").strip() or next(iter(chosen + known), "")
+    if not metric:
+        return {"trend_metric": "", "trend_figure": None}
+    if metric not in known:
+        return {"trend_metric": metric, "trend_figure": None, "trend_problem": f"No recent version logged {metric!r}."}
+    rows = list(
+        model.recent_versions()
+        .with_metric_value(metric)
+        .order_by("version")
+        .values_list("version", "stage", "metric_value")
+    )
+    versions, stages, values = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [])
+    return {"trend_metric": metric, "trend_figure": version_trend_figure(metric, versions, values, stages)}
+
+
+def _timeline_context(model: RegisteredModel) -> dict:
+    changes = StageChange.objects.filter(model=model).timeline_rows(STAGE_CHANGES_READ)
+    intervals = stage_intervals(changes, stages=(Stage.PRODUCTION, Stage.STAGING))
+    if not intervals:
+        return {"intervals": [], "timeline_figure": None}
+    now = timezone.now()
+    earliest = changes[0].changed_at
+    zone = timezone.get_current_timezone()
+    bars = [
+        (i.stage, i.version, (i.start or earliest).astimezone(zone), (i.end or now).astimezone(zone)) for i in intervals
+    ]
+    listed = [(i, i.duration(now)) for i in reversed(intervals[-INTERVALS_LISTED:])]
+    return {
+        "intervals": listed,
+        "intervals_total": len(intervals),
+        "changes_truncated": len(changes) == STAGE_CHANGES_READ,
+        "timeline_figure": stage_timeline_figure(bars),
+    }
+
+
+def _get_version_or_404(name: str, number: int) -> ModelVersion:
+    if number > INT_MAX:
+        raise Http404("No such version.")
+    versions = ModelVersion.objects.select_related(
+        "model", "created_by", "run__experiment", "run__user"
+    ).prefetch_related(
+        Prefetch("aliases", queryset=ModelAlias.objects.only("version_id", "alias").order_by("alias")),
+        "artifacts",
+        Prefetch(
+            "stage_changes", queryset=StageChange.objects.select_related("changed_by").order_by("changed_at", "id")
+        ),
+        *build_prefetches("run__"),
+    )
+    return get_object_or_404(versions, model__name=name, version=number)
+
+
+def version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    """Queries: version with model, run and people; aliases, artifacts, stage changes, params, metrics, inputs, steps
+    (8), then one history query per charted metric (see _build_context)."""
+    mv = _get_version_or_404(name, version)
+    context = {
+        "nav": "models",
+        "breadcrumbs": [
+            ("Models", reverse("model_list")),
+            (mv.model.name, reverse("model_detail", args=[mv.model.name])),
+            (f"Version {mv.version}", None),
+        ],
+        "version": mv,
+        "model": mv.model,
+        "run": mv.run,
+        "artifact_tree": ArtifactFile.tree(mv.artifacts.all()),
+        **_build_context(mv.run),
+    }
+    return render(request, "web/version_detail.html", context)
+
+
+def version_artifact_download(request: HttpRequest, name: str, version: int, path: str) -> FileResponse:
+    if version > INT_MAX:
+        raise Http404("No such version.")
+    artifact = get_object_or_404(ArtifactFile, version__model__name=name, version__version=version, path=path)
+    return _serve_artifact(artifact)
+
+
+# --- Builds (shared by version and run pages) -----------------------------------------------------------------------
+
+
+def _build_context(run: Run | None) -> dict:
+    """What a build page shows of its run, from the prefetched rows, plus one history query per charted metric.
+
+    Only metrics with more than one point are charted, at most CHARTS_MAX of them. Each history is one
+    `values_list("step", "value")` query in step order over the (series, step, timestamp) index, downsampled in
+    Python to DEFAULT_POINTS; so a run with k charted metrics costs k queries whatever their lengths.
+    """
+    if run is None:
+        return {}
+    metrics = list(run.metrics.all())
+    charted = [series for series in metrics if series.count > 1][:CHARTS_MAX]
+    charts = []
+    for index, series in enumerate(charted):
+        steps, values = series.history()
+        charts.append(
+            {
+                "id": f"metric-chart-{index}",
+                "series": series,
+                "figure": metric_history_figure(series.key, steps, values),
+                "downsampled": len(steps) > DEFAULT_POINTS,
+            }
+        )
+    return {
+        "params": run.params.all(),
+        "metrics": metrics,
+        "charts": charts,
+        "charts_left_out": sum(1 for series in metrics if series.count > 1) - len(charted),
+        "inputs": run.inputs.all(),
+        "steps": run.steps.all(),
+    }
+
+
+def _serve_artifact(artifact: ArtifactFile) -> FileResponse:
+    try:
+        handle = artifact_open(artifact)
+    except (FileNotFoundError, OSError):
+        raise Http404("The file is missing from the artifact store.") from None
+    return FileResponse(
+        handle,
+        as_attachment=True,
+        filename=artifact.filename,
+        content_type=artifact.content_type or "application/octet-stream",
+    )
+
+
+# --- Experiments and runs -------------------------------------------------------------------------------------------
+
+
+def experiment_list(request: HttpRequest) -> HttpResponse:
+    """Queries: COUNT, the page of experiments with run count and last run as indexed subqueries (2)."""
+    q = request.GET.get("q", "").strip()
+    sort = choice(request, "sort", tuple(EXPERIMENT_SORTS), "name")
+    experiments = Experiment.objects.active().search(q).with_run_stats().order_by(*EXPERIMENT_SORTS[sort])
+    context = {
+        "nav": "experiments",
+        "breadcrumbs": [("Experiments", None)],
+        "page": _page(request, experiments),
+        "q": q,
+        "sort": sort,
+    }
+    return _render(request, "web/experiment_list.html", context, partial=_htmx_partial(request, {"experiments"}))
+
+
+def _get_experiment_or_404(pk: int) -> Experiment:
+    if pk > BIGINT_MAX:
+        raise Http404("No such experiment.")
+    return get_object_or_404(Experiment.objects.active(), pk=pk)
+
+
+def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queries: experiment, param and metric key counts, runs COUNT and page, the page's param and metric values (7).
+
+    Filters and ordering read the metric summary rows (MetricSeries), never the point history.
+    """
+    experiment = _get_experiment_or_404(pk)
+    runs = experiment.runs.active()
+    recent = runs.order_by("-start_time").values("pk")[:RECENT_RUNS]
+    param_keys = [key for key, _ in Param.objects.key_counts(recent)]
+    metric_keys = [key for key, _ in MetricSeries.objects.key_counts(recent)]
+    params = key_list(request, "params")
+    params = param_keys[:DEFAULT_KEY_COLUMNS] if params is None else params
+    metrics = key_list(request, "metrics")
+    metrics = metric_keys[:DEFAULT_KEY_COLUMNS] if metrics is None else metrics
+
+    filters, problems = metric_filters(request)
+    for f in filters:
+        runs = runs.metric_matches(f.key, f.operator, f.value)
+        if f.key not in metric_keys:
+            problems.append(f"No recent run logged a metric named {f.key!r}, so the filter “{f}” matches nothing.")
+    order = metric_order(request)
+    if order:
+        key, descending = order
+        value = F("metric_value")
+        runs = runs.with_metric_value(key).order_by(
+            value.desc(nulls_last=True) if descending else value.asc(nulls_last=True), "-start_time"
+        )
+        if key not in metric_keys:
+            problems.append(f"No recent run logged a metric named {key!r}; runs are shown newest first.")
+    else:
+        runs = runs.order_by("-start_time")
+
+    columns = ("name", "status", "start_time", "end_time", "experiment_id", "user__username")
+    page = _page(request, runs.select_related("user").only(*columns))
+    ids = [run.pk for run in page]
+    param_values = Param.objects.values_by_run(ids, params, "value")
+    metric_values = MetricSeries.objects.values_by_run(ids, metrics, "last_value")
+    rows = [
+        (run, [param_values.get((run.pk, k)) for k in params], [metric_values.get((run.pk, k)) for k in metrics])
+        for run in page
+    ]
+    context = {
+        "nav": "experiments",
+        "breadcrumbs": [("Experiments", reverse("experiment_list")), (experiment.name, None)],
+        "experiment": experiment,
+        "page": page,
+        "rows": rows,
+        "param_keys": param_keys,
+        "metric_keys": metric_keys,
+        "params": params,
+        "metric_columns": [_order_column(key, order) for key in metrics],
+        "filter_text": ", ".join(str(f) for f in filters),
+        "order": f"{'-' if order[1] else ''}{order[0]}" if order else "",
+        "problems": problems,
+    }
+    return _render(request, "web/experiment_detail.html", context, partial=_htmx_partial(request, {"runs"}))
+
+
+def _order_column(key: str, order: tuple[str, bool] | None) -> dict:
+    """A metric column header: its key, the order its link asks for, and the arrow showing the current order."""
+    current = order[1] if order and order[0] == key else None
+    return {
+        "key": key,
+        "next_order": key if current else f"-{key}",
+        "arrow": {True: "↓", False: "↑", None: ""}[current],
+    }
+
+
+def _get_run_or_404(run_id: str) -> Run:
+    runs = (
+        Run.objects.active()
+        .select_related("experiment", "user")
+        .prefetch_build()
+        .prefetch_related(
+            "artifacts",
+            Prefetch(
+                "model_versions",
+                queryset=ModelVersion.objects.select_related("model")
+                .only("run_id", "version", "stage", "created_at", "model__name")
+                .order_by("model__name", "version"),
+            ),
+        )
+    )
+    return get_object_or_404(runs, pk=run_id)
+
+
+def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
+    """Queries: run with experiment and user; params, metrics, inputs, steps, artifacts, registered versions (7), then
+    one history query per charted metric."""
+    run = _get_run_or_404(run_id)
+    context = {
+        "nav": "experiments",
+        "breadcrumbs": [
+            ("Experiments", reverse("experiment_list")),
+            (run.experiment.name, reverse("experiment_detail", args=[run.experiment_id])),
+            (str(run), None),
+        ],
+        "run": run,
+        "artifact_tree": ArtifactFile.tree(run.artifacts.all()),
+        **_build_context(run),
+    }
+    return render(request, "web/run_detail.html", context)
+
+
+def run_artifact_download(request: HttpRequest, run_id: str, path: str) -> FileResponse:
+    artifact = get_object_or_404(ArtifactFile, run_id=run_id, run__deleted_at__isnull=True, path=path)
+    return _serve_artifact(artifact)
+
+
+def metric_history(request: HttpRequest, run_id: str, key: str) -> HttpResponse:
+    """Queries: the series, its points (2). The CSV streams every point from one server-side cursor."""
+    series = get_object_or_404(
+        MetricSeries.objects.select_related("run__experiment"), run_id=run_id, run__deleted_at__isnull=True, key=key
+    )
+    if request.GET.get("format") == "csv":
+        return _metric_csv(series)
+    steps, values = series.history()
+    run = series.run
+    context = {
+        "nav": "experiments",
+        "breadcrumbs": [
+            ("Experiments", reverse("experiment_list")),
+            (run.experiment.name, reverse("experiment_detail", args=[run.experiment_id])),
+            (str(run), reverse("run_detail", args=[run.pk])),
+            (key, None),
+        ],
+        "series": series,
+        "run": run,
+        "figure": metric_history_figure(key, steps, values, max_points=FULL_HISTORY_POINTS, height=480),
+        "total_points": len(steps),
+        "shown_points": min(len(steps), FULL_HISTORY_POINTS),
+        "budget": FULL_HISTORY_POINTS,
+    }
+    return render(request, "web/metric_history.html", context)
+
+
+def _csv_number(value: float) -> str:
+    return float_to_json(value) if math.isnan(value) or math.isinf(value) else repr(value)
+
+
+def _metric_csv(series: MetricSeries) -> StreamingHttpResponse:
+    """Every point, streamed in step order from a server-side cursor, a few thousand rows per chunk."""
+    points = series.points.order_by("step", "timestamp").values_list("step", "timestamp", "value")
+
+    def chunks():
+        yield "step,timestamp,value\r\n"
+        lines = []
+        for step, timestamp, value in points.iterator(chunk_size=5000):
+            lines.append(f"{step},{timestamp},{_csv_number(value)}\r\n")
+            if len(lines) >= 5000:
+                yield "".join(lines)
+                lines = []
+        if lines:
+            yield "".join(lines)
+
+    response = StreamingHttpResponse(chunks(), content_type="text/csv; charset=utf-8")
+    filename = f"{series.run_id}-{series.key}.csv".replace("/", "_")
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
+# --- Approvals ------------------------------------------------------------------------------------------------------
+
+
+def approval_list(request: HttpRequest) -> HttpResponse:
+    """Queries: COUNT, the page of pending requests with version, model and requester joined (2)."""
+    requests = (
+        StageTransitionRequest.objects.pending()
+        .select_related("version__model", "requested_by")
+        .only(
+            "from_stage",
+            "to_stage",
+            "comment",
+            "created_at",
+            "archive_existing",
+            "version__version",
+            "version__stage",
+            "version__model__name",
+            "requested_by__username",
+        )
+        .order_by("-created_at")
+    )
+    context = {"nav": "approvals", "breadcrumbs": [("Approvals", None)], "page": _page(request, requests)}
+    return _render(request, "web/approval_list.html", context, partial=_htmx_partial(request, {"requests"}))

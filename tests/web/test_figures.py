@@ -1,0 +1,101 @@
+"""Figure shaping: plain {data, layout} dicts, downsampled without losing extremes or order, JSON-safe."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+
+from registry.web.figures import (
+    metric_history_figure,
+    plotly_time,
+    stage_timeline_figure,
+    version_trend_figure,
+)
+from registry.web.templatetags.registry_tags import duration, metric
+
+
+def test_short_history_is_drawn_whole():
+    figure = metric_history_figure("loss", [0, 1, 2], [0.9, 0.5, 0.4])
+    trace = figure["data"][0]
+    assert trace["x"] == [0, 1, 2]
+    assert trace["y"] == [0.9, 0.5, 0.4]
+    assert figure["layout"]["title"]["text"] == "loss"
+
+
+def test_long_history_is_downsampled_keeping_extremes_and_order():
+    steps = list(range(100_000))
+    values = [math.sin(s / 500) for s in steps]
+    values[31_337] = 50.0  # a spike
+    values[77_777] = -50.0  # a dip
+
+    trace = metric_history_figure("loss", steps, values)["data"][0]
+
+    assert len(trace["x"]) <= 2000
+    assert trace["x"] == sorted(trace["x"])
+    assert len(set(trace["x"])) == len(trace["x"])
+    assert trace["x"][0] == 0 and trace["x"][-1] == 99_999
+    assert 31_337 in trace["x"] and 77_777 in trace["x"]
+    assert max(trace["y"]) == 50.0 and min(trace["y"]) == -50.0
+    assert all(values[x] == y for x, y in zip(trace["x"], trace["y"], strict=True))
+
+
+def test_budget_can_be_raised():
+    steps = list(range(50_000))
+    trace = metric_history_figure("x", steps, [float(s % 7) for s in steps], max_points=20_000)["data"][0]
+    assert 19_000 < len(trace["x"]) <= 20_000
+
+
+def test_nan_and_infinities_become_gaps_and_the_figure_is_strict_json():
+    figure = metric_history_figure("x", [0, 1, 2, 3], [1.0, math.nan, math.inf, -math.inf])
+    assert figure["data"][0]["y"] == [1.0, None, None, None]
+    json.dumps(figure, allow_nan=False)
+
+
+def test_trend_marks_production_versions():
+    figure = version_trend_figure(
+        "auc", [1, 2, 3, 4], [0.8, math.nan, 0.9, 0.85], ["Archived", "None", "Production", "Staging"]
+    )
+    line, production = figure["data"]
+    assert line["x"] == [1, 2, 3, 4]
+    assert line["y"] == [0.8, None, 0.9, 0.85]
+    assert (production["x"], production["y"]) == ([3], [0.9])
+    assert [a["text"] for a in figure["layout"]["annotations"]] == ["v3 in Production"]
+    json.dumps(figure, allow_nan=False)
+
+
+def test_trend_of_nothing_is_an_empty_chart():
+    figure = version_trend_figure("auc", [], [], [])
+    assert figure["data"][0]["x"] == [] and figure["data"][1]["x"] == []
+
+
+def test_timeline_bars_run_from_start_to_end_per_stage():
+    t0 = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
+    rows = [
+        ("Production", 3, t0, t0 + timedelta(days=2)),
+        ("Staging", 4, t0 + timedelta(days=1), t0 + timedelta(days=1, hours=6)),
+        ("Production", 4, t0 + timedelta(days=2), t0 + timedelta(days=5)),
+    ]
+    figure = stage_timeline_figure(rows)
+    production, staging = figure["data"]
+    assert production["name"] == "Production" and production["orientation"] == "h"
+    assert production["text"] == ["v3", "v4"]
+    assert production["base"] == ["2025-05-01 12:00:00.000000", "2025-05-03 12:00:00.000000"]
+    assert production["x"] == [2 * 86_400_000, 3 * 86_400_000]
+    assert staging["x"] == [6 * 3_600_000]
+    assert figure["layout"]["xaxis"]["type"] == "date"
+
+
+def test_plotly_time_has_no_offset():
+    assert plotly_time(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2025-01-02 03:04:05.000000"
+
+
+def test_metric_and_duration_filters():
+    assert metric(None) == "—"
+    assert metric(math.nan) == "NaN"
+    assert metric(-math.inf) == "−∞"
+    assert metric(0.123456789) == "0.123457"
+    assert metric(12345678.0) == "1.23457e+07"
+    assert duration(timedelta(seconds=3.25)) == "3.2 s"
+    assert duration(timedelta(days=3, hours=4, minutes=5)) == "3 d 4 h"
+    assert duration(None) == "—"
