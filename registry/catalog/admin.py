@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count
 
 from registry.catalog.models import (
@@ -11,6 +11,7 @@ from registry.catalog.models import (
     StageChange,
     StageTransitionRequest,
 )
+from registry.governance import services as governance
 
 
 class AliasInline(admin.TabularInline):
@@ -75,6 +76,28 @@ class StageTransitionRequestAdmin(admin.ModelAdmin):
     search_fields = ["version__model__name", "comment", "decision_comment"]
     raw_id_fields = ["version", "requested_by", "decided_by"]
     readonly_fields = ["evidence", "created_at", "decided_by", "decided_at"]
+    actions = ["approve_selected", "reject_selected"]
+
+    @admin.action(description="Approve selected requests")
+    def approve_selected(self, request, queryset) -> None:
+        self._decide(request, queryset, governance.transition_approve, "approved")
+
+    @admin.action(description="Reject selected requests")
+    def reject_selected(self, request, queryset) -> None:
+        self._decide(request, queryset, governance.transition_reject, "rejected")
+
+    def _decide(self, request, queryset, decide, done: str) -> None:
+        """Decide each request as the signed-in user through the governance rules; one message per request."""
+        for transition in queryset.select_related("version__model").order_by("created_at", "id"):
+            label = f"{transition.version.model.name} v{transition.version.version} → {transition.to_stage}"
+            try:
+                decide(request_id=transition.pk, by=request.user)
+            except governance.GovernanceError as exc:
+                details = "; ".join(f"{d['gate']}: {d['message']}" for d in exc.details if isinstance(d, dict))
+                message = f"{label}: {exc.message}" + (f" ({details})" if details else "")
+                self.message_user(request, message, messages.ERROR)
+            else:
+                self.message_user(request, f"{label}: {done}.", messages.SUCCESS)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
