@@ -28,19 +28,28 @@ def minmax_downsample(
         raise ValueError("max_points must be at least 4")
     if n <= max_points:
         return list(steps), list(values)
+    values = list(values)
+    has_nan = any(map(math.isnan, values))
     buckets = (max_points - 2) // 2
     inner = n - 2
     keep = [0]
     for b in range(buckets):
         start = 1 + b * inner // buckets
         end = 1 + (b + 1) * inner // buckets
-        finite = [i for i in range(start, end) if not math.isnan(values[i])]
-        if not finite:
-            keep.append(start)
+        if start >= end:
             continue
-        lo = min(finite, key=values.__getitem__)
-        hi = max(finite, key=values.__getitem__)
-        keep.extend(sorted({lo, hi}))
+        chunk = values[start:end]
+        if has_nan:
+            finite = [v for v in chunk if not math.isnan(v)]
+            if not finite:
+                keep.append(start)
+                continue
+        else:
+            finite = chunk
+        # min() and max() run in C; index() finds the first occurrence, which is all a chart needs.
+        lo = start + chunk.index(min(finite))
+        hi = start + chunk.index(max(finite))
+        keep.extend((lo, hi) if lo < hi else (hi, lo) if hi < lo else (lo,))
     keep.append(n - 1)
     return [steps[i] for i in keep], [values[i] for i in keep]
 

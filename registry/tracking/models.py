@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable
+from itertools import groupby
+from operator import itemgetter
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
 from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import Coalesce, Length
 from django.db.models.lookups import LessThanOrEqual
@@ -321,12 +323,35 @@ class MetricSeries(models.Model):
         return f"{self.key}={self.last_value}"
 
     def history(self) -> tuple[list[int], list[float]]:
-        """Every point's (step, value) in step order, in one query over the (series, step, timestamp) index."""
-        rows = list(self.points.order_by("step", "timestamp").values_list("step", "value"))
-        if not rows:
-            return [], []
-        steps, values = zip(*rows, strict=True)
-        return list(steps), list(values)
+        """Every point's (step, value) in step order, in one query over the covering history index."""
+        return MetricPoint.objects.histories([self.pk]).get(self.pk, ([], []))
+
+
+class MetricPointQuerySet(models.QuerySet):
+    def histories(self, series_ids: Iterable[int]) -> dict[int, tuple[list[int], list[float]]]:
+        """Every point of the given series as ({series_id: (steps, values)}), in step order, in one query.
+
+        Read through a plain cursor: on long histories the ORM's per-row conversion costs more than the database
+        does. The (series, step, timestamp, value) index covers the query. NULL is how NaN is stored.
+        """
+        ids = list(series_ids)
+        if not ids:
+            return {}
+        query = (
+            self.filter(series_id__in=ids)
+            .order_by("series_id", "step", "timestamp")
+            .values_list("series_id", "step", "value")
+        )
+        sql, params = query.query.sql_with_params()
+        with connections[query.db].cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        nan = math.nan
+        out: dict[int, tuple[list[int], list[float]]] = {}
+        for series_id, points in groupby(rows, key=itemgetter(0)):
+            points = list(points)
+            out[series_id] = ([p[1] for p in points], [nan if p[2] is None else p[2] for p in points])
+        return out
 
 
 class MetricPoint(models.Model):
@@ -337,11 +362,32 @@ class MetricPoint(models.Model):
     timestamp = models.BigIntegerField(help_text="Epoch milliseconds.")
     value = NaNFloatField()
 
+    objects = MetricPointQuerySet.as_manager()
+
     class Meta:
-        indexes = [models.Index(fields=["series", "step", "timestamp"], name="metric_point_series_step")]
+        # Covering: history reads never touch the table itself.
+        indexes = [models.Index(fields=["series", "step", "timestamp", "value"], name="metric_point_history")]
 
     def __str__(self) -> str:
         return f"step {self.step}: {self.value}"
+
+
+class MetricPreview(models.Model):
+    """A long history downsampled for charts, cached: valid while the series still has `count` points.
+
+    A finished run's histories never change, so a chart of 100,000 points costs one small read after its first
+    view; a running one is rebuilt when it has grown.
+    """
+
+    series = models.OneToOneField(MetricSeries, primary_key=True, on_delete=models.CASCADE, related_name="preview")
+    count = models.PositiveBigIntegerField()
+    max_points = models.PositiveIntegerField()
+    steps = models.JSONField()
+    values = models.JSONField(help_text='Numbers, or "NaN", "Infinity", "-Infinity".')
+    built_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"preview of series {self.series_id} ({len(self.steps)} of {self.count} points)"
 
 
 class Dataset(models.Model):
