@@ -65,7 +65,9 @@ def registry_server(*, workers: int = 2, threads: int = 4, database_url: str | N
     if database_url:
         env["DATABASE_URL"] = database_url
     manage(env, "migrate", "--noinput", "-v", "0")
-    manage(env, "shell", "-c", "from django.contrib.auth.models import User; User.objects.get_or_create(username='bench')")
+    manage(
+        env, "shell", "-c", "from django.contrib.auth.models import User; User.objects.get_or_create(username='bench')"
+    )
     token = manage(env, "createtoken", "bench", "--name", "benchmark").strip().splitlines()[-1]
     port = free_port()
     proc = subprocess.Popen(

@@ -44,7 +44,9 @@ def bench_batch_runs(s, url, runs: int) -> None:
     for i in range(runs):
         run_id = new_run(s, url, f"run-{i}")
         metrics = [
-            {"key": f"metric_{k}", "value": (k + 1) / (step + 1), "step": step} for k in range(10) for step in range(100)
+            {"key": f"metric_{k}", "value": (k + 1) / (step + 1), "step": step}
+            for k in range(10)
+            for step in range(100)
         ]
         params = {f"param_{p}": str(p * i) for p in range(20)}
         r = s.post(f"{url}/api/v1/runs/{run_id}/log-batch", json={"metrics": metrics, "params": params})
@@ -162,7 +164,9 @@ def bench_concurrent(url, token: str, writers: int, batches: int) -> None:
         try:
             run_id = new_run(s, url, f"writer-{index}")
             for b in range(batches):
-                metrics = [{"key": f"m{k}", "value": float(b), "step": b * 1000 + i} for k in range(5) for i in range(200)]
+                metrics = [
+                    {"key": f"m{k}", "value": float(b), "step": b * 1000 + i} for k in range(5) for i in range(200)
+                ]
                 r = s.post(f"{url}/api/v1/runs/{run_id}/log-batch", json={"metrics": metrics})
                 if r.status_code != 200:
                     errors.append(f"{r.status_code} {r.text[:200]}")

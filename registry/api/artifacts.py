@@ -7,11 +7,10 @@ import re
 from django.conf import settings
 from django.db.models import Q
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from ninja import Router
 
-from registry.api.errors import ApiError
+from registry.api.errors import ApiError, get_or_404
 from registry.api.schemas import ArtifactOut, Error
 from registry.api.tracking import get_run_or_404, require_run_writer
 from registry.catalog import services
@@ -58,9 +57,10 @@ def stream_artifact(request: HttpRequest, artifact: ArtifactFile) -> HttpRespons
     header = request.headers.get("Range", "")
     start, end, status = 0, artifact.size - 1, 200
     if header:
+        unsatisfiable = {"Content-Range": f"bytes */{artifact.size}"}
         match = _RANGE.match(header.strip())
         if not match or match.groups() == ("", ""):
-            raise ApiError(416, "Send one range as 'Range: bytes=START-END'.", code="range_not_satisfiable")
+            raise ApiError(416, "Send one range as 'Range: bytes=START-END'.", headers=unsatisfiable)
         first, last = match.groups()
         if first == "":
             start = max(artifact.size - int(last), 0)
@@ -68,9 +68,9 @@ def stream_artifact(request: HttpRequest, artifact: ArtifactFile) -> HttpRespons
             start = int(first)
             end = min(int(last), artifact.size - 1) if last else artifact.size - 1
         if start > end or start >= artifact.size:
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{artifact.size}"
-            return response
+            raise ApiError(
+                416, f"The range {header!r} is outside the file's {artifact.size} bytes.", headers=unsatisfiable
+            )
         status = 206
     filename = artifact.path.rsplit("/", 1)[-1]
     storage = services.artifact_storage()
@@ -88,6 +88,11 @@ def stream_artifact(request: HttpRequest, artifact: ArtifactFile) -> HttpRespons
     if status == 206:
         response["Content-Range"] = f"bytes {start}-{end}/{artifact.size}"
     return response
+
+
+def _run_file_or_404(run, path: str) -> ArtifactFile:
+    path = normalise_artifact_path(path)
+    return get_or_404(ArtifactFile, f"Run {run.pk} has no file {path!r}.", run=run, path=path)
 
 
 # --- Run artifacts --------------------------------------------------------------------------------------------------
@@ -129,7 +134,7 @@ def list_run_artifacts(request: HttpRequest, run_id: str, prefix: str = ""):
 )
 def download_run_artifact(request: HttpRequest, run_id: str, path: str):
     run = get_run_or_404(run_id)
-    artifact = get_object_or_404(ArtifactFile, run=run, path=normalise_artifact_path(path))
+    artifact = _run_file_or_404(run, path)
     return stream_artifact(request, artifact)
 
 
@@ -137,7 +142,7 @@ def download_run_artifact(request: HttpRequest, run_id: str, path: str):
 def delete_run_artifact(request: HttpRequest, run_id: str, path: str):
     run = get_run_or_404(run_id)
     require_run_writer(request, run)
-    artifact = get_object_or_404(ArtifactFile, run=run, path=normalise_artifact_path(path))
+    artifact = _run_file_or_404(run, path)
     services.artifact_delete(artifact)
     return 204, None
 
@@ -146,7 +151,8 @@ def delete_run_artifact(request: HttpRequest, run_id: str, path: str):
 
 
 def _version_or_404(name: str, version: int) -> ModelVersion:
-    return get_object_or_404(ModelVersion.objects.select_related("model"), model__name=name, version=version)
+    versions = ModelVersion.objects.select_related("model")
+    return get_or_404(versions, f"Model {name!r} has no version {version}.", model__name=name, version=version)
 
 
 @router.get(
@@ -168,5 +174,6 @@ def list_version_artifacts(request: HttpRequest, name: str, version: int, prefix
 )
 def download_version_artifact(request: HttpRequest, name: str, version: int, path: str):
     model_version = _version_or_404(name, version)
-    artifact = get_object_or_404(ArtifactFile, version=model_version, path=normalise_artifact_path(path))
+    path = normalise_artifact_path(path)
+    artifact = get_or_404(ArtifactFile, f"{model_version} has no file {path!r}.", version=model_version, path=path)
     return stream_artifact(request, artifact)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, Subquery
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Query, Router
 
 from registry.api.artifacts import artifact_out, version_artifact_url
-from registry.api.errors import ApiError
+from registry.api.errors import ApiError, get_or_404
 from registry.api.schemas import (
     AliasIn,
     AliasOut,
@@ -24,7 +23,7 @@ from registry.api.schemas import (
     VersionPage,
     VersionPatch,
 )
-from registry.api.tracking import get_run_or_404
+from registry.api.tracking import MAX_OFFSET, get_run_or_404
 from registry.catalog import services
 from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
 from registry.lib.names import NameError_, check_model_name
@@ -111,17 +110,18 @@ def version_detail_out(version: ModelVersion) -> dict:
     }
 
 
-def _model_or_404(name: str) -> RegisteredModel:
-    return get_object_or_404(RegisteredModel, name=name)
+def _model_or_404(name: str, queryset=None) -> RegisteredModel:
+    return get_or_404(RegisteredModel if queryset is None else queryset, f"No model named {name!r}.", name=name)
 
 
 def _version_or_404(name: str, version: int) -> ModelVersion:
-    return get_object_or_404(_versions_for_output(), model__name=name, version=version)
+    message = f"Model {name!r} has no version {version}."
+    return get_or_404(_versions_for_output(), message, model__name=name, version=version)
 
 
 def _page(queryset, offset: int, limit: int):
-    if offset < 0 or limit < 1:
-        raise ApiError(400, "offset must be ≥ 0 and limit ≥ 1.")
+    if not 0 <= offset < MAX_OFFSET or limit < 1:
+        raise ApiError(400, f"offset must be ≥ 0 and < {MAX_OFFSET}, and limit ≥ 1.")
     limit = min(limit, MAX_PAGE)
     rows = list(queryset[offset : offset + limit + 1])
     return rows[:limit], (offset + limit if len(rows) > limit else None)
@@ -152,8 +152,8 @@ def list_models(
     if q:
         queryset = queryset.filter(Q(name__icontains=q) | Q(description__icontains=q))
     if tag:
-        key, sep, value = tag.partition(":")
-        queryset = queryset.filter(**{f"tags__{key}": value}) if sep else queryset.filter(tags__has_key=key)
+        # Not tags__<key>=value: a key such as "contains" or "a__b" would be read as a lookup or a path.
+        queryset = queryset.tagged(tag)
     if stage:
         try:
             wanted = Stage.parse(stage)
@@ -169,7 +169,7 @@ def list_models(
 
 @router.get("/models/{name}", response={200: ModelOut, **ERRORS}, summary="Get a model")
 def get_model(request: HttpRequest, name: str):
-    return model_out(get_object_or_404(_models_for_output(), name=name))
+    return model_out(_model_or_404(name, _models_for_output()))
 
 
 @router.patch("/models/{name}", response={200: ModelOut, **ERRORS}, summary="Rename a model or edit its description")
@@ -186,7 +186,9 @@ def update_model(request: HttpRequest, name: str, payload: ModelPatch):
     model.updated_at = timezone.now()
     try:
         with transaction.atomic():
-            model.save()
+            # Only the edited fields: a full save would write back a stale `last_version` if a version was
+            # registered meanwhile, and the next registration would then reuse a number.
+            model.save(update_fields=[*data, "updated_at"])
     except IntegrityError:
         raise ApiError(409, f"A model named {data.get('name')!r} already exists.", code="already_exists") from None
     return model_out(_models_for_output().get(pk=model.pk))
@@ -290,7 +292,9 @@ def list_aliases(request: HttpRequest, name: str):
 @router.put("/models/{name}/aliases/{alias}", response={200: AliasOut, **ERRORS}, summary="Point an alias at a version")
 def set_alias(request: HttpRequest, name: str, alias: str, payload: AliasIn):
     model = _model_or_404(name)
-    version = get_object_or_404(ModelVersion, model=model, version=payload.version)
+    version = get_or_404(
+        ModelVersion, f"Model {name!r} has no version {payload.version}.", model=model, version=payload.version
+    )
     services.alias_set(model=model, alias=alias, version=version, by=request.user)
     return {"alias": alias, "version": version.version}
 

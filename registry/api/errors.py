@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from registry.catalog.services import AlreadyExists, ArtifactTooLarge, CatalogError
+from registry.governance.services import AlreadyDecided, AlreadyPending, GatesFailed, GovernanceError, NotAllowed
 from registry.lib.paths import PathError
 from registry.lib.search import SearchError
 from registry.tracking.services import ParamConflict, TrackingError
@@ -20,24 +23,63 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    411: "length_required",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
     422: "invalid",
 }
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, code: str | None = None, details: list | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: list | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code or _CODES.get(status, "error")
         self.message = message
         self.details = details or []
+        self.headers = headers or {}
+
+
+def get_or_404(queryset, message: str, **lookup):
+    """The one row matching `lookup`, or a 404 whose message says what was not found (a model, a queryset)."""
+    if isinstance(queryset, type):
+        queryset = queryset._default_manager.all()
+    try:
+        return queryset.get(**lookup)
+    except queryset.model.DoesNotExist:
+        raise ApiError(404, message) from None
+
+
+def error_body(status: int, message: str, *, code: str | None = None, details: list | None = None) -> dict:
+    return {"error": code or _CODES.get(status, "error"), "message": message, "details": details or []}
 
 
 def error_response(api: NinjaAPI, request: HttpRequest, status: int, message: str, *, code=None, details=None):
-    body = {"error": code or _CODES.get(status, "error"), "message": message, "details": details or []}
-    return api.create_response(request, body, status=status)
+    return api.create_response(request, error_body(status, message, code=code, details=details), status=status)
+
+
+def plain_error_response(status: int, message: str, **headers: str) -> HttpResponse:
+    """The same shape for answers given outside ninja's handlers (unknown URLs, wrong methods, middleware)."""
+    response = HttpResponse(json.dumps(error_body(status, message)), status=status, content_type="application/json")
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def _api_error(api: NinjaAPI, request: HttpRequest, exc: ApiError) -> HttpResponse:
+    response = error_response(api, request, exc.status, exc.message, code=exc.code, details=exc.details)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
 
 
 def _validation_details(errors: list[dict]) -> list[dict]:
@@ -48,6 +90,27 @@ def _validation_details(errors: list[dict]) -> list[dict]:
     return details
 
 
+def _message(exc: HttpError) -> str:
+    # ninja reports an unreadable body as "Cannot parse request body" and keeps the reason as the cause.
+    if exc.status_code == 400 and str(exc).startswith("Cannot parse request body") and exc.__cause__ is not None:
+        return f"The request body could not be read as a JSON object: {exc.__cause__}."
+    return str(exc)
+
+
+# Governance refusals carry their own status; these codes say which rule refused.
+_GOVERNANCE_CODES = (
+    (NotAllowed, "forbidden"),
+    (AlreadyDecided, "already_decided"),
+    (AlreadyPending, "already_pending"),
+    (GatesFailed, "gates_failed"),
+)
+
+
+def _governance_error(api: NinjaAPI, request: HttpRequest, exc: GovernanceError) -> HttpResponse:
+    code = next((code for kind, code in _GOVERNANCE_CODES if isinstance(exc, kind)), None)
+    return error_response(api, request, exc.status, exc.message, code=code, details=exc.details)
+
+
 def install(api: NinjaAPI) -> None:
     def handle(exc_class, status, message=None, code=None):
         def handler(request, exc):
@@ -56,10 +119,7 @@ def install(api: NinjaAPI) -> None:
 
         api.add_exception_handler(exc_class, handler)
 
-    api.add_exception_handler(
-        ApiError,
-        lambda request, exc: error_response(api, request, exc.status, exc.message, code=exc.code, details=exc.details),
-    )
+    api.add_exception_handler(ApiError, lambda request, exc: _api_error(api, request, exc))
     api.add_exception_handler(
         ValidationError,
         lambda request, exc: error_response(
@@ -70,7 +130,9 @@ def install(api: NinjaAPI) -> None:
             details=_validation_details(exc.errors),
         ),
     )
-    api.add_exception_handler(HttpError, lambda request, exc: error_response(api, request, exc.status_code, str(exc)))
+    api.add_exception_handler(
+        HttpError, lambda request, exc: error_response(api, request, exc.status_code, _message(exc))
+    )
     handle(
         AuthenticationError,
         401,
@@ -84,6 +146,7 @@ def install(api: NinjaAPI) -> None:
     handle(ArtifactTooLarge, 413)
     handle(TrackingError, 422)
     handle(CatalogError, 400)
+    api.add_exception_handler(GovernanceError, lambda request, exc: _governance_error(api, request, exc))
     handle(PathError, 400, code="invalid_path")
     handle(SearchError, 400, code="invalid_search")
     api.add_exception_handler(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import re
 
-from django.http import HttpResponse
+from registry.api.errors import plain_error_response
 
 API_PREFIXES = ("/api/",)
-# Raw artifact bodies are streamed with PUT to .../artifacts/<path>; everything else that writes sends JSON.
-RAW_BODY_MARKERS = ("/artifacts/",)
+# Raw artifact bodies are streamed with PUT to /api/v1/runs/<id>/artifacts/<path> (and to MLflow's artifact proxy,
+# /api/2.0/mlflow-artifacts/artifacts/<path>); everything else that writes sends JSON. Anchored, so that a model or
+# alias that happens to be called "artifacts" gets no exemption.
+RAW_BODY_PATH = re.compile(r"^/api/(?:v1/runs/[^/]+/artifacts/|2\.0/mlflow-artifacts/artifacts/)")
 
 
 class JsonOnlyMiddleware:
@@ -20,14 +22,10 @@ class JsonOnlyMiddleware:
         if (
             path.startswith(API_PREFIXES)
             and request.method in ("POST", "PUT", "PATCH")
-            and not (request.method == "PUT" and any(marker in path for marker in RAW_BODY_MARKERS))
+            and not (request.method == "PUT" and RAW_BODY_PATH.match(path))
             and request.content_type != "application/json"
             and (request.headers.get("Content-Length", "0") not in ("", "0") or "Transfer-Encoding" in request.headers)
         ):
-            body = {
-                "error": "unsupported_media_type",
-                "message": f"Send JSON with 'Content-Type: application/json' (got {request.content_type or 'none'!r}).",
-                "details": [],
-            }
-            return HttpResponse(json.dumps(body), status=415, content_type="application/json")
+            message = f"Send JSON with 'Content-Type: application/json' (got {request.content_type or 'none'!r})."
+            return plain_error_response(415, message)
         return self.get_response(request)

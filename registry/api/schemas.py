@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import BeforeValidator, PlainSerializer, field_validator
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, field_validator
 
 from registry.lib.names import KEY_MAX, MODEL_NAME_MAX
 from registry.lib.numbers import float_from_json, float_to_json
@@ -26,6 +26,14 @@ JsonFloat = Annotated[
     BeforeValidator(_parse_float),
     PlainSerializer(float_to_json, return_type=float | str | None, when_used="always"),
 ]
+
+
+def _assume_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# An input time: one without a time zone is read as UTC (comparing naive and aware times would fail later).
+InTime = Annotated[datetime, AfterValidator(_assume_utc)]
 
 Tags = dict[Annotated[str, Field(max_length=KEY_MAX)], str]
 RunStatusName = Literal["running", "scheduled", "finished", "failed", "killed"]
@@ -93,18 +101,18 @@ class EnvironmentIn(Schema):
 class StepIn(Schema):
     name: str = Field(min_length=1, max_length=256)
     status: Literal["pending", "running", "succeeded", "failed", "skipped"] = "pending"
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
+    started_at: InTime | None = None
+    ended_at: InTime | None = None
     log_excerpt: str = ""
 
 
 class RunIn(Schema):
     experiment: str | None = Field(
-        None, description="Experiment name; created when missing. Default experiment if omitted."
+        None, max_length=256, description="Experiment name; created when missing. Default experiment if omitted."
     )
     experiment_id: int | None = None
     name: str = Field("", max_length=256)
-    start_time: datetime | None = None
+    start_time: InTime | None = None
     code: CodeIn = CodeIn()
     environment: EnvironmentIn = EnvironmentIn()
     image: str = Field("", max_length=1024, examples=["ghcr.io/acme/train@sha256:0123abcd"])
@@ -114,7 +122,7 @@ class RunIn(Schema):
 
 class RunPatch(Schema):
     status: RunStatusName | None = None
-    end_time: datetime | None = None
+    end_time: InTime | None = None
     name: str | None = Field(None, max_length=256)
     tags: Tags | None = None
     steps: list[StepIn] | None = None
@@ -340,6 +348,91 @@ class VersionDetailOut(VersionOut):
 
 class AliasIn(Schema):
     version: int = Field(ge=1)
+
+
+# --- Governance: transition requests, decisions, timeline, audit ----------------------------------------------------
+
+
+class TransitionRequestIn(Schema):
+    to_stage: str = Field(examples=["Production"], description="Staging, Production, Archived or None (any case).")
+    comment: str = Field("", max_length=5000, description="Why; the approver reads it.")
+    archive_existing: bool = Field(False, description="On approval, archive the versions that hold the stage then.")
+
+
+class CommentIn(Schema):
+    comment: str = Field("", max_length=5000)
+
+
+class DecisionIn(CommentIn):
+    override_reason: str = Field(
+        "", max_length=5000, description="Superusers only: approve although gates fail; recorded in the audit log."
+    )
+
+
+class StageChangeIn(DecisionIn):
+    to_stage: str = Field(examples=["Staging"])
+    archive_existing: bool = False
+
+
+class TransitionRequestOut(Schema):
+    id: int
+    model: str
+    version: int
+    from_stage: str
+    to_stage: str
+    archive_existing: bool
+    status: Literal["pending", "approved", "rejected", "cancelled"]
+    requested_by: str | None
+    comment: str
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_comment: str
+    evidence: dict[str, Any] = Field(
+        description="Frozen when the request was made: metrics, metric_deltas against the current holder "
+        "(compared_with), datasets with digests, environment, code, and the gate results (gates)."
+    )
+    url: str = Field(description="The request on the dashboard's Approvals page.")
+
+
+class TransitionRequestPage(Page):
+    items: list[TransitionRequestOut]
+
+
+class StageIntervalOut(Schema):
+    version: int
+    from_: datetime | None = Field(alias="from", description="Null when it began before the history kept.")
+    to: datetime | None = Field(description="Null while the version still holds the stage.")
+
+
+class TimelineOut(Schema):
+    model: str
+    stage: str
+    intervals: list[StageIntervalOut]
+
+
+class StageAtOut(Schema):
+    model: str
+    stage: str
+    at: datetime
+    versions: list[int] = Field(description="Version numbers that held the stage at `at`, highest first.")
+
+
+class AuditEventOut(Schema):
+    id: int
+    at: datetime
+    action: str = Field(examples=["stage_changed"])
+    actor: str | None
+    version: int | None
+    from_value: str
+    to_value: str
+    comment: str
+    request_id: int | None
+    data: dict[str, Any]
+
+
+class AuditPage(Page):
+    items: list[AuditEventOut]
 
 
 def nan_safe(value: float | None) -> float:

@@ -7,10 +7,9 @@ import json
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
 from ninja import Query, Router
 
-from registry.api.errors import ApiError
+from registry.api.errors import ApiError, get_or_404
 from registry.api.schemas import (
     DatasetIn,
     DatasetOut,
@@ -41,12 +40,14 @@ router = Router(tags=["tracking"])
 
 MAX_PAGE = 1000
 HISTORY_MAX_PAGE = 100_000
+# Far beyond any table, and small enough that OFFSET fits the databases' 64-bit integers.
+MAX_OFFSET = 2**62
 ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 413: Error, 415: Error, 422: Error}
 
 
 def _page(queryset, offset: int, limit: int):
-    if offset < 0 or limit < 1:
-        raise ApiError(400, "offset must be ≥ 0 and limit ≥ 1.")
+    if not 0 <= offset < MAX_OFFSET or limit < 1:
+        raise ApiError(400, f"offset must be ≥ 0 and < {MAX_OFFSET}, and limit ≥ 1.")
     limit = min(limit, MAX_PAGE)
     rows = list(queryset[offset : offset + limit + 1])
     next_offset = offset + limit if len(rows) > limit else None
@@ -76,8 +77,12 @@ def list_experiments(request: HttpRequest, q: str = "", offset: int = 0, limit: 
 
 
 def _experiment(ref: str) -> Experiment:
-    lookup = {"pk": int(ref)} if ref.isdigit() else {"name": ref}
-    return get_object_or_404(Experiment, **lookup)
+    """By id, else by name: an experiment may well be called "2024"."""
+    if ref.isascii() and ref.isdigit():
+        experiment = Experiment.objects.filter(pk=int(ref)).first()
+        if experiment is not None:
+            return experiment
+    return get_or_404(Experiment, f"No experiment {ref!r} (give its name or id).", name=ref)
 
 
 @router.get("/experiments/{ref}", response={200: ExperimentOut, **ERRORS}, summary="Get an experiment by id or name")
@@ -153,7 +158,7 @@ def run_out(run: Run) -> dict:
 
 def get_run_or_404(run_id: str, *, details: bool = False) -> Run:
     queryset = _runs_with_details() if details else Run.objects.all()
-    return get_object_or_404(queryset, pk=run_id.lower())
+    return get_or_404(queryset, f"No run with id {run_id!r}.", pk=run_id.lower())
 
 
 def require_run_writer(request: HttpRequest, run: Run) -> None:
@@ -166,7 +171,7 @@ def require_run_writer(request: HttpRequest, run: Run) -> None:
 @router.post("/runs", response={201: RunOut, **ERRORS}, summary="Start a run")
 def create_run(request: HttpRequest, payload: RunIn):
     if payload.experiment_id is not None:
-        experiment = get_object_or_404(Experiment, pk=payload.experiment_id)
+        experiment = get_or_404(Experiment, f"No experiment with id {payload.experiment_id}.", pk=payload.experiment_id)
     elif payload.experiment:
         experiment, _ = Experiment.objects.get_or_create(name=payload.experiment)
     else:
@@ -258,7 +263,8 @@ def log_batch(request: HttpRequest, run_id: str, payload: LogBatchIn):
 
 
 def _series_or_404(run_id: str, key: str) -> MetricSeries:
-    return get_object_or_404(MetricSeries.objects.only("id", "key", "count"), run_id=run_id.lower(), key=key)
+    series = MetricSeries.objects.only("id", "key", "count")
+    return get_or_404(series, f"Run {run_id!r} has no metric {key!r}.", run_id=run_id.lower(), key=key)
 
 
 @router.get(
@@ -269,8 +275,8 @@ def _series_or_404(run_id: str, key: str) -> MetricSeries:
 )
 def metric_history(request: HttpRequest, run_id: str, key: str, offset: int = 0, limit: int = 25_000):
     series = _series_or_404(run_id, key)
-    if offset < 0 or limit < 1:
-        raise ApiError(400, "offset must be ≥ 0 and limit ≥ 1.")
+    if not 0 <= offset < MAX_OFFSET or limit < 1:
+        raise ApiError(400, f"offset must be ≥ 0 and < {MAX_OFFSET}, and limit ≥ 1.")
     limit = min(limit, HISTORY_MAX_PAGE)
     rows = list(
         MetricPoint.objects.filter(series=series)
@@ -316,7 +322,7 @@ def metric_series(request: HttpRequest, run_id: str, key: str, max_points: int =
 def add_run_input(request: HttpRequest, run_id: str, payload: RunInputIn):
     run = get_run_or_404(run_id)
     require_run_writer(request, run)
-    dataset = get_object_or_404(Dataset, pk=payload.dataset_id)
+    dataset = get_or_404(Dataset, f"No dataset with id {payload.dataset_id}.", pk=payload.dataset_id)
     run_input = services.run_input_add(run=run, dataset=dataset, context=payload.context)
     return 201, {"dataset_id": dataset.pk, "name": dataset.name, "digest": dataset.digest, "context": run_input.context}
 
@@ -328,6 +334,7 @@ def add_run_input(request: HttpRequest, run_id: str, payload: RunInputIn):
     "/datasets",
     response={200: DatasetOut, 201: DatasetOut, **ERRORS},
     summary="Register a dataset (idempotent by name and digest)",
+    by_alias=True,
 )
 def register_dataset(request: HttpRequest, payload: DatasetIn):
     existed = Dataset.objects.filter(name=payload.name, digest=payload.digest).exists()
@@ -342,7 +349,8 @@ def register_dataset(request: HttpRequest, payload: DatasetIn):
     return (200 if existed else 201), dataset
 
 
-@router.get("/datasets", response={200: DatasetPage, **ERRORS}, summary="List datasets")
+# by_alias: the field is `schema_` in Python (pydantic reserves `schema`) and `schema` in JSON.
+@router.get("/datasets", response={200: DatasetPage, **ERRORS}, summary="List datasets", by_alias=True)
 def list_datasets(request: HttpRequest, name: str = "", digest: str = "", offset: int = 0, limit: int = 100):
     queryset = Dataset.objects.all()
     if name:
@@ -353,6 +361,6 @@ def list_datasets(request: HttpRequest, name: str = "", digest: str = "", offset
     return {"items": items, "next_offset": next_offset}
 
 
-@router.get("/datasets/{dataset_id}", response={200: DatasetOut, **ERRORS}, summary="Get a dataset")
+@router.get("/datasets/{dataset_id}", response={200: DatasetOut, **ERRORS}, summary="Get a dataset", by_alias=True)
 def get_dataset(request: HttpRequest, dataset_id: int):
-    return get_object_or_404(Dataset, pk=dataset_id)
+    return get_or_404(Dataset, f"No dataset with id {dataset_id}.", pk=dataset_id)

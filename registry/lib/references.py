@@ -51,7 +51,8 @@ def parse_reference(text: str) -> Reference:
         return Reference(model=name, alias=tag)
     if "/" in ref:
         name, _, number = ref.rpartition("/")
-        if name and number.isdigit() and int(number) >= 1:
+        # isascii: str.isdigit() also accepts "²" and "١", which int() refuses or reads unexpectedly.
+        if name and number.isascii() and number.isdigit() and int(number) >= 1:
             return Reference(model=name, version=int(number))
         if name and number.lower() in STAGE_WORDS:
             return Reference(model=name, stage=STAGE_WORDS[number.lower()])

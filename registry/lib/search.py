@@ -124,8 +124,12 @@ def _number(text: str) -> float:
         raise SearchError(f"{text!r} is not a number.") from None
 
 
-def parse_filter(text: str | None) -> list[Clause]:
-    """Parse `a AND b AND c` into clauses. An empty filter is an empty list."""
+def parse_filter(text: str | None, *, default_entity: str | None = None) -> list[Clause]:
+    """Parse `a AND b AND c` into clauses. An empty filter is an empty list.
+
+    With `default_entity`, a bare key (`name LIKE 'a%'`, as MLflow writes experiment and model searches) belongs to
+    that entity; without it, every key needs its entity.
+    """
     if text is None or not text.strip():
         return []
     tokens = _tokenize(text)
@@ -139,7 +143,7 @@ def parse_filter(text: str | None) -> list[Clause]:
         kind, value = tokens[i]
         if kind != "ident":
             raise SearchError(f"Expected a key such as metrics.accuracy, found {value!r}.")
-        entity, key = _split_identifier(value)
+        entity, key = _split_identifier(value, default_entity=default_entity)
         i += 1
         nxt = peek()
         if nxt is None:
@@ -204,6 +208,8 @@ def parse_filter(text: str | None) -> list[Clause]:
                     item = peek()
                     if item is None:
                         raise SearchError(f"The {op} list is not closed with ')'.")
+                    if item[0] == "string" and entity == "metrics":
+                        raise SearchError(f"Metric {key!r} compares with numbers, not {item[1]}.")
                     if item[0] == "string":
                         items.append(_unquote(item[1]))
                     elif item[0] == "number":

@@ -9,8 +9,9 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.fields.json import KT
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from registry.lib.search import Clause, Order, SearchError
 from registry.tracking.models import MetricSeries, Param, RunInput
@@ -31,6 +32,8 @@ RUN_ATTRIBUTES = {
     "experiment_id": "experiment_id",
     "git_commit": "git_commit",
     "git_branch": "git_branch",
+    "git_remote": "git_remote",
+    "entry_point": "entry_point",
     "image": "image",
 }
 _TIME_ATTRIBUTES = {"start_time", "end_time"}
@@ -72,6 +75,11 @@ def _string_q(field: str, op: str, value) -> Q:
     raise SearchError(f"Unsupported comparison {op!r}.")
 
 
+def field_matches(field: str, clause: Clause) -> Q:
+    """`clause`'s comparison applied to any text field or alias, for searches over rows other than runs."""
+    return _string_q(field, clause.op, clause.value)
+
+
 def _metric_q(clause: Clause) -> Q:
     op, value = clause.op, clause.value
     if op in _NUMERIC_LOOKUPS:
@@ -105,6 +113,12 @@ def _attribute_q(clause: Clause, prefix: str) -> Q:
     return _string_q(prefix + field, clause.op, value)
 
 
+def _tag_text(key: str, run_path: str) -> Cast:
+    """The tag's value as text. The key is one JSON key even if it holds "__"; the cast keeps SQLite from comparing
+    the value as JSON (which fails on plain text)."""
+    return Cast(KeyTextTransform(key, f"{run_path}tags"), TextField())
+
+
 def _run_ref(run_path: str) -> OuterRef:
     return OuterRef("pk") if not run_path else OuterRef(run_path.removesuffix("__") + "_id")
 
@@ -132,7 +146,7 @@ def filter_runs(queryset: QuerySet, clauses: Sequence[Clause], *, run_path: str 
                 queryset = queryset.filter(Exists(params))
         elif clause.entity == "tags":
             alias = f"_tag_{index}"
-            queryset = queryset.alias(**{alias: KT(f"{run_path}tags__{clause.key}")})
+            queryset = queryset.alias(**{alias: _tag_text(clause.key, run_path)})
             queryset = queryset.filter(_string_q(alias, clause.op, clause.value))
         elif clause.entity == "attributes":
             queryset = queryset.filter(_attribute_q(clause, run_path))
@@ -162,7 +176,7 @@ def order_runs(queryset: QuerySet, orders: Sequence[Order], *, run_path: str = "
             queryset = queryset.alias(**{alias: Subquery(subquery)})
         elif order.entity == "tags":
             alias = f"_order_tag_{index}"
-            queryset = queryset.alias(**{alias: KT(f"{run_path}tags__{order.key}")})
+            queryset = queryset.alias(**{alias: _tag_text(order.key, run_path)})
         elif order.entity == "attributes":
             field = RUN_ATTRIBUTES.get(order.key)
             if field is None:

@@ -1,0 +1,305 @@
+"""Governance through the API: transition requests and their decisions, direct stage changes, the Production
+timeline, "what was in Production at time T", rollback and the audit log.
+
+The rules are registry.governance.services'; a refusal (GovernanceError) is answered with its status (403, 409...)
+by the handler in registry.api.errors, each failing gate listed in `details`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.db.models import Q
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import Query, Router, Status
+
+from registry.api.catalog import ERRORS, _versions_for_output, version_out
+from registry.api.errors import ApiError, get_or_404
+from registry.api.schemas import (
+    AuditPage,
+    CommentIn,
+    DecisionIn,
+    StageAtOut,
+    StageChangeIn,
+    TimelineOut,
+    TransitionRequestIn,
+    TransitionRequestOut,
+    TransitionRequestPage,
+    VersionOut,
+)
+from registry.api.tracking import MAX_OFFSET
+from registry.catalog.models import (
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    StageChange,
+    StageTransitionRequest,
+    stage_intervals,
+)
+from registry.governance import services
+from registry.governance.models import AuditEvent
+
+router = Router(tags=["governance"])
+MAX_PAGE = 1000
+# Stage changes read for a timeline: a model would need years of hourly releases to reach it.
+TIMELINE_CHANGES = 100_000
+BIGINT_MAX = 2**63 - 1
+STATUSES = ("pending", "approved", "rejected", "cancelled", "all")
+
+# --- Shaping and loading --------------------------------------------------------------------------------------------
+
+
+def _requests():
+    return StageTransitionRequest.objects.select_related("version__model", "requested_by", "decided_by")
+
+
+def request_out(request: HttpRequest, transition: StageTransitionRequest) -> dict:
+    path = reverse("approval_list") + f"?request={transition.pk}#request-{transition.pk}"
+    return {
+        "id": transition.pk,
+        "model": transition.version.model.name,
+        "version": transition.version.version,
+        "from_stage": transition.from_stage,
+        "to_stage": transition.to_stage,
+        "archive_existing": transition.archive_existing,
+        "status": transition.status,
+        "requested_by": transition.requested_by.get_username() if transition.requested_by else None,
+        "comment": transition.comment,
+        "created_at": transition.created_at,
+        "decided_by": transition.decided_by.get_username() if transition.decided_by else None,
+        "decided_at": transition.decided_at,
+        "decision_comment": transition.decision_comment,
+        "evidence": transition.evidence or {},
+        "url": request.build_absolute_uri(path),
+    }
+
+
+def _request_or_404(request_id: int) -> StageTransitionRequest:
+    if not 0 < request_id <= BIGINT_MAX:
+        raise ApiError(404, f"No transition request {request_id}.")
+    return get_or_404(_requests(), f"No transition request {request_id}.", pk=request_id)
+
+
+def _model_or_404(name: str) -> RegisteredModel:
+    return get_or_404(RegisteredModel, f"No model named {name!r}.", name=name)
+
+
+def _version_or_404(name: str, version: int) -> ModelVersion:
+    message = f"Model {name!r} has no version {version}."
+    if not 0 < version <= BIGINT_MAX:
+        raise ApiError(404, message)
+    return get_or_404(ModelVersion.objects.select_related("model", "run"), message, model__name=name, version=version)
+
+
+def _stage(text: str) -> Stage:
+    try:
+        return Stage.parse(text)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def _version_answer(version: ModelVersion) -> dict:
+    return version_out(_versions_for_output().get(pk=version.pk))
+
+
+def _page(queryset, offset: int, limit: int):
+    if not 0 <= offset < MAX_OFFSET or limit < 1:
+        raise ApiError(400, f"offset must be ≥ 0 and < {MAX_OFFSET}, and limit ≥ 1.")
+    limit = min(limit, MAX_PAGE)
+    rows = list(queryset[offset : offset + limit + 1])
+    return rows[:limit], (offset + limit if len(rows) > limit else None)
+
+
+# --- Requests and decisions -----------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/models/{name}/versions/{version}/transition-requests",
+    response={201: TransitionRequestOut, **ERRORS},
+    summary="Ask for a version to move to a stage; an approver decides",
+    description="Freezes the version's metrics, datasets, code and the gate results of this moment into `evidence`.",
+)
+def create_transition_request(request: HttpRequest, name: str, version: int, payload: TransitionRequestIn):
+    model_version = _version_or_404(name, version)
+    created = services.transition_request(
+        version=model_version,
+        to_stage=_stage(payload.to_stage),
+        by=request.user,
+        comment=payload.comment,
+        archive_existing=payload.archive_existing,
+    )
+    return Status(201, request_out(request, _requests().get(pk=created.pk)))
+
+
+@router.get(
+    "/transition-requests",
+    response={200: TransitionRequestPage, **ERRORS},
+    summary="List transition requests, newest first (pending ones by default)",
+)
+def list_transition_requests(
+    request: HttpRequest,
+    status: str = Query("pending", description="pending, approved, rejected, cancelled or all."),
+    model: str = Query("", description="Only this model's requests."),
+    offset: int = 0,
+    limit: int = 100,
+):
+    if status not in STATUSES:
+        raise ApiError(400, f"status must be one of {', '.join(STATUSES)}.")
+    queryset = _requests()
+    if status != "all":
+        queryset = queryset.filter(status=status)
+    if model:
+        queryset = queryset.filter(version__model__name=model)
+    items, next_offset = _page(queryset.order_by("-created_at", "-id"), offset, limit)
+    return {"items": [request_out(request, t) for t in items], "next_offset": next_offset}
+
+
+@router.get(
+    "/transition-requests/{request_id}",
+    response={200: TransitionRequestOut, **ERRORS},
+    summary="Get a transition request with its evidence",
+)
+def get_transition_request(request: HttpRequest, request_id: int):
+    return request_out(request, _request_or_404(request_id))
+
+
+@router.post(
+    "/transition-requests/{request_id}/approve",
+    response={200: TransitionRequestOut, **ERRORS},
+    summary="Approve a pending request: the version moves now",
+    description="409 `already_decided` if someone decided it first; 409 `gates_failed` lists the failing gates in "
+    "`details` (a superuser may pass `override_reason` to approve anyway, recorded in the audit log).",
+)
+def approve_transition_request(request: HttpRequest, request_id: int, payload: DecisionIn):
+    _request_or_404(request_id)
+    services.transition_approve(
+        request_id=request_id, by=request.user, comment=payload.comment, override_reason=payload.override_reason
+    )
+    return request_out(request, _request_or_404(request_id))
+
+
+@router.post(
+    "/transition-requests/{request_id}/reject",
+    response={200: TransitionRequestOut, **ERRORS},
+    summary="Reject a pending request",
+)
+def reject_transition_request(request: HttpRequest, request_id: int, payload: CommentIn):
+    _request_or_404(request_id)
+    services.transition_reject(request_id=request_id, by=request.user, comment=payload.comment)
+    return request_out(request, _request_or_404(request_id))
+
+
+@router.post(
+    "/transition-requests/{request_id}/cancel",
+    response={200: TransitionRequestOut, **ERRORS},
+    summary="Withdraw your own pending request",
+)
+def cancel_transition_request(request: HttpRequest, request_id: int, payload: CommentIn):
+    _request_or_404(request_id)
+    services.transition_cancel(request_id=request_id, by=request.user, comment=payload.comment)
+    return request_out(request, _request_or_404(request_id))
+
+
+# --- Direct changes, timeline, rollback, audit ----------------------------------------------------------------------
+
+
+@router.post(
+    "/models/{name}/versions/{version}/stage",
+    response={200: VersionOut, **ERRORS},
+    summary="Move a version now, where the policy allows it without a request",
+    description="403 when the target stage needs an approved request and you may not move there directly.",
+)
+def set_version_stage(request: HttpRequest, name: str, version: int, payload: StageChangeIn):
+    model_version = _version_or_404(name, version)
+    services.stage_change_direct(
+        version=model_version,
+        to_stage=_stage(payload.to_stage),
+        by=request.user,
+        comment=payload.comment,
+        archive_existing=payload.archive_existing,
+        override_reason=payload.override_reason,
+    )
+    return _version_answer(model_version)
+
+
+@router.get(
+    "/models/{name}/timeline",
+    response={200: TimelineOut, **ERRORS},
+    summary="Which version held a stage from when to when, oldest first",
+    by_alias=True,
+)
+def stage_timeline(request: HttpRequest, name: str, stage: str = "Production"):
+    model = _model_or_404(name)
+    wanted = _stage(stage)
+    if wanted == Stage.NONE:
+        raise ApiError(400, "Timelines cover Staging, Production or Archived; None is where versions start.")
+    changes = (
+        StageChange.objects.filter(model=model)
+        .filter(Q(to_stage=wanted) | Q(from_stage=wanted))
+        .timeline_rows(TIMELINE_CHANGES)
+    )
+    intervals = stage_intervals(changes, stages=(wanted,))
+    return {
+        "model": model.name,
+        "stage": wanted.value,
+        "intervals": [{"version": i.version, "from": i.start, "to": i.end} for i in intervals],
+    }
+
+
+@router.get(
+    "/models/{name}/stage-at",
+    response={200: StageAtOut, **ERRORS},
+    summary="Which versions held a stage at a moment (what was in Production at time T)",
+)
+def stage_at(
+    request: HttpRequest,
+    name: str,
+    at: datetime = Query(..., description="ISO 8601; without a time zone it is read as UTC."),
+    stage: str = "Production",
+):
+    model = _model_or_404(name)
+    wanted = _stage(stage)
+    moment = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return {
+        "model": model.name,
+        "stage": wanted.value,
+        "at": moment,
+        "versions": services.holders_at(model, wanted, moment),
+    }
+
+
+@router.post(
+    "/models/{name}/rollback",
+    response={200: VersionOut, **ERRORS},
+    summary="Put the previous Production version back and archive the current one",
+    description="Needs the permission to approve moves to Production; answers the version now in Production.",
+)
+def rollback(request: HttpRequest, name: str, payload: CommentIn):
+    model = _model_or_404(name)
+    restored = services.production_rollback(model=model, by=request.user, comment=payload.comment)
+    return _version_answer(restored)
+
+
+@router.get("/models/{name}/audit", response={200: AuditPage, **ERRORS}, summary="A model's audit log, newest first")
+def audit_log(request: HttpRequest, name: str, offset: int = 0, limit: int = 100):
+    model = _model_or_404(name)
+    items, next_offset = _page(AuditEvent.objects.filter(model=model).order_by("-at", "-id"), offset, limit)
+    return {
+        "items": [
+            {
+                "id": e.pk,
+                "at": e.at,
+                "action": e.action,
+                "actor": e.actor_name or None,
+                "version": e.version_number,
+                "from_value": e.from_value,
+                "to_value": e.to_value,
+                "comment": e.comment,
+                "request_id": e.request_id,
+                "data": e.data,
+            }
+            for e in items
+        ],
+        "next_offset": next_offset,
+    }

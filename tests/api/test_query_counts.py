@@ -1,0 +1,117 @@
+"""List endpoints do a fixed number of queries whatever the page size: counted at 1 row and at 50 rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.catalog.models import Stage
+from tests.factories import (
+    DatasetFactory,
+    ExperimentFactory,
+    MetricSeriesFactory,
+    ModelAliasFactory,
+    ModelVersionFactory,
+    ParamFactory,
+    RegisteredModelFactory,
+    RunFactory,
+    RunInputFactory,
+    RunStepFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+SIZES = [1, 50]
+
+
+@pytest.fixture
+def warm_api(api):
+    """The token's first use records last_used_at (one UPDATE); later calls within the minute do not."""
+    assert api.get("/experiments", query={"limit": 1}).status_code == 200
+    return api
+
+
+def full_run(experiment, user):
+    run = RunFactory(experiment=experiment, user=user)
+    ParamFactory(run=run, key="lr")
+    ParamFactory(run=run, key="depth")
+    MetricSeriesFactory(run=run, key="f1", last_value=0.9)
+    MetricSeriesFactory(run=run, key="loss", last_value=0.1)
+    RunStepFactory(run=run, position=1)
+    RunInputFactory(run=run, dataset=DatasetFactory())
+    return run
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_models_list(warm_api, django_assert_num_queries, user, n):
+    for _ in range(n):
+        model = RegisteredModelFactory(owner=user)
+        version = ModelVersionFactory(model=model, stage=Stage.PRODUCTION)
+        ModelVersionFactory(model=model, stage=Stage.STAGING)
+        ModelAliasFactory(model=model, version=version)
+    # 1. the token, with its user
+    # 2. the page of models, with their owners and the latest version number (a subquery)
+    # 3. their aliases, with the version each points at
+    # 4. their versions in Staging or Production
+    with django_assert_num_queries(4):
+        items = warm_api.get("/models", query={"limit": 100}).json()["items"]
+    assert len(items) == n and all(m["aliases"] and m["versions_by_stage"]["Production"] for m in items)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_versions_list(warm_api, django_assert_num_queries, user, n):
+    model = RegisteredModelFactory(name="fraud", owner=user)
+    experiment = ExperimentFactory()
+    for _ in range(n):
+        version = ModelVersionFactory(model=model, run=full_run(experiment, user), created_by=user)
+        ModelAliasFactory(model=model, version=version)
+    # 1. the token, with its user
+    # 2. the model, by name
+    # 3. the page of versions, with their model and creator
+    # 4. their aliases
+    # 5. their runs
+    # 6. those runs' metric summaries
+    with django_assert_num_queries(6):
+        items = warm_api.get("/models/fraud/versions", query={"limit": 100}).json()["items"]
+    assert len(items) == n and all(v["metrics"] == {"f1": 0.9, "loss": 0.1} and v["aliases"] for v in items)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_runs_list(warm_api, django_assert_num_queries, user, n):
+    experiment = ExperimentFactory(name="counted")
+    for _ in range(n):
+        full_run(experiment, user)
+    # 1. the token, with its user
+    # 2. the experiment, by name
+    # 3. the page of runs, with their experiment and user
+    # 4. their params
+    # 5. their metric summaries
+    # 6. their steps
+    # 7. their inputs, with the datasets
+    with django_assert_num_queries(7):
+        items = warm_api.get("/runs", query={"experiment": "counted", "limit": 100}).json()["items"]
+    assert len(items) == n and all(len(r["params"]) == 2 and r["inputs"] and r["steps"] for r in items)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_runs_search_with_filter_and_order(warm_api, django_assert_num_queries, user, n):
+    experiment = ExperimentFactory(name="counted")
+    for _ in range(n):
+        full_run(experiment, user)
+    # The same seven: filters and orders are subqueries inside query 3.
+    with django_assert_num_queries(7):
+        response = warm_api.get(
+            "/runs",
+            query={"experiment": "counted", "filter": "metrics.f1 > 0.5 AND params.lr = '1'", "order_by": "metrics.f1"},
+        )
+    assert len(response.json()["items"]) == n
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_experiments_list(warm_api, django_assert_num_queries, n):
+    for i in range(n):
+        ExperimentFactory(name=f"counted-{i:02}")
+    # 1. the token, with its user
+    # 2. the page of experiments
+    with django_assert_num_queries(2):
+        items = warm_api.get("/experiments", query={"q": "counted", "limit": 100}).json()["items"]
+    assert len(items) == n
