@@ -1,5 +1,8 @@
 """The `registry` command: list models and versions, log a run, upload artifacts, register and pull versions.
 
+Stage changes: `promote` asks for one (or makes it now with --direct), `approvals` lists what waits, `approve` and
+`reject` decide, `rollback` puts the previous Production version back.
+
 The registry's address and token come from REGISTRY_URL and REGISTRY_TOKEN, or from --url and --token. Expected
 failures (the server refusing, a missing file, no connection) end with a one-line message and exit status 1.
 """
@@ -175,6 +178,77 @@ def cmd_pull(registry: Registry, args: argparse.Namespace) -> None:
     print(registry.pull(args.ref, args.output))
 
 
+def cmd_promote(registry: Registry, args: argparse.Namespace) -> None:
+    if args.direct:
+        version = registry.set_stage(
+            args.name,
+            args.version,
+            args.stage,
+            comment=args.comment,
+            archive_existing=args.archive_existing,
+            override_reason=args.override_reason,
+        )
+        print(f"{version['model']} version {version['version']} is now in {version['stage']}.")
+        return
+    if args.override_reason:
+        raise UsageError("--override-reason goes with --direct (or with `registry approve`)")
+    request = registry.request_transition(
+        args.name, args.version, args.stage, comment=args.comment, archive_existing=args.archive_existing
+    )
+    print(
+        f"Request {request['id']}: {request['model']} version {request['version']} "
+        f"{request['from_stage']} -> {request['to_stage']}, pending approval."
+    )
+    print(f"Approvals: {request['url']}")
+
+
+def _gates(request: dict) -> str:
+    gates = (request.get("evidence") or {}).get("gates") or []
+    if not gates:
+        return "-"
+    passed = sum(1 for gate in gates if gate.get("passed"))
+    return f"{passed}/{len(gates)} pass"
+
+
+def cmd_approvals(registry: Registry, args: argparse.Namespace) -> None:
+    requests = registry.pending(args.model)
+    if not requests:
+        print("No pending requests.", file=sys.stderr)
+        return
+    rows = [
+        [
+            str(r["id"]),
+            r["model"],
+            str(r["version"]),
+            f"{r['from_stage']} -> {r['to_stage']}",
+            r.get("requested_by") or "-",
+            when(r.get("created_at")),
+            _gates(r),
+            " ".join((r.get("comment") or "-").split())[:60],
+        ]
+        for r in requests
+    ]
+    print(table(["ID", "MODEL", "VERSION", "MOVE", "REQUESTED BY", "CREATED", "GATES", "COMMENT"], rows))
+
+
+def cmd_approve(registry: Registry, args: argparse.Namespace) -> None:
+    request = registry.approve(args.request_id, comment=args.comment, override_reason=args.override_reason)
+    print(
+        f"Approved request {request['id']}: {request['model']} version {request['version']} "
+        f"is now in {request['to_stage']}."
+    )
+
+
+def cmd_reject(registry: Registry, args: argparse.Namespace) -> None:
+    request = registry.reject(args.request_id, comment=args.comment)
+    print(f"Rejected request {request['id']}: {request['model']} version {request['version']} stays in place.")
+
+
+def cmd_rollback(registry: Registry, args: argparse.Namespace) -> None:
+    version = registry.rollback(args.name, comment=args.comment)
+    print(f"Rolled back {version['model']}: version {version['version']} is in Production again.")
+
+
 # --- Entry point ----------------------------------------------------------------------------------------------------
 
 
@@ -229,6 +303,42 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("ref", metavar="REF")
     pull.add_argument("-o", "--output", default=None, metavar="DIR", help="default: ./NAME-vVERSION")
     pull.set_defaults(handler=cmd_pull)
+
+    promote = commands.add_parser(
+        "promote", parents=[common], help="request a stage change (or make it now with --direct)"
+    )
+    promote.add_argument("name", metavar="NAME")
+    promote.add_argument("version", metavar="VERSION", type=int)
+    promote.add_argument("stage", metavar="STAGE", help="Staging, Production, Archived or None")
+    promote.add_argument("--comment", default="", help="why; the approver reads it")
+    promote.add_argument(
+        "--archive-existing", action="store_true", help="archive the version that holds the stage when this moves"
+    )
+    promote.add_argument("--direct", action="store_true", help="move now, where the policy allows it")
+    promote.add_argument("--override-reason", default="", help="with --direct, superusers: pass failing gates")
+    promote.set_defaults(handler=cmd_promote)
+
+    approvals = commands.add_parser("approvals", parents=[common], help="list pending stage change requests")
+    approvals.add_argument("--model", default=None, metavar="NAME", help="only this model's requests")
+    approvals.set_defaults(handler=cmd_approvals)
+
+    approve = commands.add_parser("approve", parents=[common], help="approve a pending request: the version moves")
+    approve.add_argument("request_id", metavar="ID", type=int)
+    approve.add_argument("--comment", default="")
+    approve.add_argument("--override-reason", default="", help="superusers: approve although gates fail")
+    approve.set_defaults(handler=cmd_approve)
+
+    reject = commands.add_parser("reject", parents=[common], help="reject a pending request")
+    reject.add_argument("request_id", metavar="ID", type=int)
+    reject.add_argument("--comment", default="")
+    reject.set_defaults(handler=cmd_reject)
+
+    rollback = commands.add_parser(
+        "rollback", parents=[common], help="put the previous Production version back, archiving the current one"
+    )
+    rollback.add_argument("name", metavar="NAME")
+    rollback.add_argument("--comment", default="")
+    rollback.set_defaults(handler=cmd_rollback)
     return parser
 
 

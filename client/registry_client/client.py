@@ -1,4 +1,5 @@
-"""`Registry`: the entry point of the client. Start runs, look up models and versions, move aliases, pull models."""
+"""`Registry`: the entry point of the client. Start runs, look up models and versions, move aliases, pull models,
+request and approve stage changes."""
 
 from __future__ import annotations
 
@@ -183,6 +184,76 @@ class Registry:
                     progress=bar,
                 )
         return target
+
+    # --- Governance: stage requests, approvals, timeline, rollback --------------------------------------------------
+
+    def request_transition(
+        self, name: str, version: int, stage: str, *, comment: str = "", archive_existing: bool = False
+    ) -> dict:
+        """Ask for version `version` of `name` to move to `stage`; an approver decides. Returns the request (with
+        "id", "status", the frozen "evidence" and "url", its place on the Approvals page)."""
+        payload = {"to_stage": stage, "comment": comment, "archive_existing": bool(archive_existing)}
+        return self.http.post(f"/models/{_name(name)}/versions/{int(version)}/transition-requests", payload)
+
+    def transition_request(self, request_id: int) -> dict:
+        """One transition request, whatever its status."""
+        return self.http.get(f"/transition-requests/{int(request_id)}")
+
+    def pending(self, name: str | None = None, *, status: str = "pending") -> list[dict]:
+        """Transition requests waiting for a decision (of model `name` only, if given), newest first; `status`
+        ("approved", "rejected", "cancelled", "all") lists others."""
+        return self.http.pages("/transition-requests", {"status": status, "model": name or ""})
+
+    def approve(self, request_id: int, *, comment: str = "", override_reason: str = "") -> dict:
+        """Approve a pending request: the version moves now. RegistryError 409 `already_decided` if someone decided
+        first, 409 `gates_failed` (failing gates in `details`) unless a superuser gives `override_reason`."""
+        payload = {"comment": comment, "override_reason": override_reason}
+        return self.http.post(f"/transition-requests/{int(request_id)}/approve", payload)
+
+    def reject(self, request_id: int, *, comment: str = "") -> dict:
+        return self.http.post(f"/transition-requests/{int(request_id)}/reject", {"comment": comment})
+
+    def cancel(self, request_id: int, *, comment: str = "") -> dict:
+        """Withdraw your own pending request."""
+        return self.http.post(f"/transition-requests/{int(request_id)}/cancel", {"comment": comment})
+
+    def set_stage(
+        self,
+        name: str,
+        version: int,
+        stage: str,
+        *,
+        comment: str = "",
+        archive_existing: bool = False,
+        override_reason: str = "",
+    ) -> dict:
+        """Move a version now, without a request, where the policy lets you (RegistryError 403 where it needs an
+        approved request). Returns the version."""
+        payload = {
+            "to_stage": stage,
+            "comment": comment,
+            "archive_existing": bool(archive_existing),
+            "override_reason": override_reason,
+        }
+        return self.http.post(f"/models/{_name(name)}/versions/{int(version)}/stage", payload)
+
+    def timeline(self, name: str, stage: str = "Production") -> list[dict]:
+        """Which version held `stage` from when to when, oldest first: [{"version", "from", "to"}]; "to" is None
+        while the version still holds it. Times are ISO 8601 strings."""
+        return self.http.get(f"/models/{_name(name)}/timeline", {"stage": stage})["intervals"]
+
+    def stage_at(self, name: str, at: datetime | str, stage: str = "Production") -> list[int]:
+        """The versions that held `stage` at `at` (a datetime, or an ISO 8601 string; naive means UTC)."""
+        moment = at.isoformat() if isinstance(at, datetime) else str(at)
+        return self.http.get(f"/models/{_name(name)}/stage-at", {"stage": stage, "at": moment})["versions"]
+
+    def rollback(self, name: str, *, comment: str = "") -> dict:
+        """Put the previous Production version back and archive the current one; returns the restored version."""
+        return self.http.post(f"/models/{_name(name)}/rollback", {"comment": comment})
+
+    def audit(self, name: str, *, limit: int | None = None) -> list[dict]:
+        """The model's audit log, newest first (all of it, or the newest `limit` events)."""
+        return self.http.pages(f"/models/{_name(name)}/audit", limit=limit)
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str]:

@@ -283,8 +283,10 @@ def _request_payload(request: StageTransitionRequest) -> dict:
 
 
 def _locked_pending(request_id: int) -> StageTransitionRequest:
+    # Not decided_by in the join: on PostgreSQL a transaction that waited for the lock gets the request row as the
+    # winner left it, but rows joined to it as they were before, so the decider would read as nobody.
     request = (
-        StageTransitionRequest.objects.select_related("version__model", "version__run", "requested_by", "decided_by")
+        StageTransitionRequest.objects.select_related("version__model", "version__run", "requested_by")
         .select_for_update(of=("self",))
         .get(pk=request_id)
     )

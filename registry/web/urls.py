@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from registry.web.views import account, browse, compare, datasets, health
+from registry.web.views import account, browse, compare, datasets, governance, health
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/models/", permanent=False), name="home"),
@@ -18,6 +18,14 @@ urlpatterns = [
     path("models/<str:name>/", browse.model_detail, name="model_detail"),
     path("models/<str:name>/versions/<int:version>/", browse.version_detail, name="version_detail"),
     path(
+        "models/<str:name>/versions/<int:version>/request-stage/",
+        governance.version_request_transition,
+        name="version_request_transition",
+    ),
+    path("models/<str:name>/versions/<int:version>/move/", governance.version_move, name="version_move"),
+    path("models/<str:name>/rollback/", governance.model_rollback, name="model_rollback"),
+    path("models/<str:name>/audit/", governance.model_audit, name="model_audit"),
+    path(
         "models/<str:name>/versions/<int:version>/artifacts/<path:path>",
         browse.version_artifact_download,
         name="version_artifact",
@@ -28,7 +36,11 @@ urlpatterns = [
     path("runs/<str:run_id>/", browse.run_detail, name="run_detail"),
     path("runs/<str:run_id>/metrics/<path:key>/", browse.metric_history, name="metric_history"),
     path("runs/<str:run_id>/artifacts/<path:path>", browse.run_artifact_download, name="run_artifact"),
-    path("approvals/", browse.approval_list, name="approval_list"),
+    # Governance
+    path("approvals/", governance.approval_list, name="approval_list"),
+    path("approvals/<int:pk>/approve/", governance.request_approve, name="request_approve"),
+    path("approvals/<int:pk>/reject/", governance.request_reject, name="request_reject"),
+    path("approvals/<int:pk>/cancel/", governance.request_cancel, name="request_cancel"),
     # Comparisons
     path("compare/", compare.compare, name="compare"),
     # Datasets

@@ -224,19 +224,39 @@ def _build_rows(count: int):
 def test_query_count_does_not_grow_with_rows(signed_in, django_assert_num_queries, rows):
     _build_rows(rows)
     # session, user, version (model, creator, run, experiment and run user joined), aliases, artifacts,
-    # stage changes (with who made them), params, metric summaries, dataset inputs (with datasets), steps.
+    # stage changes (with who made them), params, metric summaries, dataset inputs (with datasets), steps; the stage
+    # panel: the model's policy and its gates, the user's permissions (user, groups), the version's pending requests.
     # Single-point metrics draw no chart, so no history query.
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(15):
         response = signed_in.get(URL)
     assert len(response.context["params"]) == rows
 
 
-@pytest.mark.parametrize("points", [10, 3000])
-def test_each_charted_metric_costs_one_history_query_whatever_its_length(signed_in, django_assert_num_queries, points):
+def test_charted_metrics_cost_one_history_query_whatever_their_number(signed_in, django_assert_num_queries):
     run = RunFactory()
-    metrics_log(run=run, points=[Point(k, s, s) for s in range(points) for k in ("loss", "accuracy")])
+    metrics_log(run=run, points=[Point(k, s, s) for s in range(10) for k in ("loss", "accuracy", "f1")])
     ModelVersionFactory(model__name="fraud", run=run)
-    # the ten queries above, then one (step, value) query per charted metric: loss, accuracy.
-    with django_assert_num_queries(12):
+    # the fifteen queries above, then one (series, step, value) read for every charted metric at once.
+    with django_assert_num_queries(16):
         response = signed_in.get(URL)
-    assert len(response.context["charts"]) == 2
+    assert len(response.context["charts"]) == 3
+
+
+def test_long_histories_are_read_once_then_served_from_their_cached_preview(signed_in, django_assert_num_queries):
+    run = RunFactory()
+    points = [Point("loss", 1.0 / (s + 1), s) for s in range(3000)] + [Point("accuracy", s / 3000, s) for s in range(3000)]
+    points[1234] = Point("loss", 50.0, 1234)  # a spike that downsampling must keep
+    metrics_log(run=run, points=points)
+    ModelVersionFactory(model__name="fraud", run=run)
+    # First view: the fifteen queries above, the previews (none yet), both full histories, the preview upsert.
+    with django_assert_num_queries(18):
+        first = signed_in.get(URL)
+    # Later views: the fifteen queries above and the previews.
+    with django_assert_num_queries(16):
+        again = signed_in.get(URL)
+    for response in (first, again):
+        charts = {chart["series"].key: chart for chart in response.context["charts"]}
+        loss = charts["loss"]["figure"]["data"][0]
+        assert len(loss["x"]) <= 2000 and 50.0 in loss["y"]
+        assert loss["x"] == sorted(loss["x"])
+        assert charts["loss"]["downsampled"]

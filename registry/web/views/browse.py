@@ -1,4 +1,4 @@
-"""Browsing pages: models and their versions, experiments and runs, metric histories, pending approvals.
+"""Browsing pages: models and their versions, experiments and runs, metric histories.
 
 Every signed-in user may read everything (LoginRequiredMiddleware guards each page). Each page reads a fixed number of
 queries whatever the data size; tests/web/ counts them at 1 and at 50 rows. An htmx request that targets one of a
@@ -27,15 +27,16 @@ from registry.catalog.models import (
     RegisteredModel,
     Stage,
     StageChange,
-    StageTransitionRequest,
     stage_intervals,
 )
 from registry.catalog.services import artifact_open
 from registry.lib.numbers import float_to_json
 from registry.lib.series import DEFAULT_POINTS
+from registry.tracking.history import chart_histories
 from registry.tracking.models import Experiment, MetricSeries, Param, Run, build_prefetches
 from registry.web.figures import metric_history_figure, stage_timeline_figure, version_trend_figure
 from registry.web.query import choice, key_list, metric_filters, metric_order
+from registry.web.views import governance
 
 PAGE_SIZE = 25
 DEFAULT_KEY_COLUMNS = 3
@@ -123,8 +124,8 @@ def _get_model_or_404(name: str) -> RegisteredModel:
 
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     """Queries: model, aliases, recent metric keys, versions COUNT and page, the page's metric values, trend points,
-    stage changes, pending requests (9). An htmx request for the versions table or the trend chart reads only what
-    that partial needs."""
+    stage changes (8), then the governance parts (governance.model_context: pending requests, policy, permissions,
+    audit events). An htmx request for the versions table or the trend chart reads only what that partial needs."""
     model = _get_model_or_404(name)
     known_keys = [key for key, _ in model.recent_metric_keys()]
     chosen = key_list(request, "metrics")
@@ -144,12 +145,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         context.update(_trend_context(request, model, known_keys, chosen))
     if partial is None:
         context.update(_timeline_context(model))
-        context["pending_requests"] = (
-            StageTransitionRequest.objects.pending()
-            .filter(version__model=model)
-            .select_related("version", "requested_by")
-            .order_by("-created_at")
-        )
+        context.update(governance.model_context(request, model, context["production_timeline"]))
     return _render(request, "web/model_detail.html", context, partial=partial)
 
 
@@ -187,8 +183,9 @@ def _trend_context(request: HttpRequest, model: RegisteredModel, known: list[str
 def _timeline_context(model: RegisteredModel) -> dict:
     changes = StageChange.objects.filter(model=model).timeline_rows(STAGE_CHANGES_READ)
     intervals = stage_intervals(changes, stages=(Stage.PRODUCTION, Stage.STAGING))
+    production = [i for i in intervals if i.stage == Stage.PRODUCTION]
     if not intervals:
-        return {"intervals": [], "timeline_figure": None}
+        return {"intervals": [], "timeline_figure": None, "production_timeline": production}
     now = timezone.now()
     earliest = changes[0].changed_at
     zone = timezone.get_current_timezone()
@@ -201,6 +198,7 @@ def _timeline_context(model: RegisteredModel) -> dict:
         "intervals_total": len(intervals),
         "changes_truncated": len(changes) == STAGE_CHANGES_READ,
         "timeline_figure": stage_timeline_figure(bars),
+        "production_timeline": production,
     }
 
 
@@ -222,7 +220,8 @@ def _get_version_or_404(name: str, number: int) -> ModelVersion:
 
 def version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
     """Queries: version with model, run and people; aliases, artifacts, stage changes, params, metrics, inputs, steps
-    (8), then one history query per charted metric (see _build_context)."""
+    (8), one history query per charted metric (see _build_context), then the stage panel (governance.version_context:
+    policy and gates, permissions, pending requests, and whatever the policy's gates read)."""
     mv = _get_version_or_404(name, version)
     context = {
         "nav": "models",
@@ -237,6 +236,7 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         "artifact_tree": ArtifactFile.tree(mv.artifacts.all()),
         **_build_context(mv.run),
     }
+    context.update(governance.version_context(request, mv))
     return render(request, "web/version_detail.html", context)
 
 
@@ -253,23 +253,23 @@ def version_artifact_download(request: HttpRequest, name: str, version: int, pat
 def _build_context(run: Run | None) -> dict:
     """What a build page shows of its run, from the prefetched rows, plus one history query per charted metric.
 
-    Only metrics with more than one point are charted, at most CHARTS_MAX of them. Each history is one
-    `values_list("step", "value")` query in step order over the (series, step, timestamp) index, downsampled in
-    Python to DEFAULT_POINTS; so a run with k charted metrics costs k queries whatever their lengths.
+    Only metrics with more than one point are charted, at most CHARTS_MAX of them, all read in one query
+    (registry.tracking.history.chart_histories: short histories whole, long ones as cached downsampled previews).
     """
     if run is None:
         return {}
     metrics = list(run.metrics.all())
     charted = [series for series in metrics if series.count > 1][:CHARTS_MAX]
+    histories = chart_histories(charted)
     charts = []
     for index, series in enumerate(charted):
-        steps, values = series.history()
+        steps, values = histories.get(series.pk, ([], []))
         charts.append(
             {
                 "id": f"metric-chart-{index}",
                 "series": series,
                 "figure": metric_history_figure(series.key, steps, values),
-                "downsampled": len(steps) > DEFAULT_POINTS,
+                "downsampled": series.count > DEFAULT_POINTS,
             }
         )
     return {
@@ -478,28 +478,3 @@ def _metric_csv(series: MetricSeries) -> StreamingHttpResponse:
     filename = f"{series.run_id}-{series.key}.csv".replace("/", "_")
     response["Content-Disposition"] = content_disposition_header(True, filename)
     return response
-
-
-# --- Approvals ------------------------------------------------------------------------------------------------------
-
-
-def approval_list(request: HttpRequest) -> HttpResponse:
-    """Queries: COUNT, the page of pending requests with version, model and requester joined (2)."""
-    requests = (
-        StageTransitionRequest.objects.pending()
-        .select_related("version__model", "requested_by")
-        .only(
-            "from_stage",
-            "to_stage",
-            "comment",
-            "created_at",
-            "archive_existing",
-            "version__version",
-            "version__stage",
-            "version__model__name",
-            "requested_by__username",
-        )
-        .order_by("-created_at")
-    )
-    context = {"nav": "approvals", "breadcrumbs": [("Approvals", None)], "page": _page(request, requests)}
-    return _render(request, "web/approval_list.html", context, partial=_htmx_partial(request, {"requests"}))

@@ -1,0 +1,500 @@
+"""Governance pages: the approvals queue, deciding requests, asking for and making stage changes, rolling Production
+back, and a model's audit log; plus the governance parts of the model and version pages (built here, rendered there).
+
+The rules live in registry.governance.services: these views load, call, and say what happened with Django messages.
+A refused action (a GovernanceError) becomes a message on the page, never an error page. On the approvals page an
+htmx decision swaps just that request's card, which then carries the message; without JavaScript every form posts
+and redirects back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q, Subquery
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from registry.catalog.models import (
+    ModelVersion,
+    RegisteredModel,
+    RequestStatus,
+    Stage,
+    StageInterval,
+    StageTransitionRequest,
+)
+from registry.governance import services
+from registry.governance.models import AuditEvent, StagePolicy
+from registry.governance.services import GatesFailed, GovernanceError
+
+PAGE_SIZE = 25
+RECENTLY_DECIDED = 20
+AUDIT_ROWS = 50
+# Metrics listed on a request card before the rest fold away.
+KEY_METRICS = 8
+COMMENT_MAX = 5000
+# Larger numbers cannot be a version or a primary key; SQLite would refuse them as query parameters.
+INT_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
+# The order stages are offered in forms: where versions usually go first, None (back to no stage) last.
+FORM_STAGES = [Stage.STAGING.value, Stage.PRODUCTION.value, Stage.ARCHIVED.value, Stage.NONE.value]
+
+
+# --- Request cards --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RequestCard:
+    """A transition request as a card shows it: its frozen evidence and what the viewing user may do with it."""
+
+    request: StageTransitionRequest
+    can_decide: bool
+    awaiting_other: bool
+    can_cancel: bool
+    show_override: bool
+    metrics: list[tuple[str, float | None, str]]
+    more_metrics: list[tuple[str, float | None, str]]
+    compared_with: dict | None
+    datasets: list[dict]
+    code: dict
+    gates: list[dict]
+
+
+def _policy_lookup(model_ids: Iterable[int]) -> Callable[[int], StagePolicy]:
+    """The policy of each model (its own, else the global default, else the built-in one), with their gates: two
+    queries."""
+    wanted = StagePolicy.objects.filter(Q(model_id__in=set(model_ids)) | Q(model=None)).prefetch_related("gates")
+    policies = {p.model_id: p for p in wanted}
+    fallback = policies.get(None) or StagePolicy.builtin_default()
+    return lambda model_id: policies.get(model_id, fallback)
+
+
+def _card(
+    transition: StageTransitionRequest, user, policy: StagePolicy, *, gates_just_failed: bool = False
+) -> RequestCard:
+    evidence = transition.evidence or {}
+    pending = transition.status == RequestStatus.PENDING
+    own = transition.requested_by_id is not None and transition.requested_by_id == user.pk
+    approver = services.can_approve(user, transition.to_stage)
+    awaiting_other = own and not policy.allow_self_approval
+    deltas = evidence.get("metric_deltas") or {}
+    metrics = [(key, value, _signed(deltas.get(key))) for key, value in (evidence.get("metrics") or {}).items()]
+    # Metrics compared with the current holder first: they are what an approver weighs.
+    metrics.sort(key=lambda row: (row[0] not in deltas, row[0]))
+    gates = list(evidence.get("gates") or [])
+    return RequestCard(
+        request=transition,
+        can_decide=pending and approver and not awaiting_other,
+        awaiting_other=pending and awaiting_other,
+        can_cancel=pending and (own or user.is_superuser),
+        # Gates are evaluated again at approval: offer the override wherever the policy has gates for the stage, so
+        # that a superuser without JavaScript (no card swap after a refusal) can use it too.
+        show_override=pending
+        and user.is_superuser
+        and (
+            gates_just_failed
+            or any(not gate.get("passed") for gate in gates)
+            or bool(policy.gates_for(transition.to_stage))
+        ),
+        metrics=metrics[:KEY_METRICS],
+        more_metrics=metrics[KEY_METRICS:],
+        compared_with=evidence.get("compared_with"),
+        datasets=list(evidence.get("datasets") or []),
+        code=evidence.get("code") or {},
+        gates=gates,
+    )
+
+
+def _signed(delta: float | None) -> str:
+    """A difference with its sign, "" when there is none (JSON evidence holds None for NaN)."""
+    if delta is None:
+        return ""
+    return "±0" if delta == 0 else f"{delta:+.3g}".replace("-", "−")
+
+
+def request_cards(
+    user, transitions: list[StageTransitionRequest], *, gates_failed: Iterable[int] = ()
+) -> list[RequestCard]:
+    """Cards for `transitions` (their versions and models loaded): the policies of their models and their gates (2),
+    and the user's permissions (2, cached on the user; none for a superuser)."""
+    if not transitions:
+        return []
+    policy_for = _policy_lookup(t.version.model_id for t in transitions)
+    failed = set(gates_failed)
+    return [_card(t, user, policy_for(t.version.model_id), gates_just_failed=t.pk in failed) for t in transitions]
+
+
+def _pending_requests():
+    return (
+        StageTransitionRequest.objects.pending()
+        .select_related("version__model", "requested_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def _get_request_or_404(pk: int) -> StageTransitionRequest:
+    if pk > BIGINT_MAX:
+        raise Http404("No such request.")
+    requests = StageTransitionRequest.objects.select_related("version__model", "requested_by", "decided_by")
+    return get_object_or_404(requests, pk=pk)
+
+
+def _approvable_stages(user) -> list[str]:
+    return [stage.value for stage in Stage if services.can_approve(user, stage)]
+
+
+# --- Approvals ------------------------------------------------------------------------------------------------------
+
+
+@require_GET
+def approval_list(request: HttpRequest) -> HttpResponse:
+    """Queries: COUNT, the page of pending requests (version, model and requester joined), their models' policies and
+    gates (2), the user's permissions (2; none for a superuser), the recently decided requests (7). With ?request=ID,
+    that request too. An htmx request for the pending list (paging) reads only what it shows."""
+    page = Paginator(_pending_requests(), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "nav": "approvals",
+        "breadcrumbs": [("Approvals", None)],
+        "page": page,
+        "cards": request_cards(request.user, list(page)),
+        "htmx_cards": True,
+        "next_url": request.get_full_path(),
+    }
+    if request.htmx and not request.htmx.history_restore_request and request.htmx.target == "requests":
+        return _render(request, "web/approval_list.html#requests", context)
+    context["approvable_stages"] = _approvable_stages(request.user)
+    context["can_request"] = services.can_request(request.user)
+    context["decided"] = (
+        StageTransitionRequest.objects.exclude(status=RequestStatus.PENDING)
+        .select_related("version__model", "requested_by", "decided_by")
+        .order_by("-decided_at", "-id")[:RECENTLY_DECIDED]
+    )
+    focus = _int(request.GET.get("request"), BIGINT_MAX)
+    if focus is not None:
+        found = StageTransitionRequest.objects.select_related("version__model", "requested_by", "decided_by")
+        found = found.filter(pk=focus).first()
+        context["focus_cards"] = request_cards(request.user, [found] if found else [])
+        context["focus_missing"] = found is None
+    return _render(request, "web/approval_list.html", context)
+
+
+class DecisionForm(forms.Form):
+    comment = forms.CharField(required=False, max_length=COMMENT_MAX)
+    override_reason = forms.CharField(required=False, max_length=COMMENT_MAX)
+
+
+def _label(transition: StageTransitionRequest) -> str:
+    return f"{transition.version.model.name} v{transition.version.version}"
+
+
+@require_POST
+def request_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    transition = _get_request_or_404(pk)
+
+    def approve(data: dict) -> str:
+        services.transition_approve(
+            request_id=pk, by=request.user, comment=data["comment"], override_reason=data["override_reason"]
+        )
+        note = f" The version that held {transition.to_stage} was archived." if transition.archive_existing else ""
+        return f"Approved: {_label(transition)} is now in {transition.to_stage}.{note}"
+
+    return _decide(request, transition, approve)
+
+
+@require_POST
+def request_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    transition = _get_request_or_404(pk)
+
+    def reject(data: dict) -> str:
+        services.transition_reject(request_id=pk, by=request.user, comment=data["comment"])
+        return f"Rejected the request to move {_label(transition)} to {transition.to_stage}."
+
+    return _decide(request, transition, reject)
+
+
+@require_POST
+def request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    transition = _get_request_or_404(pk)
+
+    def cancel(data: dict) -> str:
+        services.transition_cancel(request_id=pk, by=request.user, comment=data["comment"])
+        return f"Cancelled the request to move {_label(transition)} to {transition.to_stage}."
+
+    return _decide(request, transition, cancel)
+
+
+def _decide(request: HttpRequest, transition: StageTransitionRequest, act: Callable[[dict], str]) -> HttpResponse:
+    """Run a decision, report it as a message, then swap the card (htmx) or go back to the page it came from."""
+    form = DecisionForm(request.POST)
+    gates_failed = succeeded = False
+    if not form.is_valid():
+        messages.error(request, _form_problem(form))
+    else:
+        try:
+            messages.success(request, act(form.cleaned_data))
+            succeeded = True
+        except GovernanceError as exc:
+            gates_failed = isinstance(exc, GatesFailed)
+            messages.error(request, refusal_text(exc))
+    if not request.htmx:
+        return redirect(_next_url(request))
+    fresh = _get_request_or_404(transition.pk)
+    context = {
+        "card": request_cards(request.user, [fresh], gates_failed=[fresh.pk] if gates_failed else [])[0],
+        "inline_messages": True,
+        "htmx_cards": True,
+        "next_url": _next_url(request),
+        # A refused decision keeps what was typed, to send again (with an override reason, say).
+        "typed_comment": "" if succeeded else request.POST.get("comment", ""),
+    }
+    # 200 even when refused: htmx swaps only successful answers, and the card is what says why.
+    return _render(request, "web/governance_sections.html#request_card", context)
+
+
+def refusal_text(exc: GovernanceError) -> str:
+    """The service's message, with each failing gate spelled out."""
+    failures = "; ".join(f"{d.get('gate')}: {d.get('message')}" for d in exc.details if isinstance(d, dict))
+    return f"{exc.message} Failing: {failures}." if failures else exc.message
+
+
+# --- Stage changes from the version page ----------------------------------------------------------------------------
+
+
+class StageChangeForm(forms.Form):
+    to_stage = forms.ChoiceField(choices=Stage.choices)
+    comment = forms.CharField(required=False, max_length=COMMENT_MAX)
+    archive_existing = forms.BooleanField(required=False)
+    override_reason = forms.CharField(required=False, max_length=COMMENT_MAX)
+
+
+def _get_version_or_404(name: str, number: int) -> ModelVersion:
+    if number > INT_MAX:
+        raise Http404("No such version.")
+    return get_object_or_404(ModelVersion.objects.select_related("model", "run"), model__name=name, version=number)
+
+
+@require_POST
+def version_request_transition(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    mv = _get_version_or_404(name, version)
+    form = StageChangeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_problem(form))
+    else:
+        data = form.cleaned_data
+        try:
+            created = services.transition_request(
+                version=mv,
+                to_stage=data["to_stage"],
+                by=request.user,
+                comment=data["comment"],
+                archive_existing=data["archive_existing"],
+            )
+        except GovernanceError as exc:
+            messages.error(request, refusal_text(exc))
+        else:
+            messages.success(
+                request,
+                f"Requested request #{created.pk}: {mv.model.name} v{mv.version} → {created.to_stage}. "
+                f"An approver for {created.to_stage} decides it on the Approvals page.",
+            )
+    return redirect(reverse("version_detail", args=[name, version]) + "#stage")
+
+
+@require_POST
+def version_move(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    mv = _get_version_or_404(name, version)
+    form = StageChangeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_problem(form))
+    else:
+        data = form.cleaned_data
+        try:
+            moved = services.stage_change_direct(
+                version=mv,
+                to_stage=data["to_stage"],
+                by=request.user,
+                comment=data["comment"],
+                archive_existing=data["archive_existing"],
+                override_reason=data["override_reason"],
+            )
+        except GovernanceError as exc:
+            messages.error(request, refusal_text(exc))
+        else:
+            messages.success(request, f"Moved {mv.model.name} v{mv.version} to {moved.stage}.")
+    return redirect(reverse("version_detail", args=[name, version]) + "#stage")
+
+
+def _may_move_directly(user, policy: StagePolicy, stage: str) -> bool:
+    """Who may move a version without a request; the same rule as services.stage_change_direct (a test holds the
+    two together)."""
+    if policy.needs_approval(stage):
+        return policy.allow_direct_changes and services.can_approve(user, stage)
+    return services.can_request(user) or services.can_approve(user, stage)
+
+
+@dataclass
+class StageRule:
+    stage: str
+    needs_approval: bool
+    gates: list[services.GateResult]
+    may_move: bool
+    may_approve: bool
+
+
+def version_context(request: HttpRequest, version: ModelVersion) -> dict:
+    """The version page's stage panel. Queries: the model's policy and its gates (2), the user's permissions (2; none
+    for a superuser), this version's pending requests (model and requester joined), then what
+    the policy's gates read: none for a metric gate, one for a dataset gate, two for a gate against the holder."""
+    user = request.user
+    policy = StagePolicy.objects.for_model(version.model)
+    metrics = {m.key: m.last_value for m in version.run.metrics.all()} if version.run_id else {}
+    rules = []
+    for stage in Stage:
+        gates = [services.evaluate_gate(gate, version, metrics) for gate in policy.gates_for(stage)]
+        rules.append(
+            StageRule(
+                stage=stage.value,
+                needs_approval=policy.needs_approval(stage),
+                gates=gates,
+                may_move=stage != version.stage and _may_move_directly(user, policy, stage),
+                may_approve=services.can_approve(user, stage),
+            )
+        )
+    pending = list(_pending_requests().filter(version=version))
+    can_request = services.can_request(user)
+    return {
+        "policy": policy,
+        "policy_is_builtin": policy.pk is None,
+        "stage_rules": rules,
+        "can_request": can_request,
+        "request_stages": [s for s in FORM_STAGES if s != version.stage] if can_request else [],
+        "move_stages": [s for s in FORM_STAGES if s in {rule.stage for rule in rules if rule.may_move}],
+        "show_move_override": user.is_superuser and any(rule.gates for rule in rules if rule.may_move),
+        "version_cards": [_card(t, user, policy) for t in pending],
+        "next_url": request.get_full_path(),
+    }
+
+
+# --- Model page: Production, pending requests, rollback, audit ------------------------------------------------------
+
+
+def model_context(request: HttpRequest, model: RegisteredModel, production: list[StageInterval]) -> dict:
+    """The model page's governance parts. Queries: pending requests (version, model and requester joined), the
+    model's policy and its gates (2), the user's permissions (2; none for a superuser), the newest audit events (6).
+
+    `production` holds the model's Production intervals, oldest first, read with its stage timeline.
+    """
+    user = request.user
+    policy_for = _policy_lookup([model.pk])
+    pending = list(_pending_requests().filter(version__model=model))
+    current = sorted({i.version for i in production if i.end is None}, reverse=True)
+    # What services.previous_production picks: the latest entry into Production of a version not there now.
+    earlier = [i for i in production if i.version not in current]
+    previous = max(earlier, key=lambda i: i.start or datetime.min.replace(tzinfo=UTC), default=None)
+    events, more = audit_rows(model)
+    now = timezone.now()
+    return {
+        "pending_cards": [_card(t, user, policy_for(model.pk)) for t in pending],
+        "next_url": request.get_full_path(),
+        "production_current": current,
+        "production_since": max((i.start for i in production if i.end is None and i.start), default=None),
+        "production_intervals": [(i, i.duration(now)) for i in reversed(production)],
+        "rollback_to": previous.version if previous else None,
+        "can_rollback": bool(current) and previous is not None and services.can_approve(user, Stage.PRODUCTION),
+        "audit_events": events,
+        "audit_more": more,
+    }
+
+
+def audit_rows(model: RegisteredModel, before: int | None = None) -> tuple[list[AuditEvent], AuditEvent | None]:
+    """The model's audit events, newest first, AUDIT_ROWS of them older than event `before` (keyset: new events
+    arriving meanwhile never shift the pages). Returns the rows and the last one if there are more after it. One
+    query."""
+    events = AuditEvent.objects.filter(model=model)
+    if before is not None:
+        cursor = Subquery(AuditEvent.objects.filter(pk=before, model=model).values("at")[:1])
+        events = events.filter(Q(at__lt=cursor) | Q(at=cursor, pk__lt=before))
+    rows = list(events.order_by("-at", "-id")[: AUDIT_ROWS + 1])
+    more = rows[AUDIT_ROWS - 1] if len(rows) > AUDIT_ROWS else None
+    return rows[:AUDIT_ROWS], more
+
+
+@require_POST
+def model_rollback(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_object_or_404(RegisteredModel, name=name)
+    form = DecisionForm(request.POST)
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Tick the box to confirm the rollback; nothing was changed.")
+    elif not form.is_valid():
+        messages.error(request, _form_problem(form))
+    else:
+        try:
+            restored = services.production_rollback(model=model, by=request.user, comment=form.cleaned_data["comment"])
+        except GovernanceError as exc:
+            messages.error(request, refusal_text(exc))
+        else:
+            messages.success(request, f"Rolled back: {model.name} v{restored.version} is in Production again.")
+    return redirect(reverse("model_detail", args=[name]) + "#production")
+
+
+@require_GET
+def model_audit(request: HttpRequest, name: str) -> HttpResponse:
+    """Queries: the model, a page of its audit events (2). The model page's "Show more" asks for the rows only."""
+    model = get_object_or_404(RegisteredModel.objects.only("pk", "name"), name=name)
+    before = _int(request.GET.get("before"), BIGINT_MAX)
+    events, more = audit_rows(model, before)
+    context = {
+        "nav": "models",
+        "breadcrumbs": [
+            ("Models", reverse("model_list")),
+            (model.name, reverse("model_detail", args=[model.name])),
+            ("Audit log", None),
+        ],
+        "model": model,
+        "audit_events": events,
+        "audit_more": more,
+        "audit_older": before is not None,
+    }
+    if request.htmx and not request.htmx.history_restore_request and request.htmx.target == "audit-more":
+        return _render(request, "web/governance_sections.html#audit_rows", context)
+    return _render(request, "web/model_audit.html", context)
+
+
+# --- Helpers --------------------------------------------------------------------------------------------------------
+
+
+def _render(request: HttpRequest, template: str, context: dict) -> HttpResponse:
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
+
+
+def _int(raw: str | None, maximum: int) -> int | None:
+    try:
+        value = int(raw or "")
+    except ValueError:
+        return None
+    return value if 0 < value <= maximum else None
+
+
+def _next_url(request: HttpRequest) -> str:
+    """Where a form goes back to: its `next` field when it is a path on this site, else the approvals page."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return reverse("approval_list")
+
+
+def _form_problem(form: forms.Form) -> str:
+    problems = [f"{field.replace('_', ' ')}: {' '.join(errors)}" for field, errors in form.errors.items()]
+    return "Nothing was changed: " + "; ".join(problems)
