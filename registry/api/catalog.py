@@ -78,7 +78,7 @@ def model_out(model: RegisteredModel) -> dict:
 
 
 def _versions_for_output():
-    return ModelVersion.objects.select_related("model", "created_by").prefetch_related(
+    return ModelVersion.objects.select_related("model", "created_by", "run").prefetch_related(
         Prefetch("aliases", queryset=ModelAlias.objects.only("version_id", "alias")),
         Prefetch("run__metrics", queryset=MetricSeries.objects.only("run_id", "key", "last_value")),
     )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainSerializer, field_validator
 
 from registry.lib.names import KEY_MAX, MODEL_NAME_MAX
 from registry.lib.numbers import float_from_json, float_to_json
@@ -176,14 +176,17 @@ class RunPage(Page):
     items: list[RunOut]
 
 
-class MetricPointIn(Schema):
+class MetricPointIn(BaseModel):
+    """A plain pydantic model: a batch holds up to 100,000 of these, and ninja's Schema adds per-object work meant
+    for reading Django rows."""
+
     key: str = Field(min_length=1, max_length=KEY_MAX, examples=["loss"])
     value: JsonFloat = Field(examples=[0.25, "NaN"])
     step: int = Field(0, ge=-(2**63), lt=2**63)
     timestamp: int | None = Field(None, description="Epoch milliseconds; the server's clock when omitted.")
 
 
-class LogBatchIn(Schema):
+class LogBatchIn(BaseModel):
     metrics: list[MetricPointIn] = Field([], max_length=100_000)
     params: dict[str, Any] = Field({}, examples=[{"learning_rate": "0.01", "max_depth": 6}])
     tags: Tags = {}

@@ -328,6 +328,19 @@ class MetricSeries(models.Model):
 
 
 class MetricPointQuerySet(models.QuerySet):
+    def page_of(self, series_id: int, *, offset: int, limit: int) -> list[tuple[int, int, float | None]]:
+        """(step, timestamp, value) rows of one series in history order, read through a plain cursor over the
+        covering index; value is None where NaN was logged."""
+        query = (
+            self.filter(series_id=series_id)
+            .order_by("step", "timestamp", "id")
+            .values_list("step", "timestamp", "value")[offset : offset + limit]
+        )
+        sql, params = query.query.sql_with_params()
+        with connections[query.db].cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
     def histories(self, series_ids: Iterable[int]) -> dict[int, tuple[list[int], list[float]]]:
         """Every point of the given series as ({series_id: (steps, values)}), in step order, in one query.
 
