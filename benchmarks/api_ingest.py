@@ -23,7 +23,8 @@ from _server import registry_server, rss_kib  # noqa: E402
 
 
 def line(name: str, value: float, unit: str, target: str) -> None:
-    print(f"{name:<52} {value:>12,.1f} {unit:<10} (target {target})")
+    digits = 3 if unit == "s" else 1
+    print(f"{name:<52} {value:>12,.{digits}f} {unit:<10} (target {target})")
 
 
 def session(token: str) -> requests.Session:

@@ -116,7 +116,12 @@ def _runs_with_details():
     )
 
 
-def run_out(run: Run) -> dict:
+def run_out(run: Run, *, empty: bool = False) -> dict:
+    """The run as the API shows it; `empty` skips reading params, metrics, inputs and steps (a run just created)."""
+    if empty:
+        params, metrics, inputs, steps = [], [], [], []
+    else:
+        params, metrics, inputs, steps = run.params.all(), run.metrics.all(), run.inputs.all(), run.steps.all()
     return {
         "id": run.id,
         "experiment_id": run.experiment_id,
@@ -136,7 +141,7 @@ def run_out(run: Run) -> dict:
         "environment": {"python_version": run.python_version, "platform": run.platform, "packages": run.packages},
         "image": run.image,
         "tags": run.tags,
-        "params": {p.key: p.value for p in run.params.all()},
+        "params": {p.key: p.value for p in params},
         "metrics": {
             m.key: {
                 "value": m.last_value,
@@ -146,13 +151,13 @@ def run_out(run: Run) -> dict:
                 "max": m.max_value,
                 "count": m.count,
             }
-            for m in run.metrics.all()
+            for m in metrics
         },
         "inputs": [
             {"dataset_id": i.dataset_id, "name": i.dataset.name, "digest": i.dataset.digest, "context": i.context}
-            for i in run.inputs.all()
+            for i in inputs
         ],
-        "steps": list(run.steps.all()),
+        "steps": list(steps),
     }
 
 
@@ -187,9 +192,9 @@ def create_run(request: HttpRequest, payload: RunIn):
             image=payload.image,
             tags=payload.tags,
         )
-        if payload.steps:
-            services.run_steps_set(run=run, steps=[s.dict() for s in payload.steps])
-    return 201, run_out(get_run_or_404(run.pk, details=True))
+        steps = services.run_steps_set(run=run, steps=[s.dict() for s in payload.steps]) if payload.steps else []
+    # A new run has no params, metrics or inputs yet: answer from memory instead of reading it back.
+    return 201, {**run_out(run, empty=True), "steps": steps}
 
 
 @router.get("/runs/{run_id}", response={200: RunOut, **ERRORS}, summary="Get a run with its params and metrics")
