@@ -10,6 +10,7 @@ p50/p95 and the HTML size beside the targets from the dashboard issue.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -64,7 +65,7 @@ def generate(models: int, versions_per_model: int, runs: int, points: int, long_
                     f"run-{i}",
                     now,
                     f"{i:040x}",
-                    '{"numpy": "2.1.%d", "scikit-learn": "1.5.2"}' % (i % 3),
+                    json.dumps({"numpy": f"2.1.{i % 3}", "scikit-learn": "1.5.2"}),
                 )
                 for i, rid in enumerate(run_ids)
             ],
@@ -113,7 +114,7 @@ def generate(models: int, versions_per_model: int, runs: int, points: int, long_
                 (
                     f"model-{m:04d}",
                     f"Model number {m}, **benchmark**.",
-                    '{"team": "t%d"}' % (m % 7),
+                    json.dumps({"team": f"t{m % 7}"}),
                     versions_per_model,
                     now,
                     now,

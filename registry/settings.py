@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "registry.catalog",
     "registry.governance",
     "registry.demo",
+    "registry.mlflow_compat",
     "registry.web",
 ]
 

@@ -10,5 +10,6 @@ admin.site.index_title = "Registry data"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api_urls()),
+    path("api/", include("registry.mlflow_compat.urls")),
     path("", include("registry.web.urls")),
 ]

@@ -244,7 +244,9 @@ def test_charted_metrics_cost_one_history_query_whatever_their_number(signed_in,
 
 def test_long_histories_are_read_once_then_served_from_their_cached_preview(signed_in, django_assert_num_queries):
     run = RunFactory()
-    points = [Point("loss", 1.0 / (s + 1), s) for s in range(3000)] + [Point("accuracy", s / 3000, s) for s in range(3000)]
+    points = [Point("loss", 1.0 / (s + 1), s) for s in range(3000)] + [
+        Point("accuracy", s / 3000, s) for s in range(3000)
+    ]
     points[1234] = Point("loss", 50.0, 1234)  # a spike that downsampling must keep
     metrics_log(run=run, points=points)
     ModelVersionFactory(model__name="fraud", run=run)

@@ -1,0 +1,247 @@
+"""Reading MLflow requests: GET parameters from the query string, other bodies as one JSON object, typed accessors
+that refuse bad input with INVALID_PARAMETER_VALUE (never a 500), and opaque page tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import UTC, datetime
+
+from django.http import HttpRequest, QueryDict
+
+from registry.mlflow_compat.errors import invalid
+
+MAX_BODY_BYTES = 1024 * 1024
+INT64 = 2**63
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
+def _check_text(value, where: str = "the request") -> None:
+    """Refuse strings a database cannot store (NUL, lone surrogates) anywhere in the payload."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise invalid(f"A string in {where} contains a NUL character.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise invalid(f"A string in {where} is not valid Unicode (a lone surrogate).") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, where)
+            _check_text(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item, where)
+
+
+def _no_nan_constants(name: str):
+    raise ValueError(f'{name} is not JSON; send NaN and infinities as the strings "NaN", "Infinity", "-Infinity"')
+
+
+class Params:
+    """The request's parameters: `data` maps names to values; `multi` keeps repeated query parameters."""
+
+    def __init__(self, data: dict, multi: QueryDict | None = None):
+        self.data = data
+        self.multi = multi
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> Params:
+        if request.method == "GET":
+            query = request.GET
+            data = {key: query.get(key) for key in query}
+            _check_text(data, "the query string")
+            return cls(data, query)
+        length = request.headers.get("Content-Length") or "0"
+        if not _INTEGER.fullmatch(length):
+            raise invalid("The Content-Length header is not a number.")
+        if int(length) > MAX_BODY_BYTES:
+            _drain(request)
+            raise invalid(f"The request body is {int(length):,} bytes; the limit is {MAX_BODY_BYTES:,} (1 MB).")
+        raw = request.body
+        if not raw.strip():
+            return cls({})
+        try:
+            data = json.loads(raw, parse_constant=_no_nan_constants)
+            # JSON can only carry NUL or a lone surrogate as a \u escape (raw control characters are refused by
+            # the parser), so bodies without one, which is nearly all of them, skip the walk.
+            if b"\\u" in raw:
+                _check_text(data, "the request body")
+        except UnicodeDecodeError:
+            raise invalid("The request body is not UTF-8.") from None
+        except ValueError as exc:
+            raise invalid(f"The request body is not valid JSON: {exc}.") from None
+        except RecursionError:
+            raise invalid("The request body is nested too deeply.") from None
+        if not isinstance(data, dict):
+            raise invalid("The request body must be a JSON object.")
+        return cls(data)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.data and self.data[name] is not None
+
+    def raw(self, name: str, default=None):
+        value = self.data.get(name)
+        return default if value is None else value
+
+    def str(self, name: str, *, required: bool = False, default: str = "", max_length: int | None = None) -> str:
+        value = self.data.get(name)
+        if value is None or value == "":
+            if required:
+                raise invalid(f"Missing value for required parameter '{name}'.")
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise invalid(f"Parameter '{name}' must be a string.")
+        value = str(value)
+        if max_length is not None and len(value) > max_length:
+            raise invalid(f"Parameter '{name}' is {len(value)} characters long; the limit is {max_length}.")
+        return value
+
+    def int(self, name: str, *, default: int | None = None, minimum: int = -INT64, maximum: int = INT64 - 1):
+        value = self.data.get(name)
+        if value is None or value == "":
+            return default
+        return to_int(value, name, minimum=minimum, maximum=maximum)
+
+    def bool(self, name: str, *, default: bool = False) -> bool:
+        value = self.data.get(name)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise invalid(f"Parameter '{name}' must be true or false.")
+
+    def list(self, name: str) -> list:
+        if self.multi is not None:
+            return [v for v in self.multi.getlist(name) if v != ""]
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise invalid(f"Parameter '{name}' must be a list.")
+        return value
+
+    def strings(self, name: str) -> list[str]:
+        values = self.list(name)
+        if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
+            raise invalid(f"Parameter '{name}' must be a list of strings.")
+        return [str(v) for v in values]
+
+    def objects(self, name: str) -> list[dict]:
+        values = self.list(name)
+        if not all(isinstance(v, dict) for v in values):
+            raise invalid(f"Parameter '{name}' must be a list of objects.")
+        return values
+
+
+def _drain(request: HttpRequest, limit: int = 64 * 1024 * 1024) -> None:
+    """Read (and drop) an oversized body, so the client gets our answer instead of a reset connection."""
+    remaining = limit
+    try:
+        while remaining > 0:
+            chunk = request.read(min(65536, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except OSError:
+        pass
+
+
+def to_int(value, name: str, *, minimum: int = -INT64, maximum: int = INT64 - 1) -> int:
+    if isinstance(value, bool):
+        raise invalid(f"Parameter '{name}' must be an integer, not a boolean.")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not _INTEGER.fullmatch(text):
+            raise invalid(f"Parameter '{name}' must be an integer (got {value[:40]!r}).")
+        value = int(text)
+    if not isinstance(value, int):
+        raise invalid(f"Parameter '{name}' must be an integer.")
+    if not minimum <= value <= maximum:
+        raise invalid(f"Parameter '{name}' must be between {minimum} and {maximum} (got {value}).")
+    return value
+
+
+def to_str(value, name: str, *, max_length: int | None = None, required: bool = False) -> str:
+    if value is None:
+        value = ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise invalid(f"'{name}' must be a string.")
+    value = str(value)
+    if required and not value:
+        raise invalid(f"'{name}' must not be empty.")
+    if max_length is not None and len(value) > max_length:
+        raise invalid(f"'{name}' is {len(value)} characters long; the limit is {max_length}.")
+    return value
+
+
+def ms_to_datetime(value: int, name: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise invalid(f"'{name}' is not a usable time in epoch milliseconds (got {value}).") from None
+
+
+def datetime_to_ms(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def _encode(payload: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def _decode(token: str) -> dict:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        raise invalid("The page token is not one this server issued; pass back next_page_token unchanged.")
+    return data
+
+
+def encode_page_token(offset: int) -> str:
+    return _encode({"offset": offset})
+
+
+def decode_page_token(token: str) -> int:
+    if not token:
+        return 0
+    offset = _decode(token).get("offset")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < INT64:
+        raise invalid("The page token is not one this server issued; pass back next_page_token unchanged.")
+    return offset
+
+
+def encode_cursor(values: list[int]) -> str:
+    """A keyset page token: the sort key of the last row sent."""
+    return _encode({"after": values})
+
+
+def decode_cursor(token: str, *, length: int) -> list[int] | None:
+    if not token:
+        return None
+    after = _decode(token).get("after")
+    if (
+        not isinstance(after, list)
+        or len(after) != length
+        or not all(type(v) is int and -INT64 <= v < INT64 for v in after)
+    ):
+        raise invalid("The page token is not one this server issued; pass back next_page_token unchanged.")
+    return after
+
+
+def page(queryset, params: Params, *, default: int, maximum: int, name: str = "max_results"):
+    """One page of `queryset` from the request's page_token and max_results, and the token for the next."""
+    limit = params.int(name, default=default, minimum=1, maximum=maximum)
+    offset = decode_page_token(params.str("page_token"))
+    rows = list(queryset[offset : offset + limit + 1])
+    token = encode_page_token(offset + limit) if len(rows) > limit else None
+    return rows[:limit], token

@@ -1,0 +1,524 @@
+"""Workflows behind the MLflow endpoints. Each one writes through the registry's own services (tracking, catalog,
+governance), so what MLflow logs is the same rows our own API writes; only what MLflow has and we lack (logged
+models, MLflow's system tags) is handled here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from registry.catalog import services as catalog
+from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel, Stage, StageTransitionRequest
+from registry.governance import services as governance
+from registry.governance.models import StagePolicy
+from registry.lib.names import KEY_MAX, NameError_, check_key, check_model_name
+from registry.lib.numbers import float_to_json
+from registry.lib.paths import PathError, normalise_artifact_path
+from registry.mlflow_compat.errors import RESOURCE_ALREADY_EXISTS, MlflowError, denied, invalid, not_found
+from registry.mlflow_compat.models import LoggedModel, RunModelLink
+from registry.mlflow_compat.wire import NOTE_TAG, split_run_tags
+from registry.tracking import services as tracking
+from registry.tracking.models import Experiment, MetricPoint, Run
+
+EXPERIMENT_NAME_MAX = 256
+TAG_VALUE_MAX = 8000  # as MLflow
+ARTIFACTS_PATH = "/api/2.0/mlflow-artifacts/artifacts/"
+APPROVALS_PATH = "/approvals/"
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
+
+
+def checked_tags(items: Iterable[Mapping] | object, what: str) -> dict[str, str]:
+    """{key: value} from MLflow's [{"key": ..., "value": ...}], every key and value checked."""
+    if not isinstance(items, list | tuple):
+        raise invalid(f"The {what}s must be a list of {{key, value}} objects.")
+    tags: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            raise invalid(f"Every {what} must be a {{key, value}} object.")
+        key, value = item.get("key"), item.get("value")
+        if not isinstance(key, str):
+            raise invalid(f"Every {what} needs a string key.")
+        try:
+            check_key(key, what=f"{what} key")
+        except NameError_ as exc:
+            raise invalid(str(exc)) from None
+        if value is None:
+            value = ""
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise invalid(f"The value of {what} {key!r} must be a string.")
+        value = str(value)
+        if len(value) > TAG_VALUE_MAX:
+            raise invalid(f"The value of {what} {key!r} is {len(value)} characters; the limit is {TAG_VALUE_MAX}.")
+        tags[key] = value
+    return tags
+
+
+# --- Experiments ----------------------------------------------------------------------------------------------------
+
+
+def experiment_name_checked(name: str) -> str:
+    if not name or not name.strip():
+        raise invalid("An experiment needs a name.")
+    if len(name) > EXPERIMENT_NAME_MAX:
+        raise invalid(f"Experiment names are at most {EXPERIMENT_NAME_MAX} characters (got {len(name)}).")
+    return name
+
+
+def experiment_create(*, name: str, tags: dict[str, str], artifact_location: str = "") -> Experiment:
+    if artifact_location:
+        raise invalid(
+            "This registry stores every artifact itself; leave artifact_location empty (runs get "
+            "mlflow-artifacts:/runs/<run id>/artifacts)."
+        )
+    tags = dict(tags)
+    description = tags.pop(NOTE_TAG, "")
+    try:
+        with transaction.atomic():
+            return Experiment.objects.create(name=experiment_name_checked(name), description=description, tags=tags)
+    except IntegrityError:
+        raise MlflowError(RESOURCE_ALREADY_EXISTS, f"An experiment named {name!r} already exists.") from None
+
+
+def experiment_rename(*, experiment: Experiment, name: str) -> None:
+    experiment.name = experiment_name_checked(name)
+    try:
+        with transaction.atomic():
+            experiment.save(update_fields=["name", "updated_at"])
+    except IntegrityError:
+        raise MlflowError(RESOURCE_ALREADY_EXISTS, f"An experiment named {name!r} already exists.") from None
+
+
+def experiment_tag_set(*, experiment: Experiment, key: str, value: str | None) -> None:
+    """Set (or, with value None, delete) one tag; `mlflow.note.content` is the experiment's description."""
+    with transaction.atomic():
+        locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
+        if key == NOTE_TAG:
+            locked.description = value or ""
+        elif value is None:
+            if key not in locked.tags:
+                raise not_found(f"Experiment {experiment.pk} has no tag {key!r}.")
+            locked.tags = {k: v for k, v in locked.tags.items() if k != key}
+        else:
+            locked.tags = {**locked.tags, key: value}
+        locked.save(update_fields=["description", "tags", "updated_at"])
+
+
+def experiment_set_deleted(*, experiment: Experiment, deleted: bool) -> None:
+    if deleted and experiment.name == Experiment.DEFAULT_NAME:
+        raise invalid("The Default experiment cannot be deleted.")
+    experiment.deleted_at = timezone.now() if deleted else None
+    experiment.save(update_fields=["deleted_at", "updated_at"])
+
+
+# --- Runs -----------------------------------------------------------------------------------------------------------
+
+
+def run_tags_apply(*, run: Run, tags: dict[str, str]) -> None:
+    """Store MLflow tags: system tags into the run's columns, the rest into its tags."""
+    columns, plain = split_run_tags(tags)
+    with transaction.atomic():
+        if columns:
+            Run.objects.filter(pk=run.pk).update(**columns)
+            for field, value in columns.items():
+                setattr(run, field, value)
+        if plain:
+            tracking.run_tags_set(run=run, tags=plain)
+
+
+def run_tag_delete(*, run: Run, key: str) -> None:
+    columns, _ = split_run_tags({key: ""})
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        if key in locked.tags:
+            locked.tags = {k: v for k, v in locked.tags.items() if k != key}
+            locked.save(update_fields=["tags"])
+        elif columns and getattr(locked, next(iter(columns))):
+            Run.objects.filter(pk=run.pk).update(**columns)
+        else:
+            raise not_found(f"Run {run.pk} has no tag {key!r}.")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricIn:
+    point: tracking.Point
+    model_id: str = ""
+    dataset_name: str = ""
+    dataset_digest: str = ""
+
+
+def _point_key(key: str, step: int, timestamp: int, value: float) -> tuple:
+    return key, step, timestamp, "nan" if math.isnan(value) else value
+
+
+def metrics_log(*, run: Run, points: list[tracking.Point], model_metrics: list[MetricIn] = ()) -> int:
+    """Append run metrics; a metric that names a logged model is also recorded on that model.
+
+    MLflow re-sends a run's metrics with a `model_id` when it logs a model (to attach them to it); an identical point
+    already in the run's history is not appended twice, so the history keeps the count the training loop logged.
+    """
+    points = list(points)
+    if model_metrics:
+        keys = {m.point.key for m in model_metrics}
+        steps = {m.point.step for m in model_metrics}
+        existing = {
+            _point_key(key, step, timestamp, value)
+            for key, step, timestamp, value in MetricPoint.objects.filter(
+                series__run=run, series__key__in=keys, step__in=steps
+            ).values_list("series__key", "step", "timestamp", "value")
+        }
+        points += [
+            m.point
+            for m in model_metrics
+            if _point_key(m.point.key, m.point.step, m.point.timestamp, m.point.value) not in existing
+        ]
+    with transaction.atomic():
+        written = tracking.metrics_log(run=run, points=points) if points else 0
+        by_model: dict[str, list[MetricIn]] = {}
+        for metric in model_metrics:
+            by_model.setdefault(metric.model_id, []).append(metric)
+        for model_id, metrics in by_model.items():
+            _record_model_metrics(run, model_id, metrics)
+    return written
+
+
+def _record_model_metrics(run: Run, model_id: str, metrics: list[MetricIn]) -> None:
+    locked = LoggedModel.objects.select_for_update().filter(pk=model_id).first()
+    if locked is None:
+        raise not_found(f"No logged model with id {model_id!r}.")
+    locked.metrics = [
+        *locked.metrics,
+        *(
+            {
+                "key": m.point.key,
+                "value": float_to_json(m.point.value),
+                "timestamp": m.point.timestamp,
+                "step": m.point.step,
+                "run_id": run.pk,
+                "model_id": model_id,
+                "dataset_name": m.dataset_name,
+                "dataset_digest": m.dataset_digest,
+            }
+            for m in metrics
+        ),
+    ]
+    locked.updated_at = timezone.now()
+    locked.save(update_fields=["metrics", "updated_at"])
+
+
+def log_batch(
+    *,
+    run: Run,
+    points: list[tracking.Point],
+    model_metrics: list[MetricIn],
+    params: dict[str, str],
+    tags: dict[str, str],
+) -> None:
+    """One transaction: all of it is written or none of it."""
+    with transaction.atomic():
+        if params:
+            tracking.params_log(run=run, params=params)
+        if points or model_metrics:
+            metrics_log(run=run, points=points, model_metrics=model_metrics)
+        if tags:
+            run_tags_apply(run=run, tags=tags)
+
+
+def datasets_log(*, run: Run, datasets: list[tuple[dict, str]]) -> None:
+    """Register each (dataset fields, context) and link it to the run."""
+    with transaction.atomic():
+        for fields, context in datasets:
+            dataset = tracking.dataset_register(**fields)
+            tracking.run_input_add(run=run, dataset=dataset, context=context)
+
+
+def model_links_add(*, run: Run, model_ids: list[str], direction: str, steps: list[int] | None = None) -> None:
+    found = set(LoggedModel.objects.filter(pk__in=model_ids).values_list("pk", flat=True))
+    missing = [m for m in model_ids if m not in found]
+    if missing:
+        raise not_found(f"No logged model with id {missing[0]!r}.")
+    with transaction.atomic():
+        for index, model_id in enumerate(model_ids):
+            RunModelLink.objects.update_or_create(
+                run=run,
+                logged_model_id=model_id,
+                direction=direction,
+                defaults={"step": steps[index] if steps else 0},
+            )
+
+
+# --- Logged models --------------------------------------------------------------------------------------------------
+
+
+def logged_model_dict_update(*, logged_model: LoggedModel, field: str, values: dict[str, str], remove=()) -> None:
+    """Merge `values` into (and drop `remove` from) the model's tags or params, under a row lock."""
+    with transaction.atomic():
+        locked = LoggedModel.objects.select_for_update().get(pk=logged_model.pk)
+        current = {k: v for k, v in getattr(locked, field).items() if k not in remove}
+        setattr(locked, field, {**current, **values})
+        locked.updated_at = timezone.now()
+        locked.save(update_fields=[field, "updated_at"])
+        setattr(logged_model, field, getattr(locked, field))
+
+
+# --- Registered models and versions ---------------------------------------------------------------------------------
+
+
+def model_rename(*, model: RegisteredModel, new_name: str) -> RegisteredModel:
+    try:
+        check_model_name(new_name)
+    except NameError_ as exc:
+        raise invalid(str(exc)) from None
+    model.name = new_name
+    model.updated_at = timezone.now()
+    try:
+        with transaction.atomic():
+            model.save(update_fields=["name", "updated_at"])
+    except IntegrityError:
+        raise MlflowError(RESOURCE_ALREADY_EXISTS, f"A model named {new_name!r} already exists.") from None
+    return model
+
+
+def tags_update(row: RegisteredModel | ModelVersion, *, key: str, value: str | None) -> None:
+    """Set (or, with value None, delete) one tag of a model or version, under a row lock."""
+    if len(key) > KEY_MAX:
+        raise invalid(f"Tag keys are at most {KEY_MAX} characters.")
+    with transaction.atomic():
+        locked = type(row).objects.select_for_update().get(pk=row.pk)
+        tags = dict(locked.tags or {})
+        if value is None:
+            if key not in tags:
+                raise not_found(f"{row} has no tag {key!r}.")
+            tags.pop(key)
+        else:
+            tags[key] = value
+        locked.tags = tags
+        locked.updated_at = timezone.now()
+        locked.save(update_fields=["tags", "updated_at"])
+    row.tags = tags
+
+
+def may_delete(user, model: RegisteredModel, version: ModelVersion | None = None) -> bool:
+    perm = "catalog.delete_modelversion" if version is not None else "catalog.delete_registeredmodel"
+    return bool(
+        user.is_superuser
+        or model.owner_id == user.pk
+        or (version is not None and version.created_by_id == user.pk)
+        or user.has_perm(perm)
+    )
+
+
+def model_delete(*, model: RegisteredModel, by) -> None:
+    if not may_delete(by, model):
+        raise denied(f"Only the owner of {model.name!r} or an admin may delete it.")
+    if model.versions.filter(stage=Stage.PRODUCTION).exists():
+        raise invalid(f"{model.name!r} has a version in Production; archive it before deleting the model.")
+    with transaction.atomic():
+        for artifact in ArtifactFile.objects.filter(version__model=model):
+            catalog.artifact_delete(artifact)
+        model.delete()
+
+
+def version_delete(*, version: ModelVersion, by) -> None:
+    if not may_delete(by, version.model, version):
+        raise denied(f"Only the owner of {version.model.name!r}, the version's author or an admin may delete it.")
+    if version.stage == Stage.PRODUCTION:
+        raise invalid(f"Version {version.version} is in Production; archive it before deleting it.")
+    with transaction.atomic():
+        for artifact in ArtifactFile.objects.filter(version=version):
+            catalog.artifact_delete(artifact)
+        version.delete()
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    run: Run
+    folder: str
+    logged_model: LoggedModel | None = None
+
+
+def _refuse_source(source: str, why: str) -> MlflowError:
+    return invalid(
+        f"Model version source {source!r} is refused: {why} A source must name files this registry stores: "
+        "models:/<logged model id>, runs:/<run id>/<path> or mlflow-artifacts:/runs/<run id>/artifacts/<path>."
+    )
+
+
+def resolve_source(source: str, *, host: str) -> Source:
+    """The run folder a version source names. Only files this registry stores are accepted."""
+    if not source:
+        raise invalid("A model version needs a source.")
+    parts = urlsplit(source)
+    if parts.query or parts.fragment or "?" in source or "#" in source:
+        raise _refuse_source(source, "query strings and fragments are not allowed.")
+    scheme = parts.scheme.lower()
+    if scheme == "models":
+        model_id = source[len("models:/") :] if source.startswith("models:/") else ""
+        logged = LoggedModel.objects.active().select_related("run").filter(pk=model_id).first()
+        if logged is None:
+            raise _refuse_source(
+                source,
+                "models:/ may only name a logged model of this registry, not indirect through a registered model.",
+            )
+        if logged.run is None:
+            raise _refuse_source(source, f"logged model {logged.pk} has no run and so no files stored here.")
+        return Source(logged.run, logged.artifact_folder, logged)
+    if scheme == "runs":
+        if parts.netloc:
+            raise _refuse_source(source, "runs:/ URIs have no host.")
+        run_id, _, folder = parts.path.lstrip("/").partition("/")
+        return Source(_source_run(source, run_id), _source_folder(source, folder))
+    if scheme in ("http", "https"):
+        if parts.netloc.lower() != host.lower() or not parts.path.startswith(ARTIFACTS_PATH):
+            raise _refuse_source(source, "it points at another server.")
+        path = parts.path[len(ARTIFACTS_PATH) :]
+    elif scheme == "mlflow-artifacts":
+        if parts.netloc and parts.netloc.lower() != host.lower():
+            raise _refuse_source(source, "it points at another server.")
+        path = parts.path.lstrip("/")
+    else:
+        raise _refuse_source(source, f"the {scheme or 'bare path'}{':' if scheme else ''} form is not served here.")
+    head, run_id, rest = (path.split("/", 2) + ["", ""])[:3]
+    artifacts, _, folder = rest.partition("/")
+    if head != "runs" or artifacts != "artifacts":
+        raise _refuse_source(source, "it is not a run's artifact folder.")
+    return Source(_source_run(source, run_id), _source_folder(source, folder))
+
+
+def _source_run(source: str, run_id: str) -> Run:
+    run = Run.objects.filter(pk=run_id.lower()).first() if run_id else None
+    if run is None:
+        raise _refuse_source(source, f"there is no run {run_id!r}.")
+    return run
+
+
+def _source_folder(source: str, folder: str) -> str:
+    try:
+        return normalise_artifact_path(folder, allow_empty=True)
+    except PathError as exc:
+        raise _refuse_source(source, str(exc)) from None
+
+
+def version_register(
+    *,
+    model: RegisteredModel,
+    source: str,
+    host: str,
+    by,
+    run_id: str = "",
+    model_id: str = "",
+    description: str = "",
+    tags: dict[str, str] | None = None,
+) -> ModelVersion:
+    """Register a version from files this registry stores; its files are the run folder's (same blobs)."""
+    resolved = resolve_source(source, host=host)
+    if run_id and run_id.lower() != resolved.run.pk:
+        raise invalid(f"run_id {run_id!r} is not the run of source {source!r} ({resolved.run.pk}).")
+    if model_id and (resolved.logged_model is None or resolved.logged_model.pk != model_id):
+        if not LoggedModel.objects.filter(pk=model_id).exists():
+            raise not_found(f"No logged model with id {model_id!r}.")
+        raise invalid(f"model_id {model_id!r} does not match source {source!r}.")
+    with transaction.atomic():
+        version = catalog.version_create(
+            model=model,
+            run=resolved.run,
+            artifact_path=resolved.folder,
+            created_by=by,
+            description=description,
+            tags=tags,
+        )
+        if resolved.logged_model is not None:
+            registrations = _registrations(resolved.logged_model) + [
+                {"name": model.name, "version": str(version.version)}
+            ]
+            logged_model_dict_update(
+                logged_model=resolved.logged_model,
+                field="tags",
+                values={MODEL_VERSIONS_TAG: _json_compact(registrations)},
+            )
+    return version
+
+
+def _registrations(logged_model: LoggedModel) -> list[dict]:
+    try:
+        value = json.loads(logged_model.tags.get(MODEL_VERSIONS_TAG) or "[]")
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def _json_compact(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def stage_transition(*, version: ModelVersion, stage: str, by, archive_existing: bool) -> ModelVersion:
+    """Move a version as MLflow's transition_model_version_stage asks, under the model's governance policy.
+
+    Where the policy needs approval for the target stage, the move is never made here: a pending transition request
+    is created (MLflow's API cannot carry an approval or a gate override) and the caller is told, with an error,
+    which request to have decided and where. Otherwise the version moves as a recorded direct change.
+    """
+    try:
+        target = Stage.parse(stage)
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+    if version.stage == target:
+        return version
+    policy = StagePolicy.objects.for_model(version.model)
+    if not policy.needs_approval(target):
+        return governance.stage_change_direct(
+            version=version,
+            to_stage=target,
+            by=by,
+            archive_existing=archive_existing,
+            comment="Through the MLflow API.",
+        )
+    try:
+        request = governance.transition_request(
+            version=version,
+            to_stage=target,
+            by=by,
+            archive_existing=archive_existing,
+            comment="Requested through the MLflow API (transition_model_version_stage).",
+        )
+        state = "was created and is pending"
+    except governance.AlreadyPending:
+        request = StageTransitionRequest.objects.pending().filter(version=version, to_stage=target).first()
+        state = "is already pending"
+        if request is None:  # decided in between; let the caller try again
+            raise
+    raise denied(
+        f"Moving {version.model.name!r} version {version.version} to {target} needs approval under this model's "
+        f"policy, so the stage has not changed. Transition request #{request.pk} {state}; an approver decides it "
+        f"at {APPROVALS_PATH}."
+    )
+
+
+def latest_versions(model: RegisteredModel, stages: list[str]) -> list[ModelVersion]:
+    """The newest version in each of `stages` (every stage when empty), as MLflow's get_latest_versions."""
+    wanted = []
+    for stage in stages:
+        try:
+            wanted.append(Stage.parse(stage).value)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
+    versions = ModelVersion.objects.filter(model=model)
+    if wanted:
+        versions = versions.filter(stage__in=wanted)
+    newest: dict[str, ModelVersion] = {}
+    stage_numbers = versions.order_by().values("stage").annotate(latest=Max("version"))
+    numbers = [row["latest"] for row in stage_numbers]
+    for version in (
+        ModelVersion.objects.filter(model=model, version__in=numbers)
+        .select_related("created_by")
+        .prefetch_related("aliases")
+    ):
+        newest[version.stage] = version
+    return sorted(newest.values(), key=lambda v: v.version)

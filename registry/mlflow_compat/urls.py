@@ -1,0 +1,14 @@
+"""MLflow's URL layout under /api/: the tracking and registry API, the artifact proxy and the server-info probe."""
+
+from django.urls import re_path
+
+from registry.mlflow_compat import views
+
+urlpatterns = [
+    re_path(r"^2\.0/mlflow/(?P<endpoint>[\s\S]*)$", views.api),
+    re_path(r"^2\.0/mlflow-artifacts/artifacts/?$", views.artifact_proxy),
+    re_path(r"^2\.0/mlflow-artifacts/artifacts/(?P<path>[\s\S]+)$", views.artifact_proxy),
+    re_path(r"^3\.0/mlflow/server-info$", views.server_info),
+    # Anything else MLflow-shaped is a JSON 404: an HTML page would confuse the client.
+    re_path(r"^(?:2\.0|3\.0)/mlflow(?:-artifacts)?(?:/[\s\S]*)?$", views.unknown),
+]

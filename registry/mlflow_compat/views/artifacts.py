@@ -1,0 +1,143 @@
+"""MLflow's artifact proxy (`/api/2.0/mlflow-artifacts/artifacts/...`) over our artifact storage.
+
+The path after `artifacts/` names an owner and a file:
+
+    runs/<run id>/artifacts/<path>                         a run's files (read and write)
+    models/<model id>/versions/<number>/artifacts/<path>   a registered version's files (read only)
+    logged-models/<id>/artifacts/<path>                    a logged model without a run (holds no files)
+
+Every path is checked by registry.lib.paths before anything is looked up: `..`, absolute paths, drive letters,
+backslashes and their percent-encoded forms are refused with a 400.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Q
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+
+from registry.catalog import services as catalog
+from registry.catalog.models import ArtifactFile, ModelVersion
+from registry.lib.paths import PathError, normalise_artifact_path
+from registry.mlflow_compat.auth import Caller, require_write
+from registry.mlflow_compat.errors import invalid, json_response, not_found
+from registry.mlflow_compat.models import LoggedModel
+from registry.mlflow_compat.views.common import is_row_id, require_run_writer
+from registry.tracking.models import Run
+
+
+def _normalised(path: str) -> str:
+    try:
+        return normalise_artifact_path(path, allow_empty=True)
+    except PathError as exc:
+        raise invalid(str(exc)) from None
+
+
+def locate(path: str) -> tuple[Run | ModelVersion | None, str]:
+    """(owner, path inside the owner) for a proxy path; the owner is None for a run-less logged model."""
+    owner, relative = _owner(_normalised(path).split("/"), path)
+    return owner, _normalised(relative)  # the part inside the owner obeys the same rules on its own (`C:/x`)
+
+
+def _owner(parts: list[str], path: str) -> tuple[Run | ModelVersion | None, str]:
+    if len(parts) >= 3 and parts[0] == "runs" and parts[2] == "artifacts":
+        run = Run.objects.select_related("user").filter(pk=parts[1].lower()).first()
+        if run is None:
+            raise not_found(f"Run with id={parts[1]} not found.")
+        return run, "/".join(parts[3:])
+    if len(parts) >= 5 and parts[0] == "models" and parts[2] == "versions" and parts[4] == "artifacts":
+        if not (is_row_id(parts[1]) and is_row_id(parts[3])):
+            raise not_found(f"No model version at {path!r}.")
+        version = ModelVersion.objects.filter(model_id=int(parts[1]), version=int(parts[3])).first()
+        if version is None:
+            raise not_found(f"No model version at {path!r}.")
+        return version, "/".join(parts[5:])
+    if len(parts) >= 3 and parts[0] == "logged-models" and parts[2] == "artifacts":
+        if not LoggedModel.objects.filter(pk=parts[1]).exists():
+            raise not_found(f"Logged model with ID '{parts[1]}' not found.")
+        return None, "/".join(parts[3:])
+    raise not_found(f"No artifacts at {path!r}; paths start with runs/<run id>/artifacts/.")
+
+
+def _files(owner: Run | ModelVersion | None):
+    if owner is None:
+        return ArtifactFile.objects.none()
+    if isinstance(owner, Run):
+        return ArtifactFile.objects.filter(run=owner)
+    return ArtifactFile.objects.filter(version=owner)
+
+
+def list_artifacts(request: HttpRequest, caller: Caller) -> HttpResponse:
+    path = request.GET.get("path", "")
+    if not _normalised(path):
+        return json_response({})
+    owner, folder = locate(path)
+    files = _files(owner)
+    if folder:
+        files = files.filter(Q(path__startswith=folder + "/") | Q(path=folder))
+    children: dict[str, tuple[bool, int | None]] = {}
+    for file_path, size in files.order_by("path").values_list("path", "size"):
+        if file_path == folder:
+            return json_response({})  # a file, not a folder: MLflow lists nothing
+        relative = file_path[len(folder) + 1 :] if folder else file_path
+        head, sep, _ = relative.partition("/")
+        children[head] = (True, None) if sep else (False, size)
+    files_json = [
+        {"path": name, "is_dir": True} if is_dir else {"path": name, "is_dir": False, "file_size": size}
+        for name, (is_dir, size) in sorted(children.items())
+    ]
+    return json_response({"files": files_json} if files_json else {})  # as protobuf JSON: no empty lists
+
+
+def download_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
+    owner, relative = locate(path)
+    artifact = _files(owner).filter(path=relative).first() if relative else None
+    if artifact is None:
+        raise not_found(f"No artifact at {path!r}.")
+    storage = catalog.artifact_storage()
+    if hasattr(storage, "bucket"):
+        response = StreamingHttpResponse(catalog.artifact_read(artifact))
+    else:
+        response = FileResponse(storage.open(artifact.storage_key, "rb"))
+    response["Content-Type"] = artifact.content_type or "application/octet-stream"
+    response["Content-Length"] = str(artifact.size)
+    response["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
+    response["X-Checksum-Sha256"] = artifact.sha256
+    return response
+
+
+def _writable_run(caller: Caller, owner) -> Run:
+    require_write(caller)
+    if not isinstance(owner, Run):
+        raise invalid(
+            "Only a run's artifacts can be written here: a version's files come from the run it was registered "
+            "from, and a logged model's files live with its source run (log the model inside a run)."
+        )
+    require_run_writer(caller.user, owner)
+    return owner
+
+
+def upload_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
+    owner, relative = locate(path)
+    run = _writable_run(caller, owner)
+    if not relative:
+        raise invalid("The upload needs a file path after runs/<run id>/artifacts/.")
+    length = request.headers.get("Content-Length", "")
+    if not (length.isascii() and length.isdigit() and len(length) <= 19):
+        raise invalid("Send a Content-Length header with the upload.")
+    limit = settings.ARTIFACT_MAX_UPLOAD_BYTES
+    if int(length) > limit:
+        raise invalid(f"The file is {int(length):,} bytes; the limit is {limit:,} (ARTIFACT_MAX_UPLOAD_BYTES).")
+    catalog.artifact_store(owner=run, path=relative, stream=request, limit=limit)
+    return json_response({})
+
+
+def delete_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
+    owner, relative = locate(path)
+    run = _writable_run(caller, owner)
+    files = ArtifactFile.objects.filter(run=run)
+    if relative:
+        files = files.filter(Q(path__startswith=relative + "/") | Q(path=relative))
+    for artifact in files:
+        catalog.artifact_delete(artifact)
+    return json_response({})

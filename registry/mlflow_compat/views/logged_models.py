@@ -1,0 +1,138 @@
+"""MLflow 3's logged models: create, read, finalize, tag, search and delete.
+
+Their files go through the artifact proxy into their source run's artifacts (`models/<model id>/`); a logged model
+without a run can be recorded but holds no files here.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from django.utils import timezone
+
+from registry.lib.search import SearchError
+from registry.mlflow_compat import search, services, wire
+from registry.mlflow_compat.auth import Caller
+from registry.mlflow_compat.errors import invalid, not_found
+from registry.mlflow_compat.inputs import Params, page, to_str
+from registry.mlflow_compat.models import LoggedModel
+from registry.mlflow_compat.views.common import (
+    experiment_ids,
+    experiment_or_404,
+    logged_model_or_404,
+    require_logged_model_writer,
+    require_run_writer,
+    run_or_404,
+)
+
+MAX_PARAMS_PER_REQUEST = 100
+
+
+def _params(params: Params) -> dict[str, str]:
+    items = params.objects("params")
+    if len(items) > MAX_PARAMS_PER_REQUEST:
+        raise invalid(f"Send at most {MAX_PARAMS_PER_REQUEST} params per request (got {len(items)}).")
+    values = services.checked_tags(items, "logged model param")
+    too_long = [k for k, v in values.items() if len(v) > 6000]
+    if too_long:
+        raise invalid(f"Param {too_long[0]!r} is longer than 6000 characters.")
+    return values
+
+
+def create_logged_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    run_id = params.str("source_run_id")
+    run = run_or_404(run_id) if run_id else None
+    if run is not None:
+        require_run_writer(caller.user, run)
+    experiment_id = params.str("experiment_id")
+    experiment = experiment_or_404(experiment_id) if experiment_id else (run.experiment if run else None)
+    if experiment is None:
+        raise invalid("A logged model needs an experiment_id or a source_run_id.")
+    if run is not None and run.experiment_id != experiment.pk:
+        raise invalid(f"Run {run.pk} belongs to experiment {run.experiment_id}, not {experiment.pk}.")
+    logged = LoggedModel(
+        experiment=experiment,
+        run=run,
+        model_type=params.str("model_type", max_length=256),
+        creator=caller.user,
+        tags=services.checked_tags(params.objects("tags"), "logged model tag"),
+        params=_params(params),
+    )
+    logged.name = params.str("name", max_length=256) or f"model-{logged.id[2:10]}"
+    logged.save(force_insert=True)
+    return {"model": wire.logged_model_json(logged)}
+
+
+def get_logged_model(request: HttpRequest, params: Params, caller: Caller, model_id: str) -> dict:
+    logged = logged_model_or_404(model_id, allow_deleted=params.bool("allow_deleted"))
+    return {"model": wire.logged_model_json(logged)}
+
+
+def finalize_logged_model(request: HttpRequest, params: Params, caller: Caller, model_id: str) -> dict:
+    logged = logged_model_or_404(model_id)
+    require_logged_model_writer(caller.user, logged)
+    status = str(params.raw("status", "")).upper()
+    if status not in wire.LOGGED_MODEL_STATUS_FROM_MLFLOW:
+        raise invalid(f"status must be one of {', '.join(wire.LOGGED_MODEL_STATUS.values())} (got {status!r}).")
+    logged.status = wire.LOGGED_MODEL_STATUS_FROM_MLFLOW[status]
+    logged.updated_at = timezone.now()
+    logged.save(update_fields=["status", "updated_at"])
+    return {"model": wire.logged_model_json(logged)}
+
+
+def delete_logged_model(request: HttpRequest, params: Params, caller: Caller, model_id: str) -> dict:
+    logged = logged_model_or_404(model_id)
+    require_logged_model_writer(caller.user, logged)
+    logged.deleted_at = timezone.now()
+    logged.save(update_fields=["deleted_at"])
+    return {}
+
+
+def set_logged_model_tags(request: HttpRequest, params: Params, caller: Caller, model_id: str) -> dict:
+    logged = logged_model_or_404(model_id)
+    require_logged_model_writer(caller.user, logged)
+    tags = services.checked_tags(params.objects("tags"), "logged model tag")
+    services.logged_model_dict_update(logged_model=logged, field="tags", values=tags)
+    return {}
+
+
+def delete_logged_model_tag(request: HttpRequest, params: Params, caller: Caller, model_id: str, tag_key: str) -> dict:
+    logged = logged_model_or_404(model_id)
+    require_logged_model_writer(caller.user, logged)
+    if tag_key not in logged.tags:
+        raise not_found(f"Logged model {model_id} has no tag {tag_key!r}.")
+    services.logged_model_dict_update(logged_model=logged, field="tags", values={}, remove=(tag_key,))
+    return {}
+
+
+def log_logged_model_params(request: HttpRequest, params: Params, caller: Caller, model_id: str) -> dict:
+    logged = logged_model_or_404(model_id)
+    require_logged_model_writer(caller.user, logged)
+    services.logged_model_dict_update(logged_model=logged, field="params", values=_params(params))
+    return {}
+
+
+def _order_texts(params: Params) -> list[str]:
+    texts = []
+    for item in params.objects("order_by"):
+        field = to_str(item.get("field_name"), "order_by field_name", required=True)
+        texts.append(f"{field} {'ASC' if item.get('ascending', True) is not False else 'DESC'}")
+    return texts
+
+
+def search_logged_models(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    if params.objects("datasets"):
+        raise invalid("Searching logged models by dataset metrics is not supported by this registry.")
+    queryset = LoggedModel.objects.active()
+    ids = experiment_ids(params.strings("experiment_ids"))
+    if ids:
+        queryset = queryset.filter(experiment_id__in=ids)
+    try:
+        queryset = search.filter_rows(queryset, params.str("filter"), search.LOGGED_MODEL_ATTRIBUTES)
+    except SearchError as exc:
+        raise invalid(f"{exc} Logged models are searched by attributes and tags.") from None
+    queryset = search.order_rows(queryset, _order_texts(params), search.LOGGED_MODEL_ATTRIBUTES, ["-created_at", "pk"])
+    rows, token = page(queryset, params, default=100, maximum=1000)
+    body = {"models": [wire.logged_model_json(m) for m in rows]}
+    if token:
+        body["next_page_token"] = token
+    return body

@@ -1,0 +1,232 @@
+"""MLflow model registry endpoints: registered models, versions, tags, aliases and stages.
+
+A version's source must name files this registry stores (a logged model, or a run's artifact folder); stage moves go
+through governance, and one that needs approval becomes a pending request instead (see registry.mlflow_compat).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Max
+from django.http import HttpRequest
+from django.utils import timezone
+
+from registry.catalog import services as catalog
+from registry.catalog.models import ModelVersion, RegisteredModel
+from registry.mlflow_compat import search, services, wire
+from registry.mlflow_compat.auth import Caller
+from registry.mlflow_compat.errors import not_found
+from registry.mlflow_compat.inputs import Params, page
+from registry.mlflow_compat.views.common import model_or_404, models_for_output, version_or_404, versions_for_output
+
+SEARCH_MODELS_DEFAULT = 100
+SEARCH_MODELS_MAX = 1000
+SEARCH_VERSIONS_DEFAULT = 10_000
+SEARCH_VERSIONS_MAX = 200_000
+
+
+def _latest_by_model(models: list[RegisteredModel]) -> dict[int, list[ModelVersion]]:
+    """{model id: the newest version in each stage}, in two queries whatever the number of models."""
+    if not models:
+        return {}
+    newest = (
+        ModelVersion.objects.filter(model__in=models)
+        .order_by()
+        .values("model_id", "stage")
+        .annotate(number=Max("version"))
+    )
+    wanted = {(row["model_id"], row["number"]) for row in newest}
+    by_model: dict[int, list[ModelVersion]] = {}
+    candidates = ModelVersion.objects.filter(model__in=models, version__in={n for _, n in wanted}).select_related(
+        "created_by"
+    )
+    for version in candidates.order_by("version"):
+        if (version.model_id, version.version) in wanted:
+            by_model.setdefault(version.model_id, []).append(version)
+    return by_model
+
+
+def _model_body(model: RegisteredModel) -> dict:
+    model = model_or_404(model.name, details=True)
+    return {"registered_model": wire.registered_model_json(model, _latest_by_model([model]).get(model.pk, []))}
+
+
+def _version_body(version: ModelVersion) -> dict:
+    return {"model_version": wire.version_json(version_or_404(version.model.name, str(version.version)))}
+
+
+# --- Registered models ----------------------------------------------------------------------------------------------
+
+
+def create_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    model = catalog.model_create(
+        name=params.str("name", required=True),
+        owner=caller.user,
+        description=params.str("description"),
+        tags=services.checked_tags(params.objects("tags"), "registered model tag"),
+    )
+    return _model_body(model)
+
+
+def get_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    return _model_body(model_or_404(params.str("name", required=True)))
+
+
+def rename_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    model = model_or_404(params.str("name", required=True))
+    services.model_rename(model=model, new_name=params.str("new_name", required=True))
+    return _model_body(model)
+
+
+def update_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    model = model_or_404(params.str("name", required=True))
+    if "description" in params:
+        model.description = params.str("description")
+        model.updated_at = timezone.now()
+        model.save(update_fields=["description", "updated_at"])
+    return _model_body(model)
+
+
+def delete_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    services.model_delete(model=model_or_404(params.str("name", required=True)), by=caller.user)
+    return {}
+
+
+def search_registered_models(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    queryset = search.filter_rows(
+        models_for_output(), params.str("filter"), search.MODEL_ATTRIBUTES, missing_tag_differs=True
+    )
+    queryset = search.order_rows(queryset, params.strings("order_by"), search.MODEL_ATTRIBUTES, ["name", "pk"])
+    rows, token = page(queryset, params, default=SEARCH_MODELS_DEFAULT, maximum=SEARCH_MODELS_MAX)
+    latest = _latest_by_model(rows)
+    body = {"registered_models": [wire.registered_model_json(m, latest.get(m.pk, [])) for m in rows]}
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
+def get_latest_versions(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    model = model_or_404(params.str("name", required=True))
+    versions = services.latest_versions(model, params.strings("stages"))
+    return {"model_versions": [wire.version_json(v, model.name) for v in versions]}
+
+
+def set_registered_model_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    model = model_or_404(params.str("name", required=True))
+    tags = services.checked_tags([{"key": params.raw("key"), "value": params.raw("value")}], "registered model tag")
+    for key, value in tags.items():
+        services.tags_update(model, key=key, value=value)
+    return {}
+
+
+def delete_registered_model_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    model = model_or_404(params.str("name", required=True))
+    services.tags_update(model, key=params.str("key", required=True), value=None)
+    return {}
+
+
+# --- Versions -------------------------------------------------------------------------------------------------------
+
+
+def create_model_version(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    model = model_or_404(params.str("name", required=True))
+    version = services.version_register(
+        model=model,
+        source=params.str("source", required=True, max_length=2048),
+        host=request.get_host(),
+        by=caller.user,
+        run_id=params.str("run_id"),
+        model_id=params.str("model_id"),
+        description=params.str("description"),
+        tags=services.checked_tags(params.objects("tags"), "model version tag"),
+    )
+    return _version_body(version)
+
+
+def get_model_version(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
+    return {"model_version": wire.version_json(version)}
+
+
+def update_model_version(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
+    if "description" in params:
+        version.description = params.str("description")
+        version.updated_at = timezone.now()
+        version.save(update_fields=["description", "updated_at"])
+    return _version_body(version)
+
+
+def delete_model_version(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
+    services.version_delete(version=version, by=caller.user)
+    return {}
+
+
+def transition_model_version_stage(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
+    services.stage_transition(
+        version=version,
+        stage=params.str("stage", required=True),
+        by=caller.user,
+        archive_existing=params.bool("archive_existing_versions"),
+    )
+    return _version_body(version)
+
+
+def search_model_versions(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    queryset = search.filter_rows(
+        versions_for_output(), params.str("filter"), search.VERSION_ATTRIBUTES, missing_tag_differs=True
+    )
+    queryset = search.order_rows(
+        queryset, params.strings("order_by"), search.VERSION_ATTRIBUTES, ["model__name", "-version"]
+    )
+    rows, token = page(queryset, params, default=SEARCH_VERSIONS_DEFAULT, maximum=SEARCH_VERSIONS_MAX)
+    body = {"model_versions": [wire.version_json(v) for v in rows]}
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
+def get_model_version_download_uri(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
+    return {"artifact_uri": wire.version_artifact_uri(version)}
+
+
+def set_model_version_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
+    tags = services.checked_tags([{"key": params.raw("key"), "value": params.raw("value")}], "model version tag")
+    for key, value in tags.items():
+        services.tags_update(version, key=key, value=value)
+    return {}
+
+
+def delete_model_version_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
+    services.tags_update(version, key=params.str("key", required=True), value=None)
+    return {}
+
+
+# --- Aliases --------------------------------------------------------------------------------------------------------
+
+
+def set_registered_model_alias(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
+    catalog.alias_set(model=version.model, alias=params.str("alias", required=True), version=version, by=caller.user)
+    return {}
+
+
+def delete_registered_model_alias(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    model = model_or_404(params.str("name", required=True))
+    alias = params.str("alias", required=True)
+    if not catalog.alias_delete(model=model, alias=alias, by=caller.user):
+        raise not_found(f"Registered model alias {alias} not found.")
+    return {}
+
+
+def get_model_version_by_alias(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    name, alias = params.str("name", required=True), params.str("alias", required=True)
+    version = versions_for_output().filter(model__name=name, aliases__alias=alias).first()
+    if version is None:
+        model_or_404(name)
+        raise not_found(f"Registered model alias {alias} not found.")
+    return {"model_version": wire.version_json(version)}

@@ -1,0 +1,427 @@
+"""MLflow tracking endpoints: experiments, runs, logging, metric history, inputs and outputs."""
+
+from __future__ import annotations
+
+import json
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from registry.lib.numbers import float_from_json
+from registry.mlflow_compat import search, services, wire
+from registry.mlflow_compat.auth import Caller
+from registry.mlflow_compat.errors import denied, invalid, not_found
+from registry.mlflow_compat.inputs import (
+    Params,
+    decode_cursor,
+    encode_cursor,
+    ms_to_datetime,
+    page,
+    to_int,
+    to_str,
+)
+from registry.mlflow_compat.views.common import (
+    experiment_ids,
+    experiment_or_404,
+    run_id_param,
+    run_or_404,
+    runs_for_output,
+    writable_run,
+)
+from registry.tracking import services as tracking
+from registry.tracking.models import Experiment, MetricPoint, MetricSeries, Run
+
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+SEARCH_RUNS_DEFAULT = 1000
+SEARCH_RUNS_MAX = 50_000
+HISTORY_PAGE = 25_000
+HISTORY_MAX_PAGE = 100_000
+VIEW_TYPES = {
+    "ACTIVE_ONLY": "active",
+    "1": "active",
+    "DELETED_ONLY": "deleted",
+    "2": "deleted",
+    "ALL": "all",
+    "3": "all",
+}
+RUN_STATUS_NUMBERS = {"1": "RUNNING", "2": "SCHEDULED", "3": "FINISHED", "4": "FAILED", "5": "KILLED"}
+
+
+def _view_type(params: Params, name: str) -> str:
+    value = params.str(name, default="ACTIVE_ONLY").upper()
+    if value not in VIEW_TYPES:
+        raise invalid(f"{name} must be ACTIVE_ONLY, DELETED_ONLY or ALL (got {value!r}).")
+    return VIEW_TYPES[value]
+
+
+def _by_lifecycle(queryset, view: str):
+    if view == "active":
+        return queryset.filter(deleted_at__isnull=True)
+    if view == "deleted":
+        return queryset.filter(deleted_at__isnull=False)
+    return queryset
+
+
+# --- Experiments ----------------------------------------------------------------------------------------------------
+
+
+def get_experiment_by_name(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    name = params.str("experiment_name", required=True)
+    experiment = Experiment.objects.filter(name=name).first()
+    if experiment is None:
+        raise not_found(f"Could not find experiment with name '{name}'")
+    return {"experiment": wire.experiment_json(experiment)}
+
+
+def create_experiment(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    experiment = services.experiment_create(
+        name=params.str("name", required=True),
+        tags=services.checked_tags(params.objects("tags"), "experiment tag"),
+        artifact_location=params.str("artifact_location"),
+    )
+    return {"experiment_id": str(experiment.pk)}
+
+
+def get_experiment(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    experiment = experiment_or_404(params.str("experiment_id", required=True))
+    return {"experiment": wire.experiment_json(experiment)}
+
+
+def search_experiments(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    queryset = _by_lifecycle(Experiment.objects.all(), _view_type(params, "view_type"))
+    queryset = search.filter_rows(
+        queryset, params.str("filter"), search.EXPERIMENT_ATTRIBUTES, tag_columns={wire.NOTE_TAG: "description"}
+    )
+    queryset = search.order_rows(
+        queryset, params.strings("order_by"), search.EXPERIMENT_ATTRIBUTES, ["-created_at", "pk"]
+    )
+    rows, token = page(queryset, params, default=1000, maximum=50_000)
+    body = {"experiments": [wire.experiment_json(e) for e in rows]}
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
+def delete_experiment(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    experiment = experiment_or_404(params.str("experiment_id", required=True))
+    services.experiment_set_deleted(experiment=experiment, deleted=True)
+    return {}
+
+
+def restore_experiment(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    experiment = experiment_or_404(params.str("experiment_id", required=True))
+    services.experiment_set_deleted(experiment=experiment, deleted=False)
+    return {}
+
+
+def update_experiment(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    experiment = experiment_or_404(params.str("experiment_id", required=True))
+    if "new_name" in params:
+        services.experiment_rename(experiment=experiment, name=params.str("new_name"))
+    return {}
+
+
+def set_experiment_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    experiment = experiment_or_404(params.str("experiment_id", required=True))
+    tags = services.checked_tags([{"key": params.raw("key"), "value": params.raw("value")}], "experiment tag")
+    for key, value in tags.items():
+        services.experiment_tag_set(experiment=experiment, key=key, value=value)
+    return {}
+
+
+def delete_experiment_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    experiment = experiment_or_404(params.str("experiment_id", required=True))
+    services.experiment_tag_set(experiment=experiment, key=params.str("key", required=True), value=None)
+    return {}
+
+
+# --- Runs -----------------------------------------------------------------------------------------------------------
+
+
+def _run_status(params: Params) -> str | None:
+    value = params.raw("status")
+    if value is None or value == "":
+        return None
+    text = str(value).upper()
+    text = RUN_STATUS_NUMBERS.get(text, text)
+    if text not in wire.RUN_STATUS_FROM_MLFLOW:
+        raise invalid(f"Run status must be one of {', '.join(RUN_STATUS_NUMBERS.values())} (got {value!r}).")
+    return wire.RUN_STATUS_FROM_MLFLOW[text]
+
+
+def create_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    experiment = experiment_or_404(params.str("experiment_id") or "0")
+    if experiment.deleted_at is not None:
+        raise invalid(f"The experiment {experiment.pk} must be in the 'active' state; it is deleted.")
+    tags = services.checked_tags(params.objects("tags"), "run tag")
+    run_name = params.str("run_name", max_length=256)
+    if run_name:
+        tags[wire.RUN_NAME_TAG] = run_name
+    columns, plain = wire.split_run_tags(tags)
+    start = params.int("start_time", minimum=0)
+    with transaction.atomic():
+        run = tracking.run_create(
+            experiment=experiment,
+            name=columns.pop("name", ""),
+            user=caller.user,
+            start_time=ms_to_datetime(start, "start_time") if start is not None else None,
+            code=columns,
+            tags=plain,
+        )
+    return {"run": wire.run_json(run_or_404(run.pk, details=True))}
+
+
+def update_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    run = writable_run(params, caller.user)
+    status = _run_status(params)
+    end = params.int("end_time", minimum=0)
+    name = params.str("run_name", max_length=256)
+    with transaction.atomic():
+        if name:
+            Run.objects.filter(pk=run.pk).update(name=name)
+            run.name = name
+        if status is not None or end is not None:
+            tracking.run_finish(
+                run=run,
+                status=status or run.status,
+                end_time=ms_to_datetime(end, "end_time") if end is not None else None,
+            )
+    return {"run_info": wire.run_info_json(run)}
+
+
+def _set_deleted(params: Params, caller: Caller, deleted: bool) -> dict:
+    run = run_or_404(run_id_param(params))
+    if run.user_id not in (None, caller.user.pk) and not (caller.user.is_staff or caller.user.is_superuser):
+        raise denied(f"Run {run.pk} belongs to {run.user}; only its owner or staff may change it.")
+    Run.objects.filter(pk=run.pk).update(deleted_at=timezone.now() if deleted else None)
+    return {}
+
+
+def delete_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    return _set_deleted(params, caller, True)
+
+
+def restore_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    return _set_deleted(params, caller, False)
+
+
+def get_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    return {"run": wire.run_json(run_or_404(run_id_param(params), details=True))}
+
+
+def search_runs(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    ids = experiment_ids(params.strings("experiment_ids"))
+    queryset = _by_lifecycle(runs_for_output(), _view_type(params, "run_view_type"))
+    if ids:
+        queryset = queryset.filter(experiment_id__in=ids)
+    queryset = search.search_runs(queryset, params.str("filter"), params.strings("order_by"))
+    rows, token = page(queryset, params, default=SEARCH_RUNS_DEFAULT, maximum=SEARCH_RUNS_MAX)
+    body = {"runs": [wire.run_json(run) for run in rows]}
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
+# --- Logging --------------------------------------------------------------------------------------------------------
+
+
+def _metric(item: dict, default_timestamp: int) -> services.MetricIn:
+    key = to_str(item.get("key"), "metric key", required=True)
+    raw = item.get("value")
+    if raw is None:
+        raise invalid(f"Metric {key!r} has no value.")
+    try:
+        value = float_from_json(raw)
+    except (ValueError, OverflowError) as exc:
+        raise invalid(f"Metric {key!r}: {exc}") from None
+    timestamp = item.get("timestamp")
+    return services.MetricIn(
+        tracking.Point(
+            key,
+            value,
+            to_int(item.get("step") or 0, f"step of metric {key!r}"),
+            default_timestamp if timestamp in (None, "") else to_int(timestamp, f"timestamp of metric {key!r}"),
+        ),
+        model_id=to_str(item.get("model_id"), "model_id", max_length=34),
+        dataset_name=to_str(item.get("dataset_name"), "dataset_name", max_length=256),
+        dataset_digest=to_str(item.get("dataset_digest"), "dataset_digest", max_length=128),
+    )
+
+
+def _metrics(items: list[dict], default_timestamp: int) -> tuple[list[tracking.Point], list[services.MetricIn]]:
+    """(plain run points, metrics that name a logged model). The common shape, a float with integer step and
+    timestamp, takes a short path: a batch holds a thousand of them."""
+    points, model_metrics = [], []
+    point = tracking.Point
+    for item in items:
+        key, value, step, timestamp = item.get("key"), item.get("value"), item.get("step", 0), item.get("timestamp")
+        if (
+            type(key) is str
+            and key
+            and (type(value) is float or (type(value) is int and -(2**53) <= value <= 2**53))
+            and type(step) is int
+            and type(timestamp) is int
+            and not item.get("model_id")
+        ):
+            points.append(point(key, float(value), step, timestamp))
+            continue
+        metric = _metric(item, default_timestamp)
+        if metric.model_id:
+            model_metrics.append(metric)
+        else:
+            points.append(metric.point)
+    return points, model_metrics
+
+
+def _params(items: list[dict]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        key = to_str(item.get("key"), "param key", required=True)
+        value = to_str(item.get("value"), f"value of param {key!r}")
+        if key in params and params[key] != value:
+            raise invalid(f"Duplicate param key {key!r} with different values in one batch.")
+        params[key] = value
+    return params
+
+
+def log_metric(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    run = writable_run(params, caller.user)
+    points, model_metrics = _metrics([params.data], tracking.now_ms())
+    services.metrics_log(run=run, points=points, model_metrics=model_metrics)
+    return {}
+
+
+def log_param(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    run = writable_run(params, caller.user)
+    tracking.params_log(run=run, params=_params([params.data]))
+    return {}
+
+
+def set_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    run = writable_run(params, caller.user)
+    tags = services.checked_tags([{"key": params.raw("key"), "value": params.raw("value")}], "run tag")
+    services.run_tags_apply(run=run, tags=tags)
+    return {}
+
+
+def delete_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    run = writable_run(params, caller.user)
+    services.run_tag_delete(run=run, key=params.str("key", required=True))
+    return {}
+
+
+def log_batch(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    metrics, param_items, tag_items = params.objects("metrics"), params.objects("params"), params.objects("tags")
+    if len(metrics) > MAX_METRICS_PER_BATCH:
+        raise invalid(f"A batch holds at most {MAX_METRICS_PER_BATCH} metrics (got {len(metrics)}).")
+    if len(param_items) > MAX_PARAMS_PER_BATCH:
+        raise invalid(f"A batch holds at most {MAX_PARAMS_PER_BATCH} params (got {len(param_items)}).")
+    if len(tag_items) > MAX_TAGS_PER_BATCH:
+        raise invalid(f"A batch holds at most {MAX_TAGS_PER_BATCH} tags (got {len(tag_items)}).")
+    run = writable_run(params, caller.user)
+    points, model_metrics = _metrics(metrics, tracking.now_ms())
+    services.log_batch(
+        run=run,
+        points=points,
+        model_metrics=model_metrics,
+        params=_params(param_items),
+        tags=services.checked_tags(tag_items, "run tag"),
+    )
+    return {}
+
+
+def log_inputs(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    run = writable_run(params, caller.user)
+    datasets = []
+    for item in params.objects("datasets"):
+        data = item.get("dataset")
+        if not isinstance(data, dict):
+            raise invalid("Every dataset input needs a dataset.")
+        tags = services.checked_tags(item.get("tags") or [], "dataset input tag")
+        context = tags.get(wire.CONTEXT_TAG) or "training"
+        if len(context) > 64:
+            raise invalid(f"A dataset context is at most 64 characters (got {len(context)}).")
+        fields = {
+            "name": to_str(data.get("name"), "dataset name", max_length=256, required=True),
+            "digest": to_str(data.get("digest"), "dataset digest", max_length=128, required=True),
+        }
+        for key in ("source_type", "source", "schema", "profile"):
+            data[key] = to_str(data.get(key), f"dataset {key}")
+        translated = wire.dataset_from_json(data)
+        if len(translated["source_uri"]) > 2048:
+            translated["source_uri"] = ""
+        translated["source_type"] = translated["source_type"][:64]
+        datasets.append(({**fields, **translated}, context))
+    models = [to_str(m.get("model_id"), "model_id", required=True) for m in params.objects("models")]
+    with transaction.atomic():
+        if datasets:
+            services.datasets_log(run=run, datasets=datasets)
+        if models:
+            services.model_links_add(run=run, model_ids=models, direction="input")
+    return {}
+
+
+def log_outputs(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    run = writable_run(params, caller.user)
+    items = params.objects("models")
+    model_ids = [to_str(m.get("model_id"), "model_id", required=True) for m in items]
+    steps = [to_int(m.get("step") or 0, "step") for m in items]
+    services.model_links_add(run=run, model_ids=model_ids, direction="output", steps=steps)
+    return {}
+
+
+def log_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    """MLflow 2's record of a model logged under a run: appended to the run's `mlflow.log-model.history` tag."""
+    run = writable_run(params, caller.user)
+    try:
+        model = json.loads(params.str("model_json", required=True))
+    except ValueError:
+        raise invalid("model_json is not valid JSON.") from None
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        try:
+            history = json.loads(locked.tags.get("mlflow.log-model.history") or "[]")
+        except ValueError:
+            history = []
+        history = [*(history if isinstance(history, list) else []), model]
+        tracking.run_tags_set(run=locked, tags={"mlflow.log-model.history": json.dumps(history)})
+    return {}
+
+
+def get_metric_history(request: HttpRequest, params: Params, caller: Caller) -> dict | HttpResponse:
+    """One page of a metric's history, in (step, timestamp) order.
+
+    Pages are read by keyset (the token holds the last row's step, timestamp and id), so the thousandth page of a
+    long history costs what the first does; rows skip the ORM's per-value conversion and the JSON is written
+    directly, since a page holds up to 100,000 points.
+    """
+    run = run_or_404(run_id_param(params))
+    key = params.str("metric_key", required=True)
+    series = MetricSeries.objects.filter(run=run, key=key).only("id").first()
+    if series is None:
+        return {"metrics": []}
+    limit = params.int("max_results", default=HISTORY_PAGE, minimum=1, maximum=HISTORY_MAX_PAGE)
+    after = decode_cursor(params.str("page_token"), length=3)
+    points = MetricPoint.objects.filter(series=series)
+    if after is not None:
+        step, timestamp, point_id = after
+        points = points.filter(
+            Q(step__gt=step)
+            | Q(step=step, timestamp__gt=timestamp)
+            | Q(step=step, timestamp=timestamp, id__gt=point_id)
+        )
+    query = points.order_by("step", "timestamp", "id").values_list("step", "timestamp", "value", "id")[: limit + 1]
+    sql, sql_params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, sql_params)
+        rows = cursor.fetchall()
+    token = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        token = encode_cursor([rows[-1][0], rows[-1][1], rows[-1][3]])
+    body = wire.metric_history_json(key, rows, token)
+    return HttpResponse(body, content_type="application/json")
