@@ -76,8 +76,11 @@ test-browser: install-test chromium
 
 test: lint migrations-check test-sqlite test-postgres test-browser
 
+# Figures, not timed tests: ingestion through the API, dashboard pages on a generated registry, the MLflow client.
 bench: install-test
-	$(TEST_ENV) $(PY) benchmarks/run.py
+	$(TEST_ENV) $(PY) benchmarks/api_ingest.py
+	$(TEST_ENV) $(PY) benchmarks/dashboard.py
+	$(TEST_ENV) $(PY) benchmarks/mlflow_compare.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -298,6 +298,29 @@ def _locked_pending(request_id: int) -> StageTransitionRequest:
     return request
 
 
+def _decide(request: StageTransitionRequest, status: str, action: str, *, by, comment: str, evidence=None) -> None:
+    """Record a decision on a locked pending request, and its audit event."""
+    request.status = status
+    request.decided_by = by
+    request.decided_at = timezone.now()
+    request.decision_comment = comment
+    fields = ["status", "decided_by", "decided_at", "decision_comment"]
+    if evidence is not None:
+        request.evidence = evidence
+        fields.append("evidence")
+    request.save(update_fields=fields)
+    audit.record(
+        action,
+        model=request.version.model,
+        version=request.version,
+        actor=by,
+        from_value=request.from_stage,
+        to_value=request.to_stage,
+        comment=comment,
+        request=request,
+    )
+
+
 def transition_approve(*, request_id: int, by, comment: str = "", override_reason: str = "") -> StageTransitionRequest:
     """Approve a pending request: the stage changes atomically. Of two approvers racing, exactly one succeeds; the
     other gets AlreadyDecided."""
@@ -313,22 +336,9 @@ def transition_approve(*, request_id: int, by, comment: str = "", override_reaso
         _check_gates(
             results, by=by, override_reason=override_reason, version=version, stage=request.to_stage, request=request
         )
-        now = timezone.now()
-        request.status = RequestStatus.APPROVED
-        request.decided_by = by
-        request.decided_at = now
-        request.decision_comment = comment
-        request.evidence = {**request.evidence, "gates_at_approval": [asdict(r) for r in results]}
-        request.save(update_fields=["status", "decided_by", "decided_at", "decision_comment", "evidence"])
-        audit.record(
-            AuditAction.REQUEST_APPROVED,
-            model=version.model,
-            version=version,
-            actor=by,
-            from_value=request.from_stage,
-            to_value=request.to_stage,
-            comment=comment,
-            request=request,
+        evidence = {**request.evidence, "gates_at_approval": [asdict(r) for r in results]}
+        _decide(
+            request, RequestStatus.APPROVED, AuditAction.REQUEST_APPROVED, by=by, comment=comment, evidence=evidence
         )
         catalog.version_stage_set(
             version=version,
@@ -348,21 +358,7 @@ def transition_reject(*, request_id: int, by, comment: str = "") -> StageTransit
         request = _locked_pending(request_id)
         if not can_approve(by, request.to_stage):
             raise NotAllowed(f"You do not have permission to decide moves to {request.to_stage}.")
-        request.status = RequestStatus.REJECTED
-        request.decided_by = by
-        request.decided_at = timezone.now()
-        request.decision_comment = comment
-        request.save(update_fields=["status", "decided_by", "decided_at", "decision_comment"])
-        audit.record(
-            AuditAction.REQUEST_REJECTED,
-            model=request.version.model,
-            version=request.version,
-            actor=by,
-            from_value=request.from_stage,
-            to_value=request.to_stage,
-            comment=comment,
-            request=request,
-        )
+        _decide(request, RequestStatus.REJECTED, AuditAction.REQUEST_REJECTED, by=by, comment=comment)
         audit.emit(WebhookEventType.TRANSITION_REJECTED, model=request.version.model, payload=_request_payload(request))
     return request
 
@@ -373,21 +369,7 @@ def transition_cancel(*, request_id: int, by, comment: str = "") -> StageTransit
         request = _locked_pending(request_id)
         if request.requested_by_id != by.pk and not by.is_superuser:
             raise NotAllowed("Only the requester may cancel this request.")
-        request.status = RequestStatus.CANCELLED
-        request.decided_by = by
-        request.decided_at = timezone.now()
-        request.decision_comment = comment
-        request.save(update_fields=["status", "decided_by", "decided_at", "decision_comment"])
-        audit.record(
-            AuditAction.REQUEST_CANCELLED,
-            model=request.version.model,
-            version=request.version,
-            actor=by,
-            from_value=request.from_stage,
-            to_value=request.to_stage,
-            comment=comment,
-            request=request,
-        )
+        _decide(request, RequestStatus.CANCELLED, AuditAction.REQUEST_CANCELLED, by=by, comment=comment)
     return request
 
 
