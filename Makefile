@@ -46,7 +46,8 @@ run: install var/secret_key
 demo: install var/secret_key
 	SECRET_KEY="$$(cat var/secret_key)" $(PY) manage.py demo
 
-TEST_ENV := SECRET_KEY=insecure-test-key-not-for-production REGISTRY_HTTPS=false
+# Tests close connections after each request: live-server threads must not hold the test database open.
+TEST_ENV := SECRET_KEY=insecure-test-key-not-for-production REGISTRY_HTTPS=false DB_CONN_MAX_AGE=0
 
 lint: install-test
 	$(VENV)/bin/ruff check .
