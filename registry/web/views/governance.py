@@ -304,7 +304,7 @@ def version_request_transition(request: HttpRequest, name: str, version: int) ->
         else:
             messages.success(
                 request,
-                f"Requested request #{created.pk}: {mv.model.name} v{mv.version} → {created.to_stage}. "
+                f"Transition request #{created.pk} created: {mv.model.name} v{mv.version} → {created.to_stage}. "
                 f"An approver for {created.to_stage} decides it on the Approvals page.",
             )
     return redirect(reverse("version_detail", args=[name, version]) + "#stage")
