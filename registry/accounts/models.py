@@ -68,7 +68,9 @@ class ApiToken(models.Model):
     def authenticate(cls, raw: str) -> ApiToken | None:
         if not raw or not raw.startswith(TOKEN_PREFIX):
             return None
-        token = cls.objects.active().select_related("user").filter(token_hash=hash_token(raw)).first()
+        # token_hash is unique: a plain LIMIT 1, without the ORDER BY that .first() adds, on every request.
+        matches = cls.objects.active().select_related("user").filter(token_hash=hash_token(raw)).order_by()[:1]
+        token = next(iter(matches), None)
         if token is None or not token.user.is_active:
             return None
         token.touch()
