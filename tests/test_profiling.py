@@ -10,14 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from registry_client.profiling import profile_array, profile_csv, profile_dataframe, profile_table
 
 ROOT = Path(__file__).resolve().parent.parent
-
-try:
-    from registry_client.profiling import profile_array, profile_csv, profile_dataframe, profile_table
-except ImportError:  # the client is not installed: test its copy in this repository
-    sys.path.append(str(ROOT / "client"))
-    from registry_client.profiling import profile_array, profile_csv, profile_dataframe, profile_table
 
 
 def strict_json(value) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Exists, OuterRef, Prefetch, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Query, Router
@@ -150,7 +150,7 @@ def list_models(
 ):
     queryset = _models_for_output()
     if q:
-        queryset = queryset.filter(Q(name__icontains=q) | Q(description__icontains=q))
+        queryset = queryset.search(q)
     if tag:
         # Not tags__<key>=value: a key such as "contains" or "a__b" would be read as a lookup or a path.
         queryset = queryset.tagged(tag)

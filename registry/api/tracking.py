@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router
 
@@ -69,9 +69,7 @@ def create_experiment(request: HttpRequest, payload: ExperimentIn):
 
 @router.get("/experiments", response={200: ExperimentPage, **ERRORS}, summary="List experiments")
 def list_experiments(request: HttpRequest, q: str = "", offset: int = 0, limit: int = 100):
-    queryset = Experiment.objects.filter(deleted_at__isnull=True)
-    if q:
-        queryset = queryset.filter(Q(name__icontains=q) | Q(description__icontains=q))
+    queryset = Experiment.objects.active().search(q)
     items, next_offset = _page(queryset.order_by("name"), offset, limit)
     return {"items": items, "next_offset": next_offset}
 

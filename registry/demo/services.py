@@ -27,6 +27,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
+from registry_client import environment as client_environment
+from registry_client.profiling import DatasetProfile, profile_table
 
 from registry.catalog.models import ModelVersion, RegisteredModel, Stage
 from registry.catalog.services import alias_set, artifact_store, model_create, version_create, version_stage_set
@@ -54,14 +56,6 @@ from registry.tracking.services import (
     run_input_add,
     run_steps_set,
 )
-
-try:
-    from registry_client import environment as client_environment
-    from registry_client.profiling import DatasetProfile, profile_table
-except ImportError:  # a source checkout where the client is not installed: use its copy in this repository
-    sys.path.append(str(settings.BASE_DIR / "client"))
-    from registry_client import environment as client_environment
-    from registry_client.profiling import DatasetProfile, profile_table
 
 DEMO_USERNAME = "demo"
 ENTRY_POINT = "registry/demo/management/commands/demo.py"

@@ -5,22 +5,15 @@ from __future__ import annotations
 import json
 import re
 import statistics
-import sys
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from registry_client.profiling import profile_table
 
 from registry.lib import diff
 from registry.tracking.models import Dataset
 from registry.tracking.services import dataset_register, run_create, run_input_add
 from tests.factories import DatasetFactory, RunFactory, RunInputFactory
-
-try:
-    from registry_client.profiling import profile_table
-except ImportError:  # the client is not installed: use its copy in this repository
-    sys.path.append(str(Path(__file__).resolve().parents[2] / "client"))
-    from registry_client.profiling import profile_table
 
 pytestmark = pytest.mark.django_db
 
