@@ -206,7 +206,7 @@ def test_params_are_stored_as_text(run):
 def test_logging_the_same_param_value_again_is_fine(run):
     params_log(run=run, params={"lr": "0.01"})
     again = params_log(run=run, params={"lr": 0.01, "epochs": 5})
-    assert [(p.key, p.value) for p in again] == [("lr", "0.01"), ("epochs", "5")]
+    assert list(again.items()) == [("lr", "0.01"), ("epochs", "5")]
     assert Param.objects.filter(run=run).count() == 2
 
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from ninja import Field, Schema
-from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainSerializer, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    PlainSerializer,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
+from typing_extensions import TypedDict
 
 from registry.lib.names import KEY_MAX, MODEL_NAME_MAX
 from registry.lib.numbers import float_from_json, float_to_json
@@ -176,14 +186,18 @@ class RunPage(Page):
     items: list[RunOut]
 
 
-class MetricPointIn(BaseModel):
-    """A plain pydantic model: a batch holds up to 100,000 of these, and ninja's Schema adds per-object work meant
-    for reading Django rows."""
+# "NaN", "Infinity", "-Infinity" (any case, also "inf"), or a number written as text.
+NumberText = Annotated[StrictStr, Field(pattern=r"^(?i)\s*[+-]?(nan|inf|infinity|(\d+\.?\d*|\.\d+)(e[+-]?\d+)?)\s*$")]
 
-    key: str = Field(min_length=1, max_length=KEY_MAX, examples=["loss"])
-    value: JsonFloat = Field(examples=[0.25, "NaN"])
-    step: int = Field(0, ge=-(2**63), lt=2**63)
-    timestamp: int | None = Field(None, description="Epoch milliseconds; the server's clock when omitted.")
+
+class MetricPointIn(TypedDict):
+    """A dict rather than a model: a batch holds up to 100,000 of these, and pydantic checks a TypedDict several
+    times faster than it builds model instances (and a plain float skips the Python-level parsing of JsonFloat)."""
+
+    key: Annotated[str, Field(min_length=1, max_length=KEY_MAX, examples=["loss"])]
+    value: Annotated[StrictFloat | StrictInt | NumberText, Field(examples=[0.25, "NaN"])]
+    step: NotRequired[Annotated[int, Field(ge=-(2**63), lt=2**63)]]
+    timestamp: NotRequired[Annotated[int | None, Field(description="Epoch ms; the server's clock when omitted.")]]
 
 
 class LogBatchIn(BaseModel):

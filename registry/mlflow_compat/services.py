@@ -222,6 +222,11 @@ def log_batch(
     tags: dict[str, str],
 ) -> None:
     """One transaction: all of it is written or none of it."""
+    columns, plain_tags = split_run_tags(tags)
+    if not model_metrics and not columns:
+        # What training loops send: the tracking layer writes it without nested savepoints.
+        tracking.log_batch(run=run, params=params, points=points, tags=plain_tags)
+        return
     with transaction.atomic():
         if params:
             tracking.params_log(run=run, params=params)

@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce, Length
 from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 
+from registry import rawsql
 from registry.lib.names import KEY_MAX
 
 PARAM_VALUE_MAX = 6000
@@ -270,6 +271,21 @@ class KeyedQuerySet(models.QuerySet):
         return {(run_id, key): value for run_id, key, value in rows}
 
 
+class MetricSeriesQuerySet(KeyedQuerySet):
+    def last_values(self, run_id: str) -> dict[str, float]:
+        """{key: last value} of one run's metrics, NaN where NaN was logged; one hand-written query, as it is on the
+        registration path (see registry.rawsql)."""
+        connection = rawsql.connection_for(MetricSeries)
+        key, value = rawsql.column(MetricSeries, "key"), rawsql.column(MetricSeries, "last_value")
+        rows = rawsql.fetchall(
+            connection,
+            f"SELECT {key}, {value} FROM {rawsql.table(MetricSeries)}"
+            f" WHERE {rawsql.column(MetricSeries, 'run')} = %s ORDER BY {key}",
+            [run_id],
+        )
+        return {k: math.nan if v is None else v for k, v in rows}
+
+
 class Param(models.Model):
     """A hyperparameter. Once logged it cannot change (see services.params_log)."""
 
@@ -308,7 +324,7 @@ class MetricSeries(models.Model):
     max_value = NaNFloatField()
     count = models.PositiveBigIntegerField(default=0)
 
-    objects = KeyedQuerySet.as_manager()
+    objects = MetricSeriesQuerySet.as_manager()
 
     class Meta:
         ordering = ["run", "key"]
@@ -370,7 +386,8 @@ class MetricPointQuerySet(models.QuerySet):
 class MetricPoint(models.Model):
     """One point of a metric's full history. Several points may share a step (MLflow allows it)."""
 
-    series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, related_name="points")
+    # No index of its own: the history index below starts with the series, and every insert pays for each index.
+    series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, related_name="points", db_index=False)
     step = models.BigIntegerField(default=0)
     timestamp = models.BigIntegerField(help_text="Epoch milliseconds.")
     value = NaNFloatField()

@@ -5,16 +5,19 @@ Each function validates everything first and writes in one transaction, so a bad
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from registry import rawsql
 from registry.lib.names import NameError_, check_key
+from registry.lib.numbers import float_from_json
 from registry.tracking.models import (
     PARAM_VALUE_MAX,
     Dataset,
@@ -131,15 +134,47 @@ def _checked_tags(tags: Mapping[str, object]) -> dict[str, str]:
 def run_tags_set(*, run: Run, tags: Mapping[str, object]) -> Run:
     checked = _checked_tags(tags)
     with transaction.atomic():
-        locked = Run.objects.select_for_update().get(pk=run.pk)
-        locked.tags = {**locked.tags, **checked}
-        locked.save(update_fields=["tags"])
-    run.tags = locked.tags
+        _write_tags(run, checked)
     return run
 
 
-def params_log(*, run: Run, params: Mapping[str, object]) -> list[Param]:
-    """Log params; logging the same value again is fine, a different value is a ParamConflict."""
+def _write_tags(run: Run, checked: dict[str, str]) -> None:
+    locked = Run.objects.select_for_update().only("id", "tags").get(pk=run.pk)
+    locked.tags = {**locked.tags, **checked}
+    locked.save(update_fields=["tags"])
+    run.tags = locked.tags
+
+
+def log_batch(
+    *, run: Run, params: Mapping[str, object], points: Iterable[Point | tuple], tags: Mapping[str, object]
+) -> tuple[int, int, int]:
+    """Params, metric points and tags of one run: all validated first, then written in one transaction (without the
+    savepoints that calling the three services in turn would add). Returns how many of each were written."""
+    values = _checked_params(params)
+    by_key = _checked_points(points)
+    checked_tags = _checked_tags(tags)
+    written = 0
+    with transaction.atomic():
+        if values:
+            _write_params(run, values)
+        if by_key:
+            written = _write_points(run, by_key)
+        if checked_tags:
+            _write_tags(run, checked_tags)
+    return written, len(values), len(checked_tags)
+
+
+def params_log(*, run: Run, params: Mapping[str, object]) -> dict[str, str]:
+    """Log params and return them as stored text; logging the same value again is fine, a different value is a
+    ParamConflict (and nothing of the call is written)."""
+    values = _checked_params(params)
+    if values:
+        with transaction.atomic():
+            _write_params(run, values)
+    return values
+
+
+def _checked_params(params: Mapping[str, object]) -> dict[str, str]:
     values: dict[str, str] = {}
     details = []
     for index, (key, raw) in enumerate(params.items()):
@@ -161,100 +196,155 @@ def params_log(*, run: Run, params: Mapping[str, object]) -> list[Param]:
         values[key] = value
     if details:
         raise TrackingError("Some params are invalid; none were logged.", details)
-    if not values:
-        return []
-    with transaction.atomic():
-        Param.objects.bulk_create(
-            [Param(run=run, key=key, value=value) for key, value in values.items()], ignore_conflicts=True
+    return values
+
+
+def _write_params(run: Run, values: dict[str, str]) -> None:
+    """Insert the params the run does not have yet, then compare all of them with what is stored (in the caller's
+    transaction, which a ParamConflict rolls back)."""
+    connection = rawsql.connection_for(Param, write=True)
+    table, run_col = rawsql.table(Param), rawsql.column(Param, "run")
+    key_col, value_col = rawsql.column(Param, "key"), rawsql.column(Param, "value")
+    rawsql.executemany(
+        connection,
+        f"INSERT INTO {table} ({run_col}, {key_col}, {value_col}) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+        [(run.pk, key, value) for key, value in values.items()],
+    )
+    stored = dict(
+        rawsql.fetchall(
+            connection,
+            f"SELECT {key_col}, {value_col} FROM {table}"
+            f" WHERE {run_col} = %s AND {key_col} IN ({rawsql.placeholders(len(values))})",
+            [run.pk, *values],
         )
-        stored = {p.key: p for p in Param.objects.filter(run=run, key__in=list(values))}
-        conflicts = [
-            {"key": key, "message": f"Already logged as {stored[key].value!r}; params cannot change."}
-            for key, value in values.items()
-            if stored[key].value != value
-        ]
-        if conflicts:
-            raise ParamConflict("Params cannot change once logged.", conflicts)
-    return [stored[key] for key in values]
+    )
+    conflicts = [
+        {"key": key, "message": f"Already logged as {stored[key]!r}; params cannot change."}
+        for key, value in values.items()
+        if stored[key] != value
+    ]
+    if conflicts:
+        raise ParamConflict("Params cannot change once logged.", conflicts)
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
+class Point(NamedTuple):
+    """One metric point. A tuple: a batch holds up to 100,000 of them, and tuples are the cheapest to make."""
+
     key: str
     value: float
     step: int = 0
     timestamp: int | None = None
 
 
-def metrics_log(*, run: Run, points: Iterable[Point]) -> int:
+_INT64 = range(-(2**63), 2**63)
+
+
+def metrics_log(*, run: Run, points: Iterable[Point | tuple]) -> int:
     """Append points to the run's metric histories and bring each metric's summary row up to date.
 
-    Returns the number of points written. Everything is validated before anything is written; then the points go
-    in with one executemany (the ORM's bulk_create costs more per row than the database does) and the summaries
-    with one bulk update, in one transaction.
+    Returns the number of points written. Everything is validated before anything is written; then, in one
+    transaction, missing series rows are created, the points go in with one executemany and the summaries with
+    another. Hand-written SQL (registry.rawsql): per point, the ORM's bulk_create costs more than the database does.
     """
+    by_key = _checked_points(points)
+    if not by_key:
+        return 0
+    with transaction.atomic():
+        return _write_points(run, by_key)
+
+
+def _checked_points(points: Iterable[Point | tuple]) -> dict[str, list[tuple[int, int, float]]]:
+    """{key: [(step, timestamp, value)]} from (key, value, step, timestamp) points, or a TrackingError listing every
+    invalid point by index."""
     default_ts = now_ms()
-    by_key: dict[str, list[Point]] = {}
-    key_errors: dict[str, str | None] = {}  # each distinct key is checked once, not once per point
+    by_key: dict[str, list[tuple[int, int, float]]] = {}
     details = []
-    for index, point in enumerate(points):
-        key = getattr(point, "key", None)
-        if key not in key_errors:
+    for index, (key, value, step, timestamp) in enumerate(points):
+        rows = by_key.get(key) if type(key) is str else None
+        if rows is None:
             try:
                 check_key(key, what="metric key")
-                key_errors[key] = None
             except (NameError_, TypeError) as exc:
-                key_errors[key] = str(exc)
-        if key_errors[key] is not None:
-            details.append({"index": index, "key": key, "message": key_errors[key]})
-            continue
+                details.append({"index": index, "key": key, "message": str(exc)})
+                continue
+            rows = by_key[key] = []
         try:
-            value = float(point.value)
-            step = int(point.step)
-            timestamp = default_ts if point.timestamp is None else int(point.timestamp)
+            value = value if type(value) is float else float_from_json(value)
+            step = int(step)
+            timestamp = default_ts if timestamp is None else int(timestamp)
         except (TypeError, ValueError, OverflowError) as exc:
             details.append({"index": index, "key": key, "message": str(exc)})
             continue
-        if not -(2**63) <= step < 2**63:
-            details.append({"index": index, "key": key, "message": "A step must fit in 64 bits."})
+        if step not in _INT64 or timestamp not in _INT64:
+            what = "step" if step not in _INT64 else "timestamp"
+            details.append({"index": index, "key": key, "message": f"A {what} must fit in 64 bits."})
             continue
-        if not -(2**63) <= timestamp < 2**63:
-            details.append({"index": index, "key": key, "message": "A timestamp must fit in 64 bits."})
-            continue
-        by_key.setdefault(key, []).append(Point(key, value, step, timestamp))
+        rows.append((step, timestamp, value))
     if details:
         raise TrackingError("Some metric points are invalid; none were logged.", details)
-    if not by_key:
-        return 0
+    return {key: rows for key, rows in by_key.items() if rows}
 
-    with transaction.atomic():
-        MetricSeries.objects.bulk_create([MetricSeries(run=run, key=key) for key in by_key], ignore_conflicts=True)
-        series_by_key = {
-            s.key: s for s in MetricSeries.objects.select_for_update().filter(run=run, key__in=list(by_key))
-        }
-        rows = []
-        for key, key_points in by_key.items():
-            series = series_by_key[key]
-            _fold_into_summary(series, key_points)
-            series_id = series.pk
-            # NaN is stored as NULL on every database (see NaNFloatField).
-            rows.extend((series_id, p.step, p.timestamp, _nan_to_null(p.value)) for p in key_points)
-        _insert_points(rows)
-        _update_summaries(series_by_key.values())
+
+def _write_points(run: Run, by_key: dict[str, list[tuple[int, int, float]]]) -> int:
+    connection = rawsql.connection_for(MetricPoint, write=True)
+    series_by_key = _series_for_update(connection, run.pk, list(by_key))
+    rows = []
+    for key, key_rows in by_key.items():
+        series = series_by_key[key]
+        _fold_into_summary(series, key_rows)
+        series_id = series.pk
+        # NaN is stored as NULL on every database (see NaNFloatField); v != v only for NaN.
+        rows += [(series_id, step, ts, None if v != v else v) for step, ts, v in key_rows]
+    rawsql.executemany(connection, _INSERT_POINTS_SQL(), rows)
+    _update_summaries(connection, series_by_key.values())
     return len(rows)
 
 
-def _nan_to_null(value: float) -> float | None:
-    return None if value != value else value
+@functools.cache
+def _INSERT_POINTS_SQL() -> str:  # noqa: N802 - a constant, built once the models are loaded
+    columns = ", ".join(rawsql.column(MetricPoint, name) for name in ("series", "step", "timestamp", "value"))
+    return f"INSERT INTO {rawsql.table(MetricPoint)} ({columns}) VALUES (%s, %s, %s, %s)"
 
 
-def _update_summaries(series: Iterable[MetricSeries]) -> None:
+_SUMMARY_FIELDS = ("last_value", "last_step", "last_timestamp", "min_value", "max_value", "count")
+
+
+@functools.cache
+def _series_columns() -> rawsql.Columns:
+    return rawsql.Columns(MetricSeries, "id", "run", "key", *_SUMMARY_FIELDS)
+
+
+def _series_for_update(connection, run_id: str, keys: list[str]) -> dict[str, MetricSeries]:
+    """The run's series rows for `keys`, created where missing, locked until the transaction ends (on SQLite the
+    IMMEDIATE transaction already holds the write lock)."""
+    table, run_col, key_col = (
+        rawsql.table(MetricSeries),
+        rawsql.column(MetricSeries, "run"),
+        rawsql.column(MetricSeries, "key"),
+    )
+    rawsql.executemany(
+        connection,
+        f"INSERT INTO {table} ({run_col}, {key_col}, {rawsql.column(MetricSeries, 'last_step')},"
+        f" {rawsql.column(MetricSeries, 'last_timestamp')}, {rawsql.column(MetricSeries, 'count')})"
+        f" VALUES (%s, %s, 0, 0, 0) ON CONFLICT DO NOTHING",
+        [(run_id, key) for key in keys],
+    )
+    columns = _series_columns()
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    rows = rawsql.fetchall(
+        connection,
+        f"SELECT {columns.select('s')} FROM {table} s WHERE s.{run_col} = %s"
+        f" AND s.{key_col} IN ({rawsql.placeholders(len(keys))}){lock}",
+        [run_id, *keys],
+    )
+    series = [columns.load(row, connection) for row in rows]
+    return {s.key: s for s in series}
+
+
+def _update_summaries(connection, series: Iterable[MetricSeries]) -> None:
     """One executemany UPDATE: bulk_update builds a CASE expression per field and row, which costs more than the
     write itself."""
-    connection = connections[router.db_for_write(MetricSeries)]
-    quote = connection.ops.quote_name
-    fields = ("last_value", "last_step", "last_timestamp", "min_value", "max_value", "count")
-    columns = ", ".join(f"{quote(MetricSeries._meta.get_field(name).column)} = %s" for name in fields)
+    columns = ", ".join(f"{rawsql.column(MetricSeries, name)} = %s" for name in _SUMMARY_FIELDS)
     rows = [
         (
             _nan_to_null(s.last_value),
@@ -267,37 +357,38 @@ def _update_summaries(series: Iterable[MetricSeries]) -> None:
         )
         for s in series
     ]
-    with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {quote(MetricSeries._meta.db_table)} SET {columns} WHERE {quote('id')} = %s", rows)
-
-
-def _insert_points(rows: list[tuple[int, int, int, float | None]]) -> None:
-    connection = connections[router.db_for_write(MetricPoint)]
-    quote = connection.ops.quote_name
-    table = quote(MetricPoint._meta.db_table)
-    columns = ", ".join(
-        quote(MetricPoint._meta.get_field(name).column) for name in ("series", "step", "timestamp", "value")
+    rawsql.executemany(
+        connection, f"UPDATE {rawsql.table(MetricSeries)} SET {columns} WHERE {rawsql.quote('id')} = %s", rows
     )
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), 50_000):
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s)", rows[start : start + 50_000])
 
 
-def _fold_into_summary(series: MetricSeries, points: list[Point]) -> None:
-    had_points = series.count > 0
-    lo = series.min_value if had_points else math.nan
-    hi = series.max_value if had_points else math.nan
-    last = (series.last_step, series.last_timestamp) if had_points else None
-    for p in points:
-        if not math.isnan(p.value):
-            lo = p.value if math.isnan(lo) else min(lo, p.value)
-            hi = p.value if math.isnan(hi) else max(hi, p.value)
-        if last is None or (p.step, p.timestamp) >= last:
-            last = (p.step, p.timestamp)
-            series.last_value = p.value
-    series.last_step, series.last_timestamp = last
-    series.min_value, series.max_value = lo, hi
-    series.count += len(points)
+def _nan_to_null(value: float) -> float | None:
+    return None if value != value else value
+
+
+def _fold_into_summary(series: MetricSeries, rows: list[tuple[int, int, float]]) -> None:
+    """Fold (step, timestamp, value) rows into the series' min, max, count and last point (highest (step,
+    timestamp); the later one of equals)."""
+    finite = [v for _, _, v in rows if v == v]
+    if series.count > 0:
+        if series.min_value == series.min_value:
+            finite += (series.min_value, series.max_value)
+        last_at = (series.last_step, series.last_timestamp)
+    else:
+        last_at = None
+    series.min_value = min(finite) if finite else math.nan
+    series.max_value = max(finite) if finite else math.nan
+    # The batch's latest point: the highest (step, timestamp), the later one of equals.
+    newest = rows[0]
+    step, ts = newest[0], newest[1]
+    for row in rows:
+        if row[0] > step or (row[0] == step and row[1] >= ts):
+            newest, step, ts = row, row[0], row[1]
+    at = (step, ts)
+    if last_at is None or at >= last_at:
+        series.last_step, series.last_timestamp = at
+        series.last_value = newest[2]
+    series.count += len(rows)
 
 
 def dataset_register(
