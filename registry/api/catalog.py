@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Query, Router
 
+from registry import rawsql
 from registry.api.artifacts import artifact_out, version_artifact_url
 from registry.api.errors import ApiError, get_or_404
 from registry.api.schemas import (
@@ -84,7 +85,12 @@ def _versions_for_output():
     )
 
 
-def version_out(version: ModelVersion) -> dict:
+def version_out(version: ModelVersion, *, aliases: list[str] | None = None, metrics: dict | None = None) -> dict:
+    """A version as the API shows it; `aliases` and `metrics`, when given, replace reading the prefetched rows."""
+    if aliases is None:
+        aliases = [a.alias for a in version.aliases.all()]
+    if metrics is None:
+        metrics = {m.key: m.last_value for m in version.run.metrics.all()} if version.run_id else {}
     return {
         "model": version.model.name,
         "version": version.version,
@@ -94,24 +100,31 @@ def version_out(version: ModelVersion) -> dict:
         "run_id": version.run_id,
         "description": version.description,
         "tags": version.tags,
-        "aliases": [a.alias for a in version.aliases.all()],
+        "aliases": aliases,
         "created_by": version.created_by.get_username() if version.created_by else None,
         "created_at": version.created_at,
         "updated_at": version.updated_at,
-        "metrics": {m.key: m.last_value for m in version.run.metrics.all()} if version.run_id else {},
+        "metrics": metrics,
     }
 
 
-def version_detail_out(version: ModelVersion) -> dict:
-    artifacts = ArtifactFile.objects.filter(version=version).order_by("path")
+def version_detail_out(version: ModelVersion, *, files: list[ArtifactFile] | None = None, **known) -> dict:
+    if files is None:
+        files = ArtifactFile.objects.filter(version=version).order_by("path")
     return {
-        **version_out(version),
-        "artifacts": [artifact_out(a, version_artifact_url(version, a.path)) for a in artifacts],
+        **version_out(version, **known),
+        "artifacts": [artifact_out(a, version_artifact_url(version, a.path)) for a in files],
     }
 
 
 def _model_or_404(name: str, queryset=None) -> RegisteredModel:
-    return get_or_404(RegisteredModel if queryset is None else queryset, f"No model named {name!r}.", name=name)
+    message = f"No model named {name!r}."
+    if queryset is not None:
+        return get_or_404(queryset, message, name=name)
+    model = rawsql.get(RegisteredModel, name=name)  # on the registration path: see registry.rawsql
+    if model is None:
+        raise ApiError(404, message)
+    return model
 
 
 def _version_or_404(name: str, version: int) -> ModelVersion:
@@ -227,7 +240,9 @@ def create_version(request: HttpRequest, name: str, payload: VersionIn):
         description=payload.description,
         tags=payload.tags,
     )
-    return 201, version_detail_out(_version_or_404(model.name, version.version))
+    # Answered from what was just written: a new version has no aliases yet, and its files are the copies made.
+    metrics = MetricSeries.objects.last_values(run.pk) if run else {}
+    return 201, version_detail_out(version, files=version.created_files, aliases=[], metrics=metrics)
 
 
 @router.get("/models/{name}/versions", response={200: VersionPage, **ERRORS}, summary="List and search versions")
@@ -322,9 +337,10 @@ def resolve(request: HttpRequest, ref: str = Query(..., examples=["fraud-detecto
     except ReferenceError_ as exc:
         raise ApiError(400, str(exc)) from None
     try:
-        version = _versions_for_output().resolve(reference)
+        version = ModelVersion.objects.resolve(reference)
     except ModelVersion.DoesNotExist:
         if not RegisteredModel.objects.filter(name=reference.model).exists():
             raise ApiError(404, f"No model named {reference.model!r}.") from None
         raise ApiError(404, f"No version of {reference.model!r} matches {ref!r}.") from None
-    return version_detail_out(version)
+    metrics = MetricSeries.objects.last_values(version.run_id) if version.run_id else {}
+    return version_detail_out(version, files=version.files(), aliases=version.alias_names(), metrics=metrics)

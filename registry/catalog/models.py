@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
@@ -15,6 +17,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from registry import rawsql
 from registry.lib.names import ALIAS_MAX, MODEL_NAME_MAX, NameError_, check_alias, check_model_name
 from registry.lib.paths import PATH_MAX, PathError, normalise_artifact_path
 from registry.lib.references import Reference
@@ -177,23 +180,72 @@ class ModelVersionQuerySet(models.QuerySet):
         return self.filter(stage=stage)
 
     def resolve(self, reference: Reference) -> ModelVersion:
-        """The version a reference names; for a stage, the newest version holding it. Raises DoesNotExist."""
-        versions = self.filter(model__name=reference.model)
+        """The version a reference names, with its model and creator loaded; for a stage, the newest version holding
+        it. Raises DoesNotExist.
+
+        Deployment jobs resolve on every start, so this is one hand-written query (see registry.rawsql); it reads the
+        table, not this queryset's filters.
+        """
+        version_columns, model_columns, user_columns, sql = _resolve_sql()
         if reference.version is not None:
-            return versions.get(version=reference.version)
-        if reference.alias is not None:
-            return versions.get(aliases__alias=reference.alias)
-        if reference.stage is not None:
-            versions = versions.filter(stage=reference.stage)
-        version = versions.order_by("-version").first()
-        if version is None:
+            if reference.version > VERSION_MAX:
+                raise self.model.DoesNotExist(f"No version of {reference.model!r} matches {reference}.")
+            query, params = sql["version"], [reference.model, reference.version]
+        elif reference.alias is not None:
+            query, params = sql["alias"], [reference.model, reference.alias]
+        elif reference.stage is not None:
+            query, params = sql["stage"], [reference.model, reference.stage]
+        else:
+            query, params = sql["latest"], [reference.model]
+        connection = rawsql.connection_for(ModelVersion)
+        row = rawsql.fetchone(connection, query, params)
+        if row is None:
             raise self.model.DoesNotExist(f"No version of {reference.model!r} matches {reference}.")
+        n, m = len(version_columns), len(version_columns) + len(model_columns)
+        version = version_columns.load(row[:n], connection)
+        version.model = model_columns.load(row[n:m], connection)
+        version.created_by = user_columns.load(row[m:], connection) if row[m] is not None else None
         return version
 
     def with_metric_value(self, key: str) -> ModelVersionQuerySet:
         """Annotate `metric_value`: the last value of metric `key` in the version's run (NaN when absent)."""
         series = MetricSeries.objects.filter(run=OuterRef("run_id"), key=key)
         return self.annotate(metric_value=Subquery(series.values("last_value")[:1]))
+
+
+# Version numbers are PositiveIntegerFields: beyond this no row can match (and SQLite could not take the value).
+VERSION_MAX = 2**31 - 1
+
+
+@functools.cache
+def _resolve_sql() -> tuple[rawsql.Columns, rawsql.Columns, rawsql.Columns, dict[str, str]]:
+    """The SELECT of ModelVersionQuerySet.resolve, one per kind of reference (a model name is always the first
+    parameter)."""
+    user_model = get_user_model()
+    versions = rawsql.Columns(ModelVersion)
+    models_ = rawsql.Columns(RegisteredModel, "id", "name")
+    users = rawsql.Columns(user_model, "id", user_model.USERNAME_FIELD)
+    q, col = rawsql.quote, rawsql.column
+    base = (
+        f"SELECT {versions.select('v')}, {models_.select('m')}, {users.select('u')}"
+        f" FROM {rawsql.table(ModelVersion)} v"
+        f" JOIN {rawsql.table(RegisteredModel)} m ON m.{q('id')} = v.{col(ModelVersion, 'model')}"
+        f" LEFT JOIN {rawsql.table(user_model)} u"
+        f" ON u.{q(user_model._meta.pk.column)} = v.{col(ModelVersion, 'created_by')}"
+        f" WHERE m.{col(RegisteredModel, 'name')} = %s"
+    )
+    alias_version = (
+        f"SELECT a.{col(ModelAlias, 'version')} FROM {rawsql.table(ModelAlias)} a"
+        f" WHERE a.{col(ModelAlias, 'model')} = m.{q('id')} AND a.{col(ModelAlias, 'alias')} = %s"
+    )
+    newest = f" ORDER BY v.{col(ModelVersion, 'version')} DESC LIMIT 1"
+    sql = {
+        "version": f"{base} AND v.{col(ModelVersion, 'version')} = %s",
+        "alias": f"{base} AND v.{q('id')} = ({alias_version})",
+        "stage": f"{base} AND v.{col(ModelVersion, 'stage')} = %s{newest}",
+        "latest": f"{base}{newest}",
+    }
+    return versions, models_, users, sql
 
 
 class VersionStatus(models.TextChoices):
@@ -239,6 +291,29 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name}/{self.version}"
+
+    def alias_names(self) -> list[str]:
+        """This version's aliases, sorted; one hand-written query (resolve and registration answer with them)."""
+        alias = rawsql.column(ModelAlias, "alias")
+        rows = rawsql.fetchall(
+            rawsql.connection_for(ModelAlias),
+            f"SELECT {alias} FROM {rawsql.table(ModelAlias)} WHERE {rawsql.column(ModelAlias, 'version')} = %s"
+            f" ORDER BY {alias}",
+            [self.pk],
+        )
+        return [row[0] for row in rows]
+
+    def files(self) -> list[ArtifactFile]:
+        """This version's artifact files in path order; one hand-written query, as for `alias_names`."""
+        columns = _file_columns()
+        connection = rawsql.connection_for(ArtifactFile)
+        rows = rawsql.fetchall(
+            connection,
+            f"SELECT {columns.select('f')} FROM {rawsql.table(ArtifactFile)} f"
+            f" WHERE f.{rawsql.column(ArtifactFile, 'version')} = %s ORDER BY f.{rawsql.column(ArtifactFile, 'path')}",
+            [self.pk],
+        )
+        return [columns.load(row, connection) for row in rows]
 
     def record_stage_change(
         self, stage: str, *, by=None, at=None, kind: str = "direct", comment: str = "", request=None
@@ -445,6 +520,13 @@ class StageChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version}: {self.from_stage} → {self.to_stage}"
+
+
+@functools.cache
+def _file_columns() -> rawsql.Columns:
+    return rawsql.Columns(
+        ArtifactFile, "id", "run", "version", "path", "storage_key", "size", "sha256", "content_type", "created_at"
+    )
 
 
 class ArtifactFile(models.Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import mimetypes
@@ -13,10 +14,10 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from storages.utils import clean_name
 
+from registry import rawsql
 from registry.catalog.models import (
     ArtifactFile,
     ChangeKind,
@@ -88,51 +89,89 @@ def version_create(
             raise CatalogError(str(exc)) from None
         source = source or f"runs:/{run.pk}/{prefix}".rstrip("/")
 
-    with transaction.atomic():
+    connection = rawsql.connection_for(ModelVersion, write=True)
+    with transaction.atomic(using=connection.alias):
         now = timezone.now()
-        updated = RegisteredModel.objects.filter(pk=model.pk).update(last_version=F("last_version") + 1, updated_at=now)
-        if not updated:
-            raise CatalogError(f"Model {model.name!r} no longer exists.")
-        number = RegisteredModel.objects.values_list("last_version", flat=True).get(pk=model.pk)
-        version = ModelVersion.objects.create(
-            model=model,
-            version=number,
-            run=run,
-            source=source,
-            created_by=created_by,
-            description=description,
-            tags=dict(tags or {}),
-            created_at=now,
-            updated_at=now,
+        number = _next_version_number(connection, model, now)
+        version = rawsql.insert(
+            ModelVersion(
+                model=model,
+                version=number,
+                run=run,
+                source=source,
+                created_by=created_by,
+                description=description,
+                tags=dict(tags or {}),
+                created_at=now,
+                updated_at=now,
+            )
         )
-        if prefix is not None:
-            # Locked: a concurrent re-upload of one of these files waits for this copy to commit, so its
-            # "delete the old blob if nothing uses it" check sees the version's rows (and the reverse order copies
-            # the new blob).
-            files = ArtifactFile.objects.select_for_update().filter(run=run)
-            if prefix:
-                files = files.filter(Q(path__startswith=prefix + "/") | Q(path=prefix))
-            copies = []
-            for f in files:
-                relative = f.path[len(prefix) :].lstrip("/") if prefix else f.path
-                copies.append(
-                    ArtifactFile(
-                        version=version,
-                        path=relative or f.path.rsplit("/", 1)[-1],
-                        storage_key=f.storage_key,
-                        size=f.size,
-                        sha256=f.sha256,
-                        content_type=f.content_type,
-                    )
-                )
-            if not copies:
-                raise CatalogError(f"Run {run.pk} has no artifacts under {prefix or 'its root'!r}.")
-            ArtifactFile.objects.bulk_create(copies)
+        version.created_files = _copy_run_files(connection, run, prefix, version) if prefix is not None else []
         audit.record(AuditAction.VERSION_CREATED, model=model, version=version, actor=created_by, to_value=source)
         audit.emit(WebhookEventType.VERSION_CREATED, model=model, payload=audit.version_payload(version))
     model.last_version = number
     model.updated_at = now
     return version
+
+
+def _next_version_number(connection, model: RegisteredModel, now) -> int:
+    """Increment the model's `last_version` and return it; the UPDATE holds the row lock until the transaction
+    ends, so concurrent registrations queue here. One statement, written by hand: registration is a hot path."""
+    last = rawsql.column(RegisteredModel, "last_version")
+    row = rawsql.fetchone(
+        connection,
+        f"UPDATE {rawsql.table(RegisteredModel)} SET {last} = {last} + 1,"
+        f" {rawsql.column(RegisteredModel, 'updated_at')} = %s WHERE {rawsql.quote('id')} = %s RETURNING {last}",
+        [rawsql.adapt(RegisteredModel, "updated_at", now, connection), model.pk],
+    )
+    if row is None:
+        raise CatalogError(f"Model {model.name!r} no longer exists.")
+    return row[0]
+
+
+@functools.cache
+def _run_file_columns() -> rawsql.Columns:
+    return rawsql.Columns(ArtifactFile, "path", "storage_key", "size", "sha256", "content_type")
+
+
+def _copy_run_files(connection, run: Run, prefix: str, version: ModelVersion) -> list[ArtifactFile]:
+    """Give the version the run's files under `prefix` (same blobs), relative to the prefix.
+
+    Locked: a concurrent re-upload of one of these files waits for this copy to commit, so its "delete the old blob
+    if nothing uses it" check sees the version's rows (and the reverse order copies the new blob). On SQLite the
+    IMMEDIATE transaction already holds the write lock.
+    """
+    columns = _run_file_columns()
+    path = rawsql.column(ArtifactFile, "path")
+    where, params = f"f.{rawsql.column(ArtifactFile, 'run')} = %s", [run.pk]
+    if prefix:
+        # A prefix match without LIKE, whose '%' and '_' would need escaping, and without ranges, which
+        # PostgreSQL's collations would reorder.
+        where += f" AND (f.{path} = %s OR SUBSTR(f.{path}, 1, %s) = %s)"
+        params += [prefix, len(prefix) + 1, prefix + "/"]
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    rows = rawsql.fetchall(
+        connection, f"SELECT {columns.select('f')} FROM {rawsql.table(ArtifactFile)} f WHERE {where}{lock}", params
+    )
+    if not rows:
+        raise CatalogError(f"Run {run.pk} has no artifacts under {prefix or 'its root'!r}.")
+    copies = []
+    for row in sorted(rows):
+        f = columns.load(row, connection)
+        relative = f.path[len(prefix) :].lstrip("/") if prefix else f.path
+        copies.append(
+            rawsql.insert(
+                ArtifactFile(
+                    version=version,
+                    path=relative or f.path.rsplit("/", 1)[-1],
+                    storage_key=f.storage_key,
+                    size=f.size,
+                    sha256=f.sha256,
+                    content_type=f.content_type,
+                )
+            )
+        )
+    return copies
 
 
 def alias_set(*, model: RegisteredModel, alias: str, version: ModelVersion, by=None) -> ModelAlias:

@@ -1,4 +1,4 @@
-"""List endpoints do a fixed number of queries whatever the page size: counted at 1 row and at 50 rows."""
+"""Endpoints do a fixed number of queries whatever the page or batch size: counted at 1 row and at 50 rows."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 
 from registry.catalog.models import Stage
 from tests.factories import (
+    ArtifactFileFactory,
     DatasetFactory,
     ExperimentFactory,
     MetricSeriesFactory,
@@ -114,3 +115,59 @@ def test_experiments_list(warm_api, django_assert_num_queries, n):
     with django_assert_num_queries(2):
         items = warm_api.get("/experiments", query={"q": "counted", "limit": 100}).json()["items"]
     assert len(items) == n
+
+
+# --- The hot write and resolve paths: constant whatever the batch, the files or the metrics ---------------------------
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_log_batch(warm_api, django_assert_num_queries, run_id, n):
+    metrics = [{"key": f"m{k}", "value": 0.5, "step": s} for k in range(n) for s in range(3)]
+    params = {f"p{k}": str(k) for k in range(n)}
+    # 1. the token, with its user        2. the run
+    # (the transaction is a savepoint inside the test's: SAVEPOINT and RELEASE)
+    # 3. params: insert the new ones     4. read them back to find changed values
+    # 5. series: create missing rows     6. read and lock them
+    # 7. the points (one executemany)    8. the summaries (one executemany)
+    # 9. the run's tags, locked          10. the tags written
+    with django_assert_num_queries(12):
+        response = warm_api.post(
+            f"/runs/{run_id}/log-batch", {"metrics": metrics, "params": params, "tags": {"phase": "train"}}
+        )
+    assert response.status_code == 200 and response.json() == {"metrics": 3 * n, "params": n, "tags": 1}
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_register_version(warm_api, django_assert_num_queries, user, n):
+    run = RunFactory(user=user)
+    for k in range(n):
+        ArtifactFileFactory(run=run, path=f"model/part-{k}.bin")
+        MetricSeriesFactory(run=run, key=f"metric-{k}", last_value=0.5)
+    RegisteredModelFactory(name="fraud", owner=user)
+    # 1. the token, with its user   2. the model, by name   3. the run
+    # (the transaction is a savepoint inside the test's: SAVEPOINT and RELEASE)
+    # 4. next version number (UPDATE ... RETURNING)   5. the version
+    # 6. the run's files under the folder, and one INSERT per file copied (n)
+    # 7. the audit event            8. active webhooks   9. the run's metric values
+    with django_assert_num_queries(11 + n):
+        response = warm_api.post("/models/fraud/versions", {"run_id": run.pk, "artifact_path": "model"})
+    body = response.json()
+    assert response.status_code == 201 and body["version"] == 1
+    assert len(body["artifacts"]) == n and len(body["metrics"]) == n and body["aliases"] == []
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_resolve(warm_api, django_assert_num_queries, user, n):
+    run = RunFactory(user=user)
+    version = ModelVersionFactory(model=RegisteredModelFactory(name="fraud"), run=run, created_by=user)
+    for k in range(n):
+        ArtifactFileFactory(run=None, version=version, path=f"part-{k}.bin")
+        MetricSeriesFactory(run=run, key=f"metric-{k}", last_value=0.5)
+    ModelAliasFactory(model=version.model, version=version, alias="champion")
+    # 1. the token, with its user   2. the version, with its model and creator
+    # 3. the run's metric values    4. the version's files   5. its aliases
+    with django_assert_num_queries(5):
+        response = warm_api.get("/resolve", query={"ref": "fraud@champion"})
+    body = response.json()
+    assert response.status_code == 200 and body["version"] == version.version and body["aliases"] == ["champion"]
+    assert len(body["artifacts"]) == n and len(body["metrics"]) == n and body["created_by"] == user.username
