@@ -257,9 +257,13 @@ class VersionStatus(models.TextChoices):
 class ModelVersion(models.Model):
     Status = VersionStatus
 
-    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    # No single-column indexes on FKs that a composite index or unique constraint already starts with: every
+    # insert pays for each index.
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions", db_index=False)
     version = models.PositiveIntegerField()
-    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions")
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions", db_index=False
+    )
     source = models.CharField(
         max_length=2048, blank=True, help_text="Where the artifacts came from, e.g. runs:/<run id>/model."
     )
@@ -340,7 +344,7 @@ class ModelVersion(models.Model):
 class ModelAlias(models.Model):
     """A movable name (`champion`) for one version of a model; `name@champion` resolves through it."""
 
-    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases", db_index=False)
     alias = models.CharField(max_length=ALIAS_MAX, validators=[validate_alias])
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="aliases")
     updated_at = models.DateTimeField(default=timezone.now)
@@ -492,7 +496,7 @@ class StageChange(models.Model):
 
     Kind = ChangeKind
 
-    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="stage_changes")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="stage_changes", db_index=False)
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="stage_changes")
     from_stage = models.CharField(max_length=16, choices=Stage.choices)
     to_stage = models.CharField(max_length=16, choices=Stage.choices)
@@ -535,8 +539,13 @@ class ArtifactFile(models.Model):
     Versions registered from a run's artifacts get their own rows pointing at the same stored blobs.
     """
 
-    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="artifacts")
-    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="artifacts")
+    # Indexed by the (run, path) and (version, path) unique constraints.
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.CASCADE, related_name="artifacts", db_index=False
+    )
+    version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="artifacts", db_index=False
+    )
     path = models.CharField(max_length=PATH_MAX, validators=[validate_artifact_path])
     storage_key = models.CharField(max_length=PATH_MAX + 64, help_text="Name of the blob in the artifacts storage.")
     size = models.PositiveBigIntegerField()

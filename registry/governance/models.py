@@ -162,7 +162,8 @@ class AuditEvent(models.Model):
     """Append-only: who did what to which version, when, from what to what, and why."""
 
     action = models.CharField(max_length=32, choices=AuditAction.choices)
-    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="audit_events")
+    # Indexed by audit_model_at.
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="audit_events", db_index=False)
     version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
     )

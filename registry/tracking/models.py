@@ -235,7 +235,8 @@ class RunStep(models.Model):
 
     Status = StepStatus
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    # The run foreign keys below are indexed by the unique constraints that start with them.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
     position = models.PositiveIntegerField()
     name = models.CharField(max_length=256)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -289,7 +290,7 @@ class MetricSeriesQuerySet(KeyedQuerySet):
 class Param(models.Model):
     """A hyperparameter. Once logged it cannot change (see services.params_log)."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params", db_index=False)
     key = models.CharField(max_length=KEY_MAX)
     value = models.TextField(max_length=PARAM_VALUE_MAX, blank=True)
 
@@ -315,7 +316,7 @@ class MetricSeries(models.Model):
     `last_*` is the point with the highest (step, timestamp), as in MLflow's "latest metric".
     """
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics", db_index=False)
     key = models.CharField(max_length=KEY_MAX)
     last_value = NaNFloatField()
     last_step = models.BigIntegerField(default=0)
@@ -453,7 +454,7 @@ class Dataset(models.Model):
 class RunInput(models.Model):
     """A dataset a run used, and in which role (training, validation, test, evaluation, ...)."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="inputs")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="inputs", db_index=False)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="run_inputs")
     context = models.CharField(max_length=64, default="training")
 
