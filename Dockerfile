@@ -12,7 +12,7 @@ COPY pyproject.toml README.md ./
 COPY registry ./registry
 # Install the dependencies only; the app runs from /app so BASE_DIR finds templates/ and static/.
 RUN pip install . && pip uninstall -y model-registry
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 COPY templates ./templates
 COPY static ./static
 # collectstatic needs settings but no database; the key here is thrown away with this stage.
@@ -25,7 +25,7 @@ RUN useradd --system --create-home --home-dir /app --uid 10001 registry \
     && mkdir -p /var/lib/registry && chown registry /var/lib/registry
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /src/manage.py ./
+COPY --from=build /src/manage.py /src/gunicorn.conf.py ./
 COPY --from=build /src/registry ./registry
 COPY --from=build /src/templates ./templates
 COPY --from=build /src/staticfiles ./staticfiles
