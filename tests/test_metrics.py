@@ -383,3 +383,33 @@ def test_good_aliases(alias):
 def test_bad_aliases(alias, message):
     with pytest.raises(names.NameError_, match=message):
         names.check_alias(alias)
+
+
+# --- History pages --------------------------------------------------------------------------------------------------
+
+
+def _all_pages(series_id: int, limit: int) -> list[list[tuple]]:
+    pages, start = [], None
+    while True:
+        rows, start = MetricPoint.objects.page_from(series_id, start, limit)
+        pages.append(rows)
+        if start is None:
+            return pages
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 7, 100])
+def test_history_pages_cover_every_point_once_even_across_ties(run, limit):
+    """Points sharing a step and timestamp (MLflow allows it) straddle page boundaries without loss or repeats."""
+    points = [Point("loss", float(v), 0, 1000) for v in range(5)]  # five at one (step, timestamp)
+    points += [Point("loss", 0.5, 1, 1000 + i) for i in range(3)]  # distinct timestamps
+    points += [Point("loss", v, 2, 2000) for v in (math.nan, 1.0, 1.0)]  # ties, one NaN, two identical
+    metrics_log(run=run, points=points)
+    series = MetricSeries.objects.get(run=run, key="loss")
+    pages = _all_pages(series.pk, limit)
+    rows = [row for page in pages for row in page]
+    assert all(len(page) <= limit for page in pages)
+    assert len(rows) == len(points)
+    assert sorted((s, t, "nan" if v is None else repr(v)) for s, t, v in rows) == sorted(
+        (p.step, p.timestamp, repr(p.value)) for p in points
+    )
+    assert [r[:2] for r in rows] == sorted(r[:2] for r in rows)  # history order

@@ -220,14 +220,14 @@ def decode_page_token(token: str) -> int:
 
 
 def encode_cursor(values: list[int]) -> str:
-    """A keyset page token: the sort key of the last row sent."""
-    return _encode({"after": values})
+    """A keyset page token: where the next page starts."""
+    return _encode({"from": values})
 
 
 def decode_cursor(token: str, *, length: int) -> list[int] | None:
     if not token:
         return None
-    after = _decode(token).get("after")
+    after = _decode(token).get("from")
     if (
         not isinstance(after, list)
         or len(after) != length

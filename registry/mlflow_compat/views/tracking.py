@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -395,9 +394,8 @@ def log_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
 def get_metric_history(request: HttpRequest, params: Params, caller: Caller) -> dict | HttpResponse:
     """One page of a metric's history, in (step, timestamp) order.
 
-    Pages are read by keyset (the token holds the last row's step, timestamp and id), so the thousandth page of a
-    long history costs what the first does; rows skip the ORM's per-value conversion and the JSON is written
-    directly, since a page holds up to 100,000 points.
+    Pages are read by keyset (the token says where the next page starts), so the thousandth page of a long history
+    costs what the first does; rows skip the ORM's per-value conversion, since a page holds up to 100,000 points.
     """
     run = run_or_404(run_id_param(params))
     key = params.str("metric_key", required=True)
@@ -405,23 +403,9 @@ def get_metric_history(request: HttpRequest, params: Params, caller: Caller) -> 
     if series is None:
         return {"metrics": []}
     limit = params.int("max_results", default=HISTORY_PAGE, minimum=1, maximum=HISTORY_MAX_PAGE)
-    after = decode_cursor(params.str("page_token"), length=3)
-    points = MetricPoint.objects.filter(series=series)
-    if after is not None:
-        step, timestamp, point_id = after
-        points = points.filter(
-            Q(step__gt=step)
-            | Q(step=step, timestamp__gt=timestamp)
-            | Q(step=step, timestamp=timestamp, id__gt=point_id)
-        )
-    query = points.order_by("step", "timestamp", "id").values_list("step", "timestamp", "value", "id")[: limit + 1]
-    sql, sql_params = query.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, sql_params)
-        rows = cursor.fetchall()
-    token = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        token = encode_cursor([rows[-1][0], rows[-1][1], rows[-1][3]])
-    body = wire.metric_history_json(key, rows, token)
-    return HttpResponse(body, content_type="application/json")
+    start = decode_cursor(params.str("page_token"), length=3)
+    if start is not None and start[2] < 0:
+        raise invalid("The page token is not one this server issued; pass back next_page_token unchanged.")
+    rows, following = MetricPoint.objects.page_from(series.pk, start, limit)
+    token = encode_cursor(list(following)) if following is not None else None
+    return HttpResponse(wire.metric_history_json(key, rows, token), content_type="application/json")
