@@ -269,7 +269,8 @@ def logged_model_id_of(version: ModelVersion) -> str:
 
 def version_json(version: ModelVersion, model_name: str | None = None, aliases: list[str] | None = None) -> dict:
     if aliases is None:
-        aliases = sorted(a.alias for a in version.aliases.all())
+        rows = getattr(version, "alias_rows", None)
+        aliases = sorted(a.alias for a in (version.aliases.all() if rows is None else rows))
     return {
         "name": model_name or version.model.name,
         "version": str(version.version),

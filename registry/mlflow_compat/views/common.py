@@ -99,8 +99,10 @@ def model_or_404(name: str, *, details: bool = False) -> RegisteredModel:
 
 
 def versions_for_output():
+    """Versions with what wire.version_json shows: model, creator's name, alias names (as a plain list: a related
+    manager per row costs more than the row on a page of thousands)."""
     return ModelVersion.objects.select_related("model", "created_by").prefetch_related(
-        Prefetch("aliases", queryset=ModelAlias.objects.only("id", "alias", "version_id"))
+        Prefetch("aliases", queryset=ModelAlias.objects.only("id", "alias", "version_id"), to_attr="alias_rows")
     )
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from registry.catalog import services as catalog
 from registry.catalog.models import ModelVersion, RegisteredModel
+from registry.lib.references import Reference
 from registry.mlflow_compat import search, services, wire
 from registry.mlflow_compat.auth import Caller
 from registry.mlflow_compat.errors import not_found
@@ -139,7 +140,8 @@ def create_model_version(request: HttpRequest, params: Params, caller: Caller) -
         description=params.str("description"),
         tags=services.checked_tags(params.objects("tags"), "model version tag"),
     )
-    return _version_body(version)
+    # Answered from what was just written: a new version has no aliases yet.
+    return {"model_version": wire.version_json(version, model.name, aliases=[])}
 
 
 def get_model_version(request: HttpRequest, params: Params, caller: Caller) -> dict:
@@ -225,8 +227,10 @@ def delete_registered_model_alias(request: HttpRequest, params: Params, caller: 
 
 def get_model_version_by_alias(request: HttpRequest, params: Params, caller: Caller) -> dict:
     name, alias = params.str("name", required=True), params.str("alias", required=True)
-    version = versions_for_output().filter(model__name=name, aliases__alias=alias).first()
-    if version is None:
+    try:
+        # What serving code calls on every start: the same hand-written lookup as /api/v1/resolve.
+        version = ModelVersion.objects.resolve(Reference(model=name, alias=alias))
+    except ModelVersion.DoesNotExist:
         model_or_404(name)
-        raise not_found(f"Registered model alias {alias} not found.")
-    return {"model_version": wire.version_json(version)}
+        raise not_found(f"Registered model alias {alias} not found.") from None
+    return {"model_version": wire.version_json(version, aliases=version.alias_names())}
