@@ -275,7 +275,9 @@ class RunInputIn(Schema):
 # --- Artifacts ------------------------------------------------------------------------------------------------------
 
 
-class ArtifactOut(Schema):
+# Plain pydantic models where the API builds dicts itself (versions, artifacts: the registration and resolve paths):
+# ninja's Schema wraps every input in a getter meant for reading Django rows, which costs more than the fields.
+class ArtifactOut(BaseModel):
     path: str
     size: int
     sha256: str
@@ -325,7 +327,7 @@ class ModelPage(Page):
     items: list[ModelOut]
 
 
-class VersionIn(Schema):
+class VersionIn(BaseModel):
     run_id: str | None = Field(None, min_length=32, max_length=32)
     artifact_path: str | None = Field(
         None, description="Folder of the run's artifacts that becomes this version (e.g. 'model').", examples=["model"]
@@ -339,7 +341,7 @@ class VersionPatch(Schema):
     tags: Tags | None = None
 
 
-class VersionOut(Schema):
+class VersionOut(BaseModel):
     model: str
     version: int
     stage: str
