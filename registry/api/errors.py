@@ -6,6 +6,7 @@ import json
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -149,6 +150,8 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(GovernanceError, lambda request, exc: _governance_error(api, request, exc))
     handle(PathError, 400, code="invalid_path")
     handle(SearchError, 400, code="invalid_search")
+    # A value the database cannot store (PostgreSQL refuses NUL in text): the caller's input, not a server fault.
+    handle(DataError, 400, "A value in the request cannot be stored (text must not contain NUL characters).")
     api.add_exception_handler(
         DjangoValidationError,
         lambda request, exc: error_response(api, request, 400, "; ".join(exc.messages)),
