@@ -56,6 +56,8 @@ class Columns:
         return [f.get_col(self.model._meta.db_table) for f in self.fields]
 
     def _converters_for(self, connection) -> list:
+        # Cached per backend: the converters depend on the backend and the settings (time zone), not on which
+        # thread's connection first asked, and each is called with the current connection.
         converters = self._converters.get(connection.vendor)
         if converters is None:
             converters = [

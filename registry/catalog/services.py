@@ -77,7 +77,9 @@ def version_create(
     same transaction as the insert: concurrent registrations queue on that row, and a failed one rolls its number
     back, so numbers have neither gaps nor duplicates.
 
-    With `run` and `artifact_path`, the run's files under that path become the version's files (same blobs).
+    With `run` and `artifact_path`, the run's files under that path become the version's files (same blobs); the
+    returned version's `created_files` lists the ArtifactFile rows made for it (empty without a path), so callers can
+    answer without reading them back.
     """
     prefix = None
     if artifact_path is not None:
