@@ -139,12 +139,6 @@ def fetchall(connection, sql: str, params: Sequence = ()) -> list:
         return cursor.fetchall()
 
 
-def execute(connection, sql: str, params: Sequence = ()) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
 def executemany(connection, sql: str, rows: Sequence[Sequence]) -> None:
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)

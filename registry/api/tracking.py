@@ -33,7 +33,7 @@ from registry.lib.numbers import float_to_json
 from registry.lib.search import parse_filter, parse_order
 from registry.lib.series import minmax_downsample
 from registry.tracking import services
-from registry.tracking.models import Dataset, Experiment, MetricPoint, MetricSeries, Run, RunInput
+from registry.tracking.models import HISTORY_ORDER, Dataset, Experiment, MetricPoint, MetricSeries, Run, RunInput
 from registry.tracking.search import filter_runs, order_runs
 
 router = Router(tags=["tracking"])
@@ -308,9 +308,7 @@ def metric_series(request: HttpRequest, run_id: str, key: str, max_points: int =
     if not 4 <= max_points <= 100_000:
         raise ApiError(400, "max_points must be between 4 and 100,000.")
     series = _series_or_404(run_id, key)
-    rows = list(
-        MetricPoint.objects.filter(series=series).order_by("step", "timestamp", "id").values_list("step", "value")
-    )
+    rows = list(MetricPoint.objects.filter(series=series).order_by(*HISTORY_ORDER).values_list("step", "value"))
     steps, values = minmax_downsample([r[0] for r in rows], [r[1] for r in rows], max_points)
     return {
         "key": series.key,

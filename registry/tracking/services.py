@@ -295,13 +295,13 @@ def _write_points(run: Run, by_key: dict[str, list[tuple[int, int, float]]]) -> 
         series_id = series.pk
         # NaN is stored as NULL on every database (see NaNFloatField); v != v only for NaN.
         rows += [(series_id, step, ts, None if v != v else v) for step, ts, v in key_rows]
-    rawsql.executemany(connection, _INSERT_POINTS_SQL(), rows)
+    rawsql.executemany(connection, _insert_points_sql(), rows)
     _update_summaries(connection, series_by_key.values())
     return len(rows)
 
 
 @functools.cache
-def _INSERT_POINTS_SQL() -> str:  # noqa: N802 - a constant, built once the models are loaded
+def _insert_points_sql() -> str:
     columns = ", ".join(rawsql.column(MetricPoint, name) for name in ("series", "step", "timestamp", "value"))
     return f"INSERT INTO {rawsql.table(MetricPoint)} ({columns}) VALUES (%s, %s, %s, %s)"
 
