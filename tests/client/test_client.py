@@ -300,6 +300,7 @@ class Scripted(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         status, body = self.server.script.pop(0)
         self.server.seen.append(self.path)
+        self.server.authorization.append(self.headers.get("Authorization"))
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -314,7 +315,7 @@ class Scripted(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def scripted():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    server.script, server.seen = [], []
+    server.script, server.seen, server.authorization = [], [], []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -347,6 +348,34 @@ def test_connection_errors_are_retried_then_reported(no_sleep):
         registry.models()
     assert caught.value.status is None and caught.value.code == "connection_failed"
     assert len(no_sleep) == 2
+
+
+@pytest.mark.django_db(transaction=False)
+def test_proxy_variables_are_honoured_and_no_proxy_bypasses_them(scripted, monkeypatch):
+    page = {"items": [], "next_offset": None}
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{scripted.server_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    scripted.script = [(200, page)]
+    assert Registry("http://registry.invalid", "t").models() == []
+    assert scripted.seen[0].startswith("http://registry.invalid/api/v1/models?")  # asked through the proxy
+
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    scripted.script = [(200, page)]
+    assert Registry(f"http://127.0.0.1:{scripted.server_port}", "t", retries=0).models() == []
+    assert scripted.seen[1].startswith("/api/v1/models?")
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_netrc_entry_for_the_host_does_not_replace_the_token(scripted, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    scripted.script = [(200, {"items": [], "next_offset": None})]
+    Registry(f"http://127.0.0.1:{scripted.server_port}", "the-token").models()
+    assert scripted.authorization == ["Bearer the-token"]
 
 
 @pytest.mark.django_db(transaction=False)
