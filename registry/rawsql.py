@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cached_property
 
-from django.db import connections, router
+from django.db import connections, models, router
+from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.models import Field, Model
 
 
@@ -86,15 +88,65 @@ def adapt(model: type[Model], name: str, value, connection):
     return model._meta.get_field(name).get_db_prep_save(value, connection)
 
 
+# Field classes whose values SQLite takes exactly as Python holds them, when they have that type: Django's preparing
+# (get_prep_value, then the backend's adapt_*) hands them through unchanged. Exact classes only: a subclass may
+# prepare its values its own way.
+_SQLITE_AS_IS = {
+    models.CharField: str,
+    models.TextField: str,
+    models.SlugField: str,
+    models.IntegerField: int,
+    models.BigIntegerField: int,
+    models.SmallIntegerField: int,
+    models.PositiveIntegerField: int,
+    models.PositiveBigIntegerField: int,
+    models.PositiveSmallIntegerField: int,
+    models.AutoField: int,
+    models.BigAutoField: int,
+    models.BooleanField: bool,
+}
+
+
+def _sqlite_as_is(field: Field) -> type | None:
+    """The Python type whose values this field stores in SQLite unchanged, or None."""
+    if type(field) is models.ForeignKey:
+        field = field.target_field
+    return _SQLITE_AS_IS.get(type(field))
+
+
 @functools.cache
-def _insert_sql(model: type[Model], with_pk: bool) -> tuple[tuple[Field, ...], str]:
+def _insert_sql(model: type[Model], with_pk: bool) -> tuple[tuple[Field, ...], str, tuple]:
     meta = model._meta
     fields = tuple(f for f in meta.concrete_fields if with_pk or f is not meta.pk)
     columns = ", ".join(quote(f.column) for f in fields)
     sql = (
         f"INSERT INTO {table(model)} ({columns}) VALUES ({placeholders(len(fields))}) RETURNING {quote(meta.pk.column)}"
     )
-    return fields, sql
+    plain_datetime = tuple(type(f) is models.DateTimeField and not (f.auto_now or f.auto_now_add) for f in fields)
+    return fields, sql, tuple(zip(fields, map(_sqlite_as_is, fields), plain_datetime, strict=True))
+
+
+def _prepared(obj: Model, fields: tuple[Field, ...], shortcuts: tuple, connection) -> list:
+    """The values `obj.save()` would send, as `get_db_prep_save(pre_save(...))` makes them.
+
+    On SQLite, plain text, integer and boolean values (and None) go as they are and aware datetimes straight to the
+    backend's adapter, skipping ~4 µs of checks a field that give the same answer; a registration inserts three
+    rows of ~12 fields. Anything else takes Django's own path. tests/test_rawsql.py compares both ways.
+    """
+    if connection.vendor != "sqlite":
+        return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    values = []
+    for field, as_is, plain_datetime in shortcuts:
+        value = getattr(obj, field.attname)
+        if value is None and (as_is is not None or plain_datetime):
+            values.append(None)
+        elif as_is is not None and type(value) is as_is:
+            values.append(value)
+        elif plain_datetime and type(value) is datetime and value.tzinfo is not None:
+            values.append(connection.ops.adapt_datetimefield_value(value))
+        else:
+            values.append(field.get_db_prep_save(field.pre_save(obj, True), connection))
+    return values
 
 
 def insert(obj: Model) -> Model:
@@ -102,8 +154,8 @@ def insert(obj: Model) -> Model:
     used for have no save() override and no signal receivers."""
     model = type(obj)
     connection = connection_for(model, write=True)
-    fields, sql = _insert_sql(model, obj.pk is not None)
-    row = fetchone(connection, sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
+    fields, sql, shortcuts = _insert_sql(model, obj.pk is not None)
+    row = fetchone(connection, sql, _prepared(obj, fields, shortcuts, connection))
     obj.pk = row[0]
     obj._state.adding = False
     obj._state.db = connection.alias
@@ -127,19 +179,51 @@ def get(model: type[Model], **equals) -> Model | None:
     return None if row is None else columns.load(row, connection)
 
 
+def _sqlite(connection):
+    """SQLite's own connection, when nothing watches this connection's queries; otherwise None.
+
+    Django's cursor wrapper costs ~25 µs a statement (a new cursor, the execute wrappers, the %s-to-? rewrite by
+    regex), four times what SQLite takes for a lookup by key, and a registration runs ten statements. When queries
+    are logged (DEBUG, `assertNumQueries`) or wrapped (`connection.execute_wrapper`) they go through Django's
+    cursor, so they are seen exactly as before. Errors are still Django's (IntegrityError, DataError...).
+    """
+    if connection.vendor != "sqlite" or connection.queries_logged or connection.execute_wrappers:
+        return None
+    connection.validate_no_broken_transaction()
+    if connection.connection is None:
+        connection.ensure_connection()
+    return connection.connection
+
+
+@functools.lru_cache(maxsize=256)
+def _qmark(sql: str) -> str:
+    """`%s` placeholders as SQLite's `?`, the rewrite Django's SQLite cursor does on every execute."""
+    return FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%")
+
+
 def fetchone(connection, sql: str, params: Sequence = ()):
+    if (sqlite := _sqlite(connection)) is not None:
+        with connection.wrap_database_errors:
+            return sqlite.execute(_qmark(sql), params).fetchone()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
 
 def fetchall(connection, sql: str, params: Sequence = ()) -> list:
+    if (sqlite := _sqlite(connection)) is not None:
+        with connection.wrap_database_errors:
+            return sqlite.execute(_qmark(sql), params).fetchall()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
 
 def executemany(connection, sql: str, rows: Sequence[Sequence]) -> None:
+    if (sqlite := _sqlite(connection)) is not None:
+        with connection.wrap_database_errors:
+            sqlite.executemany(_qmark(sql), rows)
+        return
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from datetime import UTC, datetime
 
 import pytest
@@ -53,6 +54,52 @@ def test_insert_is_a_save_that_returns_the_key():
     assert event.pk is not None and not event._state.adding
     stored = AuditEvent.objects.get(pk=event.pk)
     assert (stored.model_id, stored.actor_id, stored.at, stored.data) == (model.pk, user.pk, at, {"a": [1]})
+
+
+@pytest.mark.parametrize("naive", [False, True])
+def test_insert_prepares_values_exactly_as_django_does(naive):
+    """The SQLite shortcuts for text, integers, booleans, None and aware datetimes give Django's own values; odd
+    values (a naive datetime, an int in a text field, a lazy string) take Django's path and give its answers."""
+    from django.utils.translation import gettext_lazy
+
+    from registry.catalog.models import ArtifactFile, ModelVersion
+
+    model, user = RegisteredModelFactory(), UserFactory()
+    run = RunFactory()
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901) if naive else datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    samples = [
+        AuditEvent(action="version_created", model=model, actor=user, actor_name=user.username, at=at, data={}),
+        AuditEvent(action=gettext_lazy("moved"), model=model, actor=None, version_number=None, comment=7, at=at),
+        ModelVersion(model=model, version=3, run=run, source="runs:/x", created_by=None, created_at=at, updated_at=at),
+        ArtifactFile(run=run, path="model/a.bin", storage_key="k", size=2**40, sha256="0" * 64, created_at=at),
+    ]
+    for obj in samples:
+        fields, _sql, shortcuts = rawsql._insert_sql(type(obj), False)
+        with warnings.catch_warnings():  # Django warns about the naive datetime, in both ways
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+            got = rawsql._prepared(obj, fields, shortcuts, connection)
+        assert list(map(_comparable, got)) == list(map(_comparable, expected)), type(obj).__name__
+
+
+def _comparable(value):
+    # psycopg wraps JSON (Jsonb) and typed integers in objects that compare by identity: compare what they hold.
+    return type(value), getattr(value, "obj", value)
+
+
+def test_database_errors_are_djangos_and_queries_are_counted_when_watched(django_assert_num_queries):
+    """On SQLite, unwatched statements skip Django's cursor; errors must still be Django's classes (callers catch
+    them), and a watched connection (assertNumQueries, DEBUG) must still see every statement."""
+    from django.db import IntegrityError, transaction
+
+    from registry.catalog.models import RegisteredModel
+
+    existing = RegisteredModelFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rawsql.insert(RegisteredModel(name=existing.name))
+    with django_assert_num_queries(2):
+        assert rawsql.get(RegisteredModel, name=existing.name).pk == existing.pk
+        assert rawsql.fetchall(connection, f"SELECT 1 FROM {rawsql.table(RegisteredModel)}") == [(1,)]
 
 
 def test_token_lookup_refuses_revoked_and_expired_tokens_and_inactive_users():
