@@ -158,18 +158,17 @@ def _copy_run_files(connection, run: Run, prefix: str, version: ModelVersion) ->
     if not rows:
         raise CatalogError(f"Run {run.pk} has no artifacts under {prefix or 'its root'!r}.")
     copies = []
-    for row in sorted(rows):
-        f = columns.load(row, connection)
-        relative = f.path[len(prefix) :].lstrip("/") if prefix else f.path
+    for path, storage_key, size, sha256, content_type in sorted(columns.values(row, connection) for row in rows):
+        relative = path[len(prefix) :].lstrip("/") if prefix else path
         copies.append(
             rawsql.insert(
                 ArtifactFile(
                     version=version,
-                    path=relative or f.path.rsplit("/", 1)[-1],
-                    storage_key=f.storage_key,
-                    size=f.size,
-                    sha256=f.sha256,
-                    content_type=f.content_type,
+                    path=relative or path.rsplit("/", 1)[-1],
+                    storage_key=storage_key,
+                    size=size,
+                    sha256=sha256,
+                    content_type=content_type,
                 )
             )
         )

@@ -304,3 +304,25 @@ def test_only_the_runs_owner_or_staff_may_upload_or_delete(client, api, run_id, 
     staff = Api(client, staff_token)
     assert staff.upload(run_id, "by-ops.bin", b"ops").status_code == 201
     assert staff.delete(f"/runs/{run_id}/artifacts/by-ops.bin").status_code == 204
+
+
+@pytest.mark.parametrize("script_prefix", ["/", "/registry space/"])
+@pytest.mark.parametrize("path", ["model.pkl", "dir/sub dir/naïve #1?.txt", "a%20b/100%", "x/(1)+[2]@:~;,=&$!'*.bin"])
+def test_file_urls_are_what_reverse_gives(path, script_prefix):
+    from django.urls import reverse, set_script_prefix
+
+    from registry.api.artifacts import run_artifact_url, version_artifact_url
+    from tests.factories import ModelVersionFactory
+
+    version = ModelVersionFactory(model__name="fraud-detector_v2.1")
+    set_script_prefix(script_prefix)
+    try:
+        assert version_artifact_url(version, path) == reverse(
+            "api-1.0.0:download_version_artifact",
+            kwargs={"name": version.model.name, "version": version.version, "path": path},
+        )
+        assert run_artifact_url("ab" * 16, path) == reverse(
+            "api-1.0.0:download_run_artifact", kwargs={"run_id": "ab" * 16, "path": path}
+        )
+    finally:
+        set_script_prefix("/")
