@@ -10,7 +10,12 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 def post_worker_init(worker):
     """Move everything the app allocated while loading (Django, the models, the URL patterns...) out of the garbage
-    collector's sight: later collections then scan only what requests allocate."""
+    collector's sight: later collections then scan only what requests allocate. Then start copying SQLite's WAL
+    into the database file from a thread of this worker rather than from requests (see registry.checkpoints)."""
     import gc
 
     gc.freeze()
+
+    from registry import checkpoints
+
+    checkpoints.start()
