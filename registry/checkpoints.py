@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from django.conf import settings
@@ -28,9 +29,8 @@ logger = logging.getLogger(__name__)
 INTERVAL_SECONDS = 0.05
 
 
-def sqlite_path(alias: str = "default") -> str | None:
-    """The database file of `alias` when it is an SQLite file; None for other databases and in-memory ones."""
-    database = settings.DATABASES.get(alias, {})
+def sqlite_file(database: Mapping) -> str | None:
+    """The file of a DATABASES entry when it is an SQLite file; None for other databases and in-memory ones."""
     name = str(database.get("NAME") or "")
     if database.get("ENGINE") != "django.db.backends.sqlite3" or name in ("", ":memory:") or name.startswith("file:"):
         return None
@@ -75,7 +75,7 @@ class Checkpointer(threading.Thread):
 def start(path: str | None = None, *, interval: float = INTERVAL_SECONDS) -> Checkpointer | None:
     """Start checkpointing `path` (default: the default database) in a daemon thread that ends with the process;
     None when the database is not an SQLite file."""
-    path = path or sqlite_path()
+    path = path or sqlite_file(settings.DATABASES["default"])
     if path is None:
         return None
     checkpointer = Checkpointer(path, interval)

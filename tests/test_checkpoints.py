@@ -5,8 +5,6 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from django.test import override_settings
-
 from registry import checkpoints
 
 SQLITE = "django.db.backends.sqlite3"
@@ -23,12 +21,9 @@ def wait_for(condition, seconds: float = 5.0) -> bool:
 
 def test_only_sqlite_files_are_checkpointed(tmp_path):
     path = str(tmp_path / "db.sqlite3")
-    with override_settings(DATABASES={"default": {"ENGINE": SQLITE, "NAME": path}}):
-        assert checkpoints.sqlite_path() == path
-    with override_settings(DATABASES={"default": {"ENGINE": SQLITE, "NAME": ":memory:"}}):
-        assert checkpoints.sqlite_path() is None and checkpoints.start() is None
-    with override_settings(DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "test"}}):
-        assert checkpoints.sqlite_path() is None and checkpoints.start() is None
+    assert checkpoints.sqlite_file({"ENGINE": SQLITE, "NAME": path}) == path
+    assert checkpoints.sqlite_file({"ENGINE": SQLITE, "NAME": ":memory:"}) is None
+    assert checkpoints.sqlite_file({"ENGINE": "django.db.backends.postgresql", "NAME": "test"}) is None
 
 
 def test_the_thread_copies_what_writers_leave_in_the_wal(tmp_path):
