@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import get_script_prefix
 from django.utils.http import RFC3986_SUBDELIMS
-from ninja import Router
+from ninja import Router, Status
 
 from registry.api.errors import ApiError, get_or_404
 from registry.api.schemas import ArtifactOut, Error
@@ -121,7 +121,7 @@ def upload_run_artifact(request: HttpRequest, run_id: str, path: str):
     if int(length) > limit:
         raise ApiError(413, f"The file is {int(length)} bytes; the limit is {limit} bytes (ARTIFACT_MAX_UPLOAD_BYTES).")
     artifact = services.artifact_store(owner=run, path=path, stream=request, limit=limit)
-    return 201, artifact_out(artifact, run_artifact_url(run.pk, artifact.path))
+    return Status(201, artifact_out(artifact, run_artifact_url(run.pk, artifact.path)))
 
 
 @router.get("/runs/{run_id}/artifacts", response={200: list[ArtifactOut], **ERRORS}, summary="List a run's files")
@@ -149,7 +149,7 @@ def delete_run_artifact(request: HttpRequest, run_id: str, path: str):
     require_run_writer(request, run)
     artifact = _run_file_or_404(run, path)
     services.artifact_delete(artifact)
-    return 204, None
+    return Status(204, None)
 
 
 # --- Version artifacts ----------------------------------------------------------------------------------------------

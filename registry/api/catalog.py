@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Query, Router
+from ninja import Query, Router, Status
 
 from registry import rawsql
 from registry.api.artifacts import artifact_out, version_artifact_url
@@ -148,7 +148,7 @@ def create_model(request: HttpRequest, payload: ModelIn):
     model = services.model_create(
         name=payload.name, owner=request.user, description=payload.description, tags=payload.tags
     )
-    return 201, model_out(_models_for_output().get(pk=model.pk))
+    return Status(201, model_out(_models_for_output().get(pk=model.pk)))
 
 
 @router.get("/models", response={200: ModelPage, **ERRORS}, summary="List and search models")
@@ -216,7 +216,7 @@ def delete_model(request: HttpRequest, name: str):
     if model.versions.filter(stage=Stage.PRODUCTION).exists():
         raise ApiError(409, f"{name!r} has a version in Production; archive it before deleting the model.")
     model.delete()
-    return 204, None
+    return Status(204, None)
 
 
 # --- Versions -------------------------------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def create_version(request: HttpRequest, name: str, payload: VersionIn):
     )
     # Answered from what was just written: a new version has no aliases yet, and its files are the copies made.
     metrics = MetricSeries.objects.last_values(run.pk) if run else {}
-    return 201, version_detail_out(version, files=version.created_files, aliases=[], metrics=metrics)
+    return Status(201, version_detail_out(version, files=version.created_files, aliases=[], metrics=metrics))
 
 
 @router.get("/models/{name}/versions", response={200: VersionPage, **ERRORS}, summary="List and search versions")
@@ -319,7 +319,7 @@ def delete_alias(request: HttpRequest, name: str, alias: str):
     model = _model_or_404(name)
     if not services.alias_delete(model=model, alias=alias):
         raise ApiError(404, f"{name!r} has no alias {alias!r}.")
-    return 204, None
+    return Status(204, None)
 
 
 # --- References -----------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pydantic_core
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
-from ninja import Query, Router
+from ninja import Query, Router, Status
 
 from registry import rawsql
 from registry.api.errors import ApiError, get_or_404
@@ -64,7 +64,7 @@ def create_experiment(request: HttpRequest, payload: ExperimentIn):
             experiment = Experiment.objects.create(**payload.dict())
     except IntegrityError:
         raise ApiError(409, f"An experiment named {payload.name!r} already exists.", code="already_exists") from None
-    return 201, experiment
+    return Status(201, experiment)
 
 
 @router.get("/experiments", response={200: ExperimentPage, **ERRORS}, summary="List experiments")
@@ -198,7 +198,7 @@ def create_run(request: HttpRequest, payload: RunIn):
         )
         steps = services.run_steps_set(run=run, steps=[s.dict() for s in payload.steps]) if payload.steps else []
     # A new run has no params, metrics or inputs yet: answer from memory instead of reading it back.
-    return 201, {**run_out(run, empty=True), "steps": steps}
+    return Status(201, {**run_out(run, empty=True), "steps": steps})
 
 
 @router.get("/runs/{run_id}", response={200: RunOut, **ERRORS}, summary="Get a run with its params and metrics")
@@ -325,7 +325,9 @@ def add_run_input(request: HttpRequest, run_id: str, payload: RunInputIn):
     require_run_writer(request, run)
     dataset = get_or_404(Dataset, f"No dataset with id {payload.dataset_id}.", pk=payload.dataset_id)
     run_input = services.run_input_add(run=run, dataset=dataset, context=payload.context)
-    return 201, {"dataset_id": dataset.pk, "name": dataset.name, "digest": dataset.digest, "context": run_input.context}
+    return Status(
+        201, {"dataset_id": dataset.pk, "name": dataset.name, "digest": dataset.digest, "context": run_input.context}
+    )
 
 
 # --- Datasets -------------------------------------------------------------------------------------------------------
@@ -347,7 +349,7 @@ def register_dataset(request: HttpRequest, payload: DatasetIn):
         schema=[c.dict() for c in payload.schema_],
         profile=payload.profile,
     )
-    return (200 if existed else 201), dataset
+    return Status(200 if existed else 201, dataset)
 
 
 # by_alias: the field is `schema_` in Python (pydantic reserves `schema`) and `schema` in JSON.
