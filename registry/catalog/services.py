@@ -331,6 +331,12 @@ class _HashingReader:
         return chunk
 
 
+class _UploadFile(File):
+    # The file system storage copies File.chunks(), 64 KB at a time by default: each chunk costs a pass through
+    # gunicorn's and Django's Python body readers, which at 64 KB is most of an upload's server time.
+    DEFAULT_CHUNK_SIZE = 1024 * 1024
+
+
 class ArtifactTooLarge(CatalogError):
     pass
 
@@ -357,7 +363,7 @@ def artifact_store(*, owner: Run | ModelVersion, path: str, stream: BinaryIO, li
     storage = artifact_storage()
     key = artifact_key(owner, path)
     try:
-        stored_key = storage.save(key, File(reader, name=path.rsplit("/", 1)[-1]))
+        stored_key = storage.save(key, _UploadFile(reader, name=path.rsplit("/", 1)[-1]))
     except BaseException:
         _delete_blob_quietly(key)
         raise
