@@ -163,16 +163,17 @@ def insert(obj: Model) -> Model:
 
 
 @functools.cache
-def _get_sql(model: type[Model], names: tuple[str, ...]) -> tuple[Columns, str]:
-    columns = Columns(model)
+def _get_sql(model: type[Model], names: tuple[str, ...], defer: tuple[str, ...]) -> tuple[Columns, str]:
+    columns = Columns(model, *(f.name for f in model._meta.concrete_fields if f.name not in defer))
     where = " AND ".join(f"t.{column(model, name)} = %s" for name in names)
     return columns, f"SELECT {columns.select('t')} FROM {table(model)} t WHERE {where}"
 
 
-def get(model: type[Model], **equals) -> Model | None:
-    """The row whose fields equal the given values (a unique lookup), as an instance; None when there is none."""
+def get(model: type[Model], *, defer: tuple[str, ...] = (), **equals) -> Model | None:
+    """The row whose fields equal the given values (a unique lookup), as an instance; None when there is none.
+    Fields named in `defer` are left unread, as with QuerySet.defer(): reading one later costs a query."""
     names = tuple("id" if name == "pk" else name for name in equals)
-    columns, sql = _get_sql(model, names)
+    columns, sql = _get_sql(model, names, defer)
     connection = connection_for(model)
     params = [adapt(model, name, value, connection) for name, value in zip(names, equals.values(), strict=True)]
     row = fetchone(connection, sql, params)

@@ -113,3 +113,12 @@ def test_token_lookup_refuses_revoked_and_expired_tokens_and_inactive_users():
     assert ApiToken.authenticate(raw_expired) is None
     _, raw_inactive = ApiToken.issue(user=UserFactory(is_active=False), name="gone")
     assert ApiToken.authenticate(raw_inactive) is None
+
+
+def test_deferred_fields_are_left_unread_and_load_on_access(django_assert_num_queries):
+    run = RunFactory(packages={"numpy": "2.1.0", "scikit-learn": "1.5.2"})
+    with django_assert_num_queries(1):
+        loaded = rawsql.get(Run, pk=run.pk, defer=Run.HEAVY_FIELDS)
+    assert loaded.get_deferred_fields() == {"packages"} and loaded.name == run.name
+    with django_assert_num_queries(1):
+        assert loaded.packages == {"numpy": "2.1.0", "scikit-learn": "1.5.2"}

@@ -163,8 +163,9 @@ def get_run_or_404(run_id: str, *, details: bool = False) -> Run:
     message = f"No run with id {run_id!r}."
     if details:
         return get_or_404(_runs_with_details(), message, pk=run_id.lower())
-    # Every logging call starts here: one hand-written query (see registry.rawsql).
-    run = rawsql.get(Run, pk=run_id.lower())
+    # Every logging call starts here: one hand-written query (see registry.rawsql) that leaves the installed packages
+    # (often hundreds) unread.
+    run = rawsql.get(Run, pk=run_id.lower(), defer=Run.HEAVY_FIELDS)
     if run is None:
         raise ApiError(404, message)
     return run

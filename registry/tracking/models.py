@@ -154,6 +154,8 @@ class Run(models.Model):
     """One training execution: what the dashboard calls a build."""
 
     Status = RunStatus
+    # Read by the run, version and compare pages; left unread by the lookups every logging call makes.
+    HEAVY_FIELDS = ("packages",)
 
     id = models.CharField(primary_key=True, max_length=32, default=new_run_id, editable=False)
     experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT, related_name="runs")

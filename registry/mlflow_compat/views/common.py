@@ -60,8 +60,12 @@ def run_id_param(params: Params) -> str:
 def run_or_404(run_id: str, *, details: bool = False) -> Run:
     if not run_id:
         raise invalid("Missing value for required parameter 'run_id'.")
-    # Every logging call starts here: without details, one hand-written query (see registry.rawsql).
-    run = runs_for_output().filter(pk=run_id.lower()).first() if details else rawsql.get(Run, pk=run_id.lower())
+    # Every logging call starts here: without details, one hand-written query (see registry.rawsql) that leaves the
+    # installed packages (often hundreds) unread.
+    if details:
+        run = runs_for_output().filter(pk=run_id.lower()).first()
+    else:
+        run = rawsql.get(Run, pk=run_id.lower(), defer=Run.HEAVY_FIELDS)
     if run is None:
         raise not_found(f"Run with id={run_id} not found.")
     return run
