@@ -79,7 +79,7 @@ def bench_history(s: Http, run_id: str, steps: int) -> None:
 
 def bench_floor(s: Http) -> None:
     """The cost of any request here (client, gunicorn, Django, no database): this VM's speed swings by a third
-    from minute to minute with other tenants' load, and this figure shows which kind of minute a run had."""
+    from minute to minute (other tenants, or the minutes after heavy work), and this shows which kind a run had."""
     timings = []
     for _ in range(300):
         start = time.perf_counter()
