@@ -77,6 +77,17 @@ def bench_history(s: Http, run_id: str, steps: int) -> None:
     line(f"fetch a {steps:,}-point history (median of 5)", statistics.median(timings), "s", "<= 0.3 s")
 
 
+def in_threads(work, count: int) -> float:
+    """Run work(0) ... work(count - 1) in as many threads at once; the seconds until all have finished."""
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def bench_floor(s: Http) -> None:
     """The cost of any request here (client, gunicorn, Django, no database): this VM's speed swings by a third
     from minute to minute (other tenants, or the minutes after heavy work), and this shows which kind a run had."""
@@ -108,13 +119,7 @@ def bench_versions(s: Http, url: str, token: str, count: int, clients: int) -> N
         for _ in range(count // clients):
             per_client[index].append(sessions[index].post("/models/bench-model/versions", body)["version"])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = in_threads(work, clients)
     concurrent = sorted(n for numbers_of_one in per_client for n in numbers_of_one)
     assert concurrent == list(range(count + 1, count + 1 + len(concurrent))), "numbers with gaps or duplicates"
     assert numbers == list(range(1, count + 1))
@@ -203,13 +208,7 @@ def bench_concurrent(url, token: str, writers: int, batches: int) -> None:
         except Exception as exc:  # noqa: BLE001 - a benchmark reports failures, it does not stop on them
             errors.append(repr(exc))
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(writers)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = in_threads(work, writers)
     line(f"{writers} concurrent writers", sum(counts) / elapsed, "points/s", ">= 40,000")
     print(f"{'  errors among concurrent writers':<52} {len(errors):>12} {'':<10} (target 0)")
     for error in errors[:5]:
