@@ -1,4 +1,6 @@
-"""Refuse URLs that no database can look up: a NUL character in the path or the query string.
+"""Middleware of the whole site.
+
+Refuse URLs that no database can look up: a NUL character in the path or the query string.
 
 PostgreSQL text cannot hold NUL, so such a value reaching a query is a database error (a 500) rather than a "not
 found". Refused here, before any view, for the dashboard and both APIs alike.
@@ -7,9 +9,11 @@ found". Refused here, before any view, for the dashboard and both APIs alike.
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
 
 from registry.api.errors import plain_error_response
 from registry.api.middleware import API_PREFIXES
+from registry.lib.errors import DomainError
 
 MESSAGE = "The URL contains a NUL character (%00), which no name, id or path can hold."
 
@@ -24,3 +28,23 @@ class RefuseNulCharacters:
                 return plain_error_response(400, MESSAGE)
             return HttpResponseBadRequest(MESSAGE, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+class DomainErrorPages:
+    """The dashboard's answer to a service's refusal that a view let through: the 404 page for NotFound (what the
+    user may not read looks like what does not exist), the 403 page for Forbidden, the 400 page for bad input; each
+    in the site's layout with the message that says what to do. The APIs translate refusals themselves."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DomainError) or request.path_info.startswith(API_PREFIXES):
+            return None
+        status = exception.status if exception.status in (403, 404, 409) else 400
+        template = {403: "403.html", 404: "404.html"}.get(status, "400.html")
+        response = render(request, template, {"message": exception.message, "exception": exception}, status=status)
+        return response

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "ninja",
     "registry.accounts",
+    "registry.audit",
     "registry.tracking",
     "registry.catalog",
     "registry.governance",
@@ -115,6 +116,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "registry.api.middleware.JsonOnlyMiddleware",
+    "registry.middleware.DomainErrorPages",
 ]
 
 ROOT_URLCONF = "registry.urls"
@@ -224,6 +226,16 @@ ARTIFACT_MAX_UPLOAD_BYTES = env_int("ARTIFACT_MAX_UPLOAD_BYTES", 5 * 1024**3)
 
 # Largest JSON request body (batches of 10,000 metric points are about 1 MB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_JSON_BYTES", 32 * 1024**2)
+
+# --- Access ---------------------------------------------------------------------------------------------------------
+# The level of signed-in users on models and experiments that hold no grant for them and set no level of their own:
+# READ (everyone sees everything, only owners and grantees change it) or NONE (a private registry: nothing is visible
+# without a grant). EDIT opens every model and experiment to every signed-in user's changes.
+_DEFAULT_PERMISSIONS = {"NONE": 0, "NO_PERMISSIONS": 0, "READ": 1, "EDIT": 2}
+_default_permission = env_str("REGISTRY_DEFAULT_PERMISSION", "READ").strip().upper()
+if _default_permission not in _DEFAULT_PERMISSIONS:
+    raise ImproperlyConfigured(f"REGISTRY_DEFAULT_PERMISSION must be NONE, READ or EDIT, got {_default_permission!r}")
+REGISTRY_DEFAULT_PERMISSION = _DEFAULT_PERMISSIONS[_default_permission]
 
 # Webhook targets on private, loopback or link-local addresses are refused at connection time unless this is on.
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)

@@ -8,15 +8,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.db.models import F
 
-from registry.catalog.models import (
-    ArtifactFile,
-    ModelAlias,
-    ModelVersion,
-    RegisteredModel,
-    Stage,
-    StageChange,
-    StageTransitionRequest,
-)
+from registry.catalog.models import ArtifactFile, ModelAlias, ModelGrant, ModelVersion, RegisteredModel, Stage
+from registry.governance.models import StageChange, StageTransitionRequest
 from registry.tracking.models import Dataset, Experiment, MetricPoint, MetricSeries, Param, Run, RunInput, RunStep
 
 
@@ -38,10 +31,17 @@ class ExperimentFactory(factory.django.DjangoModelFactory):
 
 
 class RunFactory(factory.django.DjangoModelFactory):
+    """A run; given its author (`user`) and no experiment, in a fresh experiment that author owns, as when they log
+    it to an experiment of their own."""
+
     class Meta:
         model = Run
 
-    experiment = factory.SubFactory(ExperimentFactory)
+    experiment = factory.Maybe(
+        "user",
+        factory.SubFactory(ExperimentFactory, owner=factory.SelfAttribute("..user")),
+        factory.SubFactory(ExperimentFactory),
+    )
     name = factory.Sequence(lambda n: f"run-{n}")
     status = Run.Status.FINISHED
     python_version = "3.11.7"
@@ -135,6 +135,17 @@ class RunInputFactory(factory.django.DjangoModelFactory):
     context = "training"
 
 
+class ModelGrantFactory(factory.django.DjangoModelFactory):
+    """A grant row on its own; use the services to grant (they check who may and record it)."""
+
+    class Meta:
+        model = ModelGrant
+
+    model = factory.SubFactory(RegisteredModelFactory)
+    user = factory.SubFactory(UserFactory, password=None)
+    level = 2
+
+
 class ModelAliasFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = ModelAlias
@@ -149,6 +160,7 @@ class StageTransitionRequestFactory(factory.django.DjangoModelFactory):
         model = StageTransitionRequest
 
     version = factory.SubFactory(ModelVersionFactory)
+    model = factory.SelfAttribute("version.model")
     from_stage = Stage.NONE
     to_stage = Stage.STAGING
     requested_by = factory.SubFactory(UserFactory, password=None)  # never signs in: skip password hashing
@@ -156,7 +168,7 @@ class StageTransitionRequestFactory(factory.django.DjangoModelFactory):
 
 
 class StageChangeFactory(factory.django.DjangoModelFactory):
-    """A history row on its own; use ModelVersion.record_stage_change or services to move a version for real."""
+    """A history row on its own; use the governance services to move a version for real."""
 
     class Meta:
         model = StageChange

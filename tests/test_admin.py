@@ -11,15 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from registry.catalog.models import (
-    ArtifactFile,
-    ModelAlias,
-    ModelVersion,
-    RegisteredModel,
-    Stage,
-    StageChange,
-    StageTransitionRequest,
-)
+from registry.catalog.models import ArtifactFile, ModelAlias, ModelGrant, ModelVersion, RegisteredModel, Stage
+from registry.governance.models import StageChange, StagePolicy, StageTransitionRequest
 from registry.tracking.models import Dataset, Experiment, MetricPoint, MetricSeries, Param, Run, RunInput
 from tests.factories import (
     ArtifactFileFactory,
@@ -28,6 +21,7 @@ from tests.factories import (
     MetricPointFactory,
     MetricSeriesFactory,
     ModelAliasFactory,
+    ModelGrantFactory,
     ModelVersionFactory,
     ParamFactory,
     RegisteredModelFactory,
@@ -40,7 +34,7 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-ADMIN_APPS = ("tracking", "catalog")
+ADMIN_APPS = ("tracking", "catalog", "governance")
 
 
 @pytest.fixture(autouse=True)
@@ -114,6 +108,16 @@ def make_stage_changes(n: int) -> None:
         StageChangeFactory(version=version, request=request)
 
 
+def make_model_grants(n: int) -> None:
+    for _ in range(n):
+        ModelGrantFactory(granted_by=UserFactory())
+
+
+def make_policies(n: int) -> None:
+    for _ in range(n):
+        StagePolicy.objects.create(model=RegisteredModelFactory(), approval_required_for=["Staging"])
+
+
 def make_artifacts(n: int) -> None:
     # Alternate owners so that both labels (run and version) are on the page.
     for i in range(n):
@@ -137,6 +141,8 @@ BUILDERS: dict[type, Callable[[int], None]] = {
     StageTransitionRequest: make_transition_requests,
     StageChange: make_stage_changes,
     ArtifactFile: make_artifacts,
+    ModelGrant: make_model_grants,
+    StagePolicy: make_policies,
 }
 
 # Queries per changelist page, the same at 1 and at 50 rows (and on SQLite and PostgreSQL). Every page does 5:
@@ -159,6 +165,8 @@ QUERIES = {
     StageTransitionRequest: 5,
     StageChange: 7,
     ArtifactFile: 5,
+    ModelGrant: 5,
+    StagePolicy: 5,
 }
 
 

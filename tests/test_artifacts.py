@@ -16,13 +16,8 @@ from pathlib import Path
 import pytest
 
 from registry.catalog.models import ArtifactFile
-from registry.catalog.services import (
-    ArtifactTooLarge,
-    CatalogError,
-    artifact_open,
-    artifact_store,
-    version_create,
-)
+from registry.catalog.services import ArtifactTooLarge, CatalogError, artifact_open
+from tests.builders import artifact_store, version_create
 from tests.factories import RegisteredModelFactory, RunFactory
 
 pytestmark = pytest.mark.django_db

@@ -13,15 +13,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from registry.catalog.models import (
-    ArtifactFile,
-    ModelAlias,
-    ModelVersion,
-    RegisteredModel,
-    Stage,
-    StageChange,
-    StageTransitionRequest,
-)
+from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
+from registry.governance.models import StageChange, StageTransitionRequest
 from registry.tracking.models import PARAM_VALUE_MAX, Dataset, MetricSeries, Param, Run, RunInput
 from tests.factories import (
     ABC_SHA256,
@@ -210,14 +203,23 @@ def test_transition_request_decision_date_matches_status():
     version = ModelVersionFactory()
     with refused_by("transition_decided_when_not_pending"):
         StageTransitionRequest.objects.create(
-            version=version, from_stage=Stage.NONE, to_stage=Stage.STAGING, decided_at=timezone.now()
+            model=version.model,
+            version=version,
+            from_stage=Stage.NONE,
+            to_stage=Stage.STAGING,
+            decided_at=timezone.now(),
         )
     with refused_by("transition_decided_when_not_pending"):
         StageTransitionRequest.objects.create(
-            version=version, from_stage=Stage.NONE, to_stage=Stage.STAGING, status="approved"
+            model=version.model, version=version, from_stage=Stage.NONE, to_stage=Stage.STAGING, status="approved"
         )
     decided = StageTransitionRequest.objects.create(
-        version=version, from_stage=Stage.NONE, to_stage=Stage.STAGING, status="approved", decided_at=timezone.now()
+        model=version.model,
+        version=version,
+        from_stage=Stage.NONE,
+        to_stage=Stage.STAGING,
+        status="approved",
+        decided_at=timezone.now(),
     )
     assert decided.pk is not None
 
@@ -225,7 +227,9 @@ def test_transition_request_decision_date_matches_status():
 def test_one_pending_request_per_version_and_target_stage():
     pending = StageTransitionRequestFactory(to_stage=Stage.PRODUCTION)
     with refused_by("transition_one_pending_per_target", unique_columns=("version_id", "to_stage")):
-        StageTransitionRequest.objects.create(version=pending.version, from_stage=Stage.NONE, to_stage=Stage.PRODUCTION)
+        StageTransitionRequest.objects.create(
+            model=pending.model, version=pending.version, from_stage=Stage.NONE, to_stage=Stage.PRODUCTION
+        )
     # Another target stage may be pending at the same time...
     StageTransitionRequestFactory(version=pending.version, to_stage=Stage.STAGING)
     # ...and once the first is decided, a new request for the same target may open.
@@ -246,7 +250,7 @@ def test_transition_request_stages_must_be_known(field, constraint):
     version = ModelVersionFactory()
     values = {"from_stage": Stage.NONE, "to_stage": Stage.STAGING, field: "Live"}
     with refused_by(constraint):
-        StageTransitionRequest.objects.create(version=version, **values)
+        StageTransitionRequest.objects.create(model=version.model, version=version, **values)
 
 
 def test_stage_change_must_move_to_another_stage():

@@ -11,9 +11,10 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Count
 
-from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, StageChange
-from registry.catalog.models import StageTransitionRequest as Request
+from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel
 from registry.catalog.services import artifact_open, artifact_storage
+from registry.governance.models import StageChange
+from registry.governance.models import StageTransitionRequest as Request
 from registry.tracking.models import Dataset, MetricPoint, MetricSeries, Param, Run, RunInput, RunStep
 from tests.factories import RegisteredModelFactory
 
@@ -158,7 +159,7 @@ def check_stages_aliases_and_the_pending_request(models):
         # The archived version was in Production before the champion replaced it.
         archived = model.versions.get(stage="Archived")
         history = list(archived.stage_changes.order_by("changed_at", "id").values_list("to_stage", "kind"))
-        assert history == [("Staging", "direct"), ("Production", "direct"), ("Archived", "archive_existing")]
+        assert history == [("Staging", "direct"), ("Production", "approval"), ("Archived", "archive_existing")]
         assert production.stage_changes.filter(to_stage="Production").exists()
 
     pending = Request.objects.get(status=Request.Status.PENDING)

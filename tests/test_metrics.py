@@ -8,7 +8,8 @@ import pytest
 
 from registry.lib import names, numbers
 from registry.tracking.models import PARAM_VALUE_MAX, MetricPoint, MetricSeries, Param
-from registry.tracking.services import ParamConflict, Point, TrackingError, metrics_log, params_log
+from registry.tracking.services import ParamConflict, Point, TrackingError
+from tests.builders import metrics_log, params_log
 from tests.factories import RunFactory
 
 

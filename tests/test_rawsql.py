@@ -11,7 +11,7 @@ from django.db import connection
 
 from registry import rawsql
 from registry.accounts.models import ApiToken
-from registry.governance.models import AuditEvent
+from registry.audit.models import AuditEvent
 from registry.tracking.models import MetricSeries, Run
 from tests.factories import MetricSeriesFactory, RegisteredModelFactory, RunFactory, UserFactory
 
@@ -49,7 +49,14 @@ def test_insert_is_a_save_that_returns_the_key():
     model, user = RegisteredModelFactory(), UserFactory()
     at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     event = rawsql.insert(
-        AuditEvent(action="version_created", model=model, actor=user, actor_name=user.username, at=at, data={"a": [1]})
+        AuditEvent(
+            action="version_created",
+            model_id=model.pk,
+            actor_id=user.pk,
+            actor_name=user.username,
+            at=at,
+            data={"a": [1]},
+        )
     )
     assert event.pk is not None and not event._state.adding
     stored = AuditEvent.objects.get(pk=event.pk)
@@ -68,8 +75,8 @@ def test_insert_prepares_values_exactly_as_django_does(naive):
     run = RunFactory()
     at = datetime(2026, 1, 2, 3, 4, 5, 678901) if naive else datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     samples = [
-        AuditEvent(action="version_created", model=model, actor=user, actor_name=user.username, at=at, data={}),
-        AuditEvent(action=gettext_lazy("moved"), model=model, actor=None, version_number=None, comment=7, at=at),
+        AuditEvent(action="version_created", model_id=model.pk, actor_id=user.pk, actor_name=user.username, at=at),
+        AuditEvent(action=gettext_lazy("moved"), model_id=model.pk, actor_name="system", comment=7, at=at),
         ModelVersion(model=model, version=3, run=run, source="runs:/x", created_by=None, created_at=at, updated_at=at),
         ArtifactFile(run=run, path="model/a.bin", storage_key="k", size=2**40, sha256="0" * 64, created_at=at),
     ]

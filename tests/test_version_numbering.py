@@ -8,7 +8,8 @@ import pytest
 from django.db import connection
 
 from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel
-from registry.catalog.services import CatalogError, model_create, version_create
+from registry.catalog.services import CatalogError
+from tests.builders import model_create, version_create
 from tests.factories import RegisteredModelFactory, RunFactory
 
 CONCURRENT_REGISTRATIONS = 32

@@ -3,6 +3,9 @@
 Stage changes: `promote` asks for one (or makes it now with --direct), `approvals` lists what waits, `approve` and
 `reject` decide, `rollback` puts the previous Production version back.
 
+Access: `access` shows who may do what with a model (or, with --experiment, an experiment), `grant` and `revoke`
+change a user's or a group's grant, `set-access` sets everyone's level or hands the object over.
+
 The registry's address and token come from REGISTRY_URL and REGISTRY_TOKEN, or from --url and --token. Expected
 failures (the server refusing, a missing file, no connection) end with a one-line message and exit status 1.
 """
@@ -249,6 +252,64 @@ def cmd_rollback(registry: Registry, args: argparse.Namespace) -> None:
     print(f"Rolled back {version['model']}: version {version['version']} is in Production again.")
 
 
+def _target(args: argparse.Namespace) -> dict:
+    return {"experiment": args.experiment}
+
+
+def cmd_access(registry: Registry, args: argparse.Namespace) -> None:
+    access = registry.access(args.name, **_target(args))
+    everyone = access["default_level"] or f"{access['registry_default']} (the registry's default)"
+    print(f"Owner: {access['owner'] or '-'}    Everyone signed in: {everyone}    You: {access['your_level']}")
+    rows = [
+        [
+            f"user {g['user']}" if g["user"] else f"group {g['group']}",
+            g["level"],
+            ",".join(g.get("request_stages") or []) or "-",
+            ",".join(g.get("approve_stages") or []) or "-",
+            g.get("granted_by") or "-",
+        ]
+        for g in access["grants"]
+    ]
+    if rows:
+        print(table(["WHO", "LEVEL", "MAY REQUEST", "MAY APPROVE", "GRANTED BY"], rows))
+    else:
+        print("No grants.", file=sys.stderr)
+
+
+def _grantee(args: argparse.Namespace) -> dict:
+    if bool(args.user) == bool(args.group):
+        raise UsageError("name either --user or --group")
+    return {"user": args.user} if args.user else {"group": args.group}
+
+
+def cmd_grant(registry: Registry, args: argparse.Namespace) -> None:
+    if args.experiment and (args.request or args.approve):
+        raise UsageError("--request and --approve are for models, not experiments")
+    grant = registry.grant(
+        args.name,
+        args.level,
+        request_stages=args.request or [],
+        approve_stages=args.approve or [],
+        **_grantee(args),
+        **_target(args),
+    )
+    who = f"user {grant['user']}" if grant["user"] else f"group {grant['group']}"
+    print(f"{who} now has {grant['level']} on {args.name}.")
+
+
+def cmd_revoke(registry: Registry, args: argparse.Namespace) -> None:
+    grantee = _grantee(args)
+    registry.revoke(args.name, **grantee, **_target(args))
+    print(f"Revoked the grant of {next(iter(grantee))} {next(iter(grantee.values()))} on {args.name}.")
+
+
+def cmd_set_access(registry: Registry, args: argparse.Namespace) -> None:
+    if not (args.everyone or args.owner):
+        raise UsageError("give --everyone LEVEL and/or --owner USER")
+    access = registry.set_access(args.name, everyone=args.everyone, owner=args.owner, **_target(args))
+    print(f"Owner: {access['owner'] or '-'}    Everyone signed in: {access['default_level'] or 'the registry default'}")
+
+
 # --- Entry point ----------------------------------------------------------------------------------------------------
 
 
@@ -339,6 +400,39 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("name", metavar="NAME")
     rollback.add_argument("--comment", default="")
     rollback.set_defaults(handler=cmd_rollback)
+
+    def access_target(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("name", metavar="NAME", help="a model (or, with --experiment, an experiment's name or id)")
+        sub.add_argument("--experiment", action="store_true", help="NAME is an experiment")
+
+    access = commands.add_parser("access", parents=[common], help="show who may do what with a model or experiment")
+    access_target(access)
+    access.set_defaults(handler=cmd_access)
+
+    grant = commands.add_parser("grant", parents=[common], help="give a user or group access (needs MANAGE)")
+    access_target(grant)
+    grant.add_argument("--user", default=None)
+    grant.add_argument("--group", default=None)
+    grant.add_argument("--level", required=True, type=str.upper, choices=["READ", "EDIT", "MANAGE"])
+    grant.add_argument("--request", action="append", metavar="STAGE", help="models: a stage they may request")
+    grant.add_argument("--approve", action="append", metavar="STAGE", help="models: a stage they may approve")
+    grant.set_defaults(handler=cmd_grant)
+
+    revoke = commands.add_parser("revoke", parents=[common], help="take a user's or group's grant away")
+    access_target(revoke)
+    revoke.add_argument("--user", default=None)
+    revoke.add_argument("--group", default=None)
+    revoke.set_defaults(handler=cmd_revoke)
+
+    set_access = commands.add_parser(
+        "set-access", parents=[common], help="set everyone's level or hand over a model or experiment"
+    )
+    access_target(set_access)
+    set_access.add_argument(
+        "--everyone", type=str.upper, choices=["NONE", "READ", "EDIT", "DEFAULT"], help="NONE makes it private"
+    )
+    set_access.add_argument("--owner", default=None, metavar="USER")
+    set_access.set_defaults(handler=cmd_set_access)
     return parser
 
 

@@ -1,5 +1,5 @@
 """`Registry`: the entry point of the client. Start runs, look up models and versions, move aliases, pull models,
-request and approve stage changes."""
+request and approve stage changes, and manage who may do what."""
 
 from __future__ import annotations
 
@@ -254,6 +254,57 @@ class Registry:
     def audit(self, name: str, *, limit: int | None = None) -> list[dict]:
         """The model's audit log, newest first (all of it, or the newest `limit` events)."""
         return self.http.pages(f"/models/{_name(name)}/audit", limit=limit)
+
+    def registry_audit(self, *, limit: int | None = None, **filters: str) -> list[dict]:
+        """The registry's audit log, newest first, filtered by model, experiment, actor, action or since."""
+        query = {key: value for key, value in filters.items() if value}
+        return self.http.pages("/audit", query, limit=limit)
+
+    # --- Access -----------------------------------------------------------------------------------------------------
+
+    def access(self, name: str, *, experiment: bool = False) -> dict:
+        """Who may do what with a model (or, with experiment=True, an experiment named or numbered `name`): its
+        owner, everyone's level, the grants, and your own level."""
+        return self.http.get(f"{_access_path(name, experiment)}")
+
+    def grant(
+        self,
+        name: str,
+        level: str,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        request_stages: Sequence[str] = (),
+        approve_stages: Sequence[str] = (),
+        experiment: bool = False,
+    ) -> dict:
+        """Give a user or a group READ, EDIT or MANAGE on a model (with the stages they may request and approve) or
+        an experiment; replaces the grant they had. Needs MANAGE."""
+        body = {"level": level.upper(), "request_stages": list(request_stages), "approve_stages": list(approve_stages)}
+        return self.http.put(_grantee_path(name, user, group, experiment), body)
+
+    def revoke(self, name: str, *, user: str | None = None, group: str | None = None, experiment: bool = False) -> None:
+        """Take a user's or a group's grant away. Needs MANAGE."""
+        self.http.delete(_grantee_path(name, user, group, experiment))
+
+    def set_access(
+        self, name: str, *, everyone: str | None = None, owner: str | None = None, experiment: bool = False
+    ) -> dict:
+        """Set everyone's level (NONE, READ, EDIT or DEFAULT for the registry's) or hand the object over to `owner`
+        (you keep MANAGE through a grant). Needs MANAGE."""
+        body = {key: value for key, value in {"default_level": everyone, "owner": owner}.items() if value}
+        return self.http.patch(_access_path(name, experiment), body)
+
+
+def _access_path(name: str, experiment: bool) -> str:
+    return f"/{'experiments' if experiment else 'models'}/{_name(str(name))}/access"
+
+
+def _grantee_path(name: str, user: str | None, group: str | None, experiment: bool) -> str:
+    if (user is None) == (group is None):
+        raise ValueError("Name either a user or a group.")
+    kind, who = ("users", user) if user is not None else ("groups", group)
+    return f"{_access_path(name, experiment)}/{kind}/{_name(who)}"
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str]:

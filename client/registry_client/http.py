@@ -132,6 +132,9 @@ class Http:
     def patch(self, path: str, payload: Any = None) -> Any:
         return self.call("PATCH", path, payload=payload)
 
+    def delete(self, path: str) -> Any:
+        return self.call("DELETE", path)
+
     def call(self, method: str, path: str, *, payload: Any = None, params: Mapping[str, Any] | None = None) -> Any:
         """Send JSON, return the decoded JSON answer (None for an empty body)."""
         body = None if payload is None else to_json(payload)

@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.parser import Parser
 
-from registry.api import artifacts, catalog, errors, governance, tracking
+from registry.api import access, artifacts, catalog, errors, governance, tracking
 from registry.api.auth import TokenOrSession
 from registry.api.errors import plain_error_response
 
@@ -51,6 +51,7 @@ api.add_router("", tracking.router)
 api.add_router("", artifacts.router)
 api.add_router("", catalog.router)
 api.add_router("", governance.router)
+api.add_router("", access.router)
 
 
 def _json_method_not_allowed(view):

@@ -14,10 +14,11 @@ from ninja import Router, Status
 
 from registry.api.errors import ApiError, get_or_404
 from registry.api.schemas import ArtifactOut, Error
-from registry.api.tracking import get_run_or_404, require_run_writer
 from registry.catalog import services
+from registry.catalog.access import version_for
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.paths import normalise_artifact_path
+from registry.tracking.access import run_for
 
 router = Router(tags=["artifacts"])
 ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 411: Error, 413: Error, 416: Error}
@@ -97,7 +98,9 @@ def stream_artifact(request: HttpRequest, artifact: ArtifactFile) -> HttpRespons
 
 def _run_file_or_404(run, path: str) -> ArtifactFile:
     path = normalise_artifact_path(path)
-    return get_or_404(ArtifactFile, f"Run {run.pk} has no file {path!r}.", run=run, path=path)
+    artifact = get_or_404(ArtifactFile, f"Run {run.pk} has no file {path!r}.", run=run, path=path)
+    artifact.run = run  # with the access already read for it
+    return artifact
 
 
 # --- Run artifacts --------------------------------------------------------------------------------------------------
@@ -112,21 +115,20 @@ def _run_file_or_404(run, path: str) -> ArtifactFile:
     "…/api/v1/runs/<id>/artifacts/model/model.pkl`",
 )
 def upload_run_artifact(request: HttpRequest, run_id: str, path: str):
-    run = get_run_or_404(run_id)
-    require_run_writer(request, run)
+    run = run_for(request.user, run_id, write=True)
     length = request.headers.get("Content-Length")
     if not length or not length.isdigit():
         raise ApiError(411, "Send a Content-Length header with the upload.", code="length_required")
     limit = settings.ARTIFACT_MAX_UPLOAD_BYTES
     if int(length) > limit:
         raise ApiError(413, f"The file is {int(length)} bytes; the limit is {limit} bytes (ARTIFACT_MAX_UPLOAD_BYTES).")
-    artifact = services.artifact_store(owner=run, path=path, stream=request, limit=limit)
+    artifact = services.artifact_store(owner=run, path=path, stream=request, by=request.user, limit=limit)
     return Status(201, artifact_out(artifact, run_artifact_url(run.pk, artifact.path)))
 
 
 @router.get("/runs/{run_id}/artifacts", response={200: list[ArtifactOut], **ERRORS}, summary="List a run's files")
 def list_run_artifacts(request: HttpRequest, run_id: str, prefix: str = ""):
-    run = get_run_or_404(run_id)
+    run = run_for(request.user, run_id)
     artifacts = _prefix_filter(ArtifactFile.objects.filter(run=run), prefix).order_by("path")
     return [artifact_out(a, run_artifact_url(run.pk, a.path)) for a in artifacts]
 
@@ -138,26 +140,20 @@ def list_run_artifacts(request: HttpRequest, run_id: str, prefix: str = ""):
     summary="Download a run's file (HTTP Range supported)",
 )
 def download_run_artifact(request: HttpRequest, run_id: str, path: str):
-    run = get_run_or_404(run_id)
+    run = run_for(request.user, run_id)
     artifact = _run_file_or_404(run, path)
     return stream_artifact(request, artifact)
 
 
 @router.delete("/runs/{run_id}/artifacts/{path:path}", response={204: None, **ERRORS}, summary="Delete a run's file")
 def delete_run_artifact(request: HttpRequest, run_id: str, path: str):
-    run = get_run_or_404(run_id)
-    require_run_writer(request, run)
+    run = run_for(request.user, run_id, write=True)
     artifact = _run_file_or_404(run, path)
-    services.artifact_delete(artifact)
+    services.artifact_delete(artifact=artifact, by=request.user)
     return Status(204, None)
 
 
 # --- Version artifacts ----------------------------------------------------------------------------------------------
-
-
-def _version_or_404(name: str, version: int) -> ModelVersion:
-    versions = ModelVersion.objects.select_related("model")
-    return get_or_404(versions, f"Model {name!r} has no version {version}.", model__name=name, version=version)
 
 
 @router.get(
@@ -166,7 +162,7 @@ def _version_or_404(name: str, version: int) -> ModelVersion:
     summary="List a version's files",
 )
 def list_version_artifacts(request: HttpRequest, name: str, version: int, prefix: str = ""):
-    model_version = _version_or_404(name, version)
+    model_version = version_for(request.user, name, version)
     artifacts = _prefix_filter(ArtifactFile.objects.filter(version=model_version), prefix).order_by("path")
     return [artifact_out(a, version_artifact_url(model_version, a.path)) for a in artifacts]
 
@@ -178,7 +174,7 @@ def list_version_artifacts(request: HttpRequest, name: str, version: int, prefix
     summary="Download a version's file (HTTP Range supported)",
 )
 def download_version_artifact(request: HttpRequest, name: str, version: int, path: str):
-    model_version = _version_or_404(name, version)
+    model_version = version_for(request.user, name, version)
     path = normalise_artifact_path(path)
     artifact = get_or_404(ArtifactFile, f"{model_version} has no file {path!r}.", version=model_version, path=path)
     return stream_artifact(request, artifact)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch, Subquery
 from django.http import HttpRequest
-from django.utils import timezone
 from ninja import Query, Router, Status
 
-from registry import rawsql
 from registry.api.artifacts import artifact_out, version_artifact_url
-from registry.api.errors import ApiError, get_or_404
+from registry.api.errors import ApiError
 from registry.api.schemas import (
     AliasIn,
     AliasOut,
@@ -24,12 +22,15 @@ from registry.api.schemas import (
     VersionPage,
     VersionPatch,
 )
-from registry.api.tracking import MAX_OFFSET, get_run_or_404
+from registry.api.tracking import MAX_OFFSET
 from registry.catalog import services
+from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
-from registry.lib.names import NameError_, check_model_name
+from registry.governance import services as governance
+from registry.lib.access import Level
 from registry.lib.references import ReferenceError_, parse_reference
 from registry.lib.search import parse_filter, parse_order
+from registry.tracking.access import run_for
 from registry.tracking.models import MetricSeries
 from registry.tracking.search import filter_runs, order_runs
 
@@ -117,21 +118,6 @@ def version_detail_out(version: ModelVersion, *, files: list[ArtifactFile] | Non
     }
 
 
-def _model_or_404(name: str, queryset=None) -> RegisteredModel:
-    message = f"No model named {name!r}."
-    if queryset is not None:
-        return get_or_404(queryset, message, name=name)
-    model = rawsql.get(RegisteredModel, name=name)  # on the registration path: see registry.rawsql
-    if model is None:
-        raise ApiError(404, message)
-    return model
-
-
-def _version_or_404(name: str, version: int) -> ModelVersion:
-    message = f"Model {name!r} has no version {version}."
-    return get_or_404(_versions_for_output(), message, model__name=name, version=version)
-
-
 def _page(queryset, offset: int, limit: int):
     if not 0 <= offset < MAX_OFFSET or limit < 1:
         raise ApiError(400, f"offset must be ≥ 0 and < {MAX_OFFSET}, and limit ≥ 1.")
@@ -146,12 +132,12 @@ def _page(queryset, offset: int, limit: int):
 @router.post("/models", response={201: ModelOut, **ERRORS}, summary="Register a model name")
 def create_model(request: HttpRequest, payload: ModelIn):
     model = services.model_create(
-        name=payload.name, owner=request.user, description=payload.description, tags=payload.tags
+        name=payload.name, by=request.user, description=payload.description, tags=payload.tags
     )
     return Status(201, model_out(_models_for_output().get(pk=model.pk)))
 
 
-@router.get("/models", response={200: ModelPage, **ERRORS}, summary="List and search models")
+@router.get("/models", response={200: ModelPage, **ERRORS}, summary="List and search the models you may read")
 def list_models(
     request: HttpRequest,
     q: str = Query("", description="Text in the name or description."),
@@ -161,7 +147,7 @@ def list_models(
     offset: int = 0,
     limit: int = 100,
 ):
-    queryset = _models_for_output()
+    queryset = _models_for_output().readable_by(request.user)
     if q:
         queryset = queryset.search(q)
     if tag:
@@ -182,40 +168,30 @@ def list_models(
 
 @router.get("/models/{name}", response={200: ModelOut, **ERRORS}, summary="Get a model")
 def get_model(request: HttpRequest, name: str):
-    return model_out(_model_or_404(name, _models_for_output()))
+    return model_out(model_for(request.user, name, queryset=_models_for_output()))
 
 
-@router.patch("/models/{name}", response={200: ModelOut, **ERRORS}, summary="Rename a model or edit its description")
+@router.patch(
+    "/models/{name}",
+    response={200: ModelOut, **ERRORS},
+    summary="Rename a model (MANAGE) or edit its description and tags (EDIT)",
+)
 def update_model(request: HttpRequest, name: str, payload: ModelPatch):
-    model = _model_or_404(name)
+    model = model_for(request.user, name)
     data = {k: v for k, v in payload.dict(exclude_unset=True).items() if v is not None}
-    if "name" in data:
-        try:
-            check_model_name(data["name"])
-        except NameError_ as exc:
-            raise ApiError(400, str(exc)) from None
-    for field, value in data.items():
-        setattr(model, field, value)
-    model.updated_at = timezone.now()
-    try:
-        with transaction.atomic():
-            # Only the edited fields: a full save would write back a stale `last_version` if a version was
-            # registered meanwhile, and the next registration would then reuse a number.
-            model.save(update_fields=[*data, "updated_at"])
-    except IntegrityError:
-        raise ApiError(409, f"A model named {data.get('name')!r} already exists.", code="already_exists") from None
+    with transaction.atomic():
+        if "name" in data:
+            services.model_rename(model=model, new_name=data["name"], by=request.user)
+        if "description" in data or "tags" in data:
+            services.model_update(
+                model=model, by=request.user, description=data.get("description"), tags=data.get("tags")
+            )
     return model_out(_models_for_output().get(pk=model.pk))
 
 
-@router.delete("/models/{name}", response={204: None, **ERRORS}, summary="Delete a model and all its versions")
+@router.delete("/models/{name}", response={204: None, **ERRORS}, summary="Delete a model and all its versions (MANAGE)")
 def delete_model(request: HttpRequest, name: str):
-    model = _model_or_404(name)
-    user = request.user
-    if not (user.is_superuser or model.owner_id == user.pk or user.has_perm("catalog.delete_registeredmodel")):
-        raise ApiError(403, f"Only the owner of {name!r} or an admin may delete it.")
-    if model.versions.filter(stage=Stage.PRODUCTION).exists():
-        raise ApiError(409, f"{name!r} has a version in Production; archive it before deleting the model.")
-    model.delete()
+    services.model_delete(model=model_for(request.user, name), by=request.user)
     return Status(204, None)
 
 
@@ -226,17 +202,18 @@ def delete_model(request: HttpRequest, name: str):
     "/models/{name}/versions",
     response={201: VersionDetailOut, **ERRORS},
     summary="Register a new version, usually from a run's artifact folder",
+    description="Needs EDIT on the model, and with `run_id` EDIT on the run's experiment.",
 )
 def create_version(request: HttpRequest, name: str, payload: VersionIn):
-    model = _model_or_404(name)
-    run = get_run_or_404(payload.run_id) if payload.run_id else None
+    model = model_for(request.user, name, need=Level.EDIT)
+    run = run_for(request.user, payload.run_id) if payload.run_id else None
     if payload.artifact_path is not None and run is None:
         raise ApiError(400, "artifact_path needs run_id: the folder is one of that run's artifacts.")
     version = services.version_create(
         model=model,
+        by=request.user,
         run=run,
         artifact_path=payload.artifact_path,
-        created_by=request.user,
         description=payload.description,
         tags=payload.tags,
     )
@@ -255,7 +232,7 @@ def list_versions(
     offset: int = 0,
     limit: int = 100,
 ):
-    model = _model_or_404(name)
+    model = model_for(request.user, name)
     queryset = _versions_for_output().filter(model=model)
     if stage:
         try:
@@ -277,19 +254,31 @@ def list_versions(
 
 @router.get("/models/{name}/versions/{version}", response={200: VersionDetailOut, **ERRORS}, summary="Get a version")
 def get_version(request: HttpRequest, name: str, version: int):
-    return version_detail_out(_version_or_404(name, version))
+    return version_detail_out(version_for(request.user, name, version, queryset=_versions_for_output()))
 
 
-@router.patch("/models/{name}/versions/{version}", response={200: VersionDetailOut, **ERRORS}, summary="Edit a version")
+@router.patch(
+    "/models/{name}/versions/{version}",
+    response={200: VersionDetailOut, **ERRORS},
+    summary="Edit a version's description and tags (EDIT)",
+)
 def update_version(request: HttpRequest, name: str, version: int, payload: VersionPatch):
-    model_version = _version_or_404(name, version)
-    data = {k: v for k, v in payload.dict(exclude_unset=True).items() if v is not None}
-    if data:
-        for field, value in data.items():
-            setattr(model_version, field, value)
-        model_version.updated_at = timezone.now()
-        model_version.save(update_fields=[*data, "updated_at"])
-    return version_detail_out(_version_or_404(name, version))
+    model_version = version_for(request.user, name, version)
+    data = payload.dict(exclude_unset=True)
+    services.version_update(
+        version=model_version, by=request.user, description=data.get("description"), tags=data.get("tags")
+    )
+    return version_detail_out(version_for(request.user, name, version, queryset=_versions_for_output()))
+
+
+@router.delete(
+    "/models/{name}/versions/{version}",
+    response={204: None, **ERRORS},
+    summary="Delete a version and its files (MANAGE, or its author with EDIT)",
+)
+def delete_version(request: HttpRequest, name: str, version: int):
+    services.version_delete(version=version_for(request.user, name, version), by=request.user)
+    return Status(204, None)
 
 
 # --- Aliases --------------------------------------------------------------------------------------------------------
@@ -297,28 +286,35 @@ def update_version(request: HttpRequest, name: str, version: int, payload: Versi
 
 @router.get("/models/{name}/aliases", response={200: list[AliasOut], **ERRORS}, summary="List a model's aliases")
 def list_aliases(request: HttpRequest, name: str):
-    model = _model_or_404(name)
+    model = model_for(request.user, name)
     return [
         {"alias": a.alias, "version": a.version.version}
         for a in ModelAlias.objects.filter(model=model).select_related("version").order_by("alias")
     ]
 
 
-@router.put("/models/{name}/aliases/{alias}", response={200: AliasOut, **ERRORS}, summary="Point an alias at a version")
+@router.put(
+    "/models/{name}/aliases/{alias}",
+    response={200: AliasOut, **ERRORS},
+    summary="Point an alias at a version",
+    description="Unprotected aliases need EDIT. A protected alias (the policy's, by default champion and production) "
+    "moves at once only for someone who may approve Production moves directly; for anyone else a transition request "
+    "is opened and the answer is 403 `approval_required` naming it in `details`.",
+)
 def set_alias(request: HttpRequest, name: str, alias: str, payload: AliasIn):
-    model = _model_or_404(name)
-    version = get_or_404(
-        ModelVersion, f"Model {name!r} has no version {payload.version}.", model=model, version=payload.version
-    )
-    services.alias_set(model=model, alias=alias, version=version, by=request.user)
+    model = model_for(request.user, name)
+    version = version_for(request.user, name, payload.version)
+    governance.alias_set(model=model, alias=alias, version=version, by=request.user)
     return {"alias": alias, "version": version.version}
 
 
-@router.delete("/models/{name}/aliases/{alias}", response={204: None, **ERRORS}, summary="Delete an alias")
+@router.delete(
+    "/models/{name}/aliases/{alias}",
+    response={204: None, **ERRORS},
+    summary="Delete an alias (a protected one as a Production move is)",
+)
 def delete_alias(request: HttpRequest, name: str, alias: str):
-    model = _model_or_404(name)
-    if not services.alias_delete(model=model, alias=alias):
-        raise ApiError(404, f"{name!r} has no alias {alias!r}.")
+    governance.alias_delete(model=model_for(request.user, name), alias=alias, by=request.user)
     return Status(204, None)
 
 
@@ -337,9 +333,9 @@ def resolve(request: HttpRequest, ref: str = Query(..., examples=["fraud-detecto
     except ReferenceError_ as exc:
         raise ApiError(400, str(exc)) from None
     try:
-        version = ModelVersion.objects.resolve(reference)
+        version = ModelVersion.objects.resolve(reference, request.user)
     except ModelVersion.DoesNotExist:
-        if not RegisteredModel.objects.filter(name=reference.model).exists():
+        if not RegisteredModel.objects.readable_by(request.user).filter(name=reference.model).exists():
             raise ApiError(404, f"No model named {reference.model!r}.") from None
         raise ApiError(404, f"No version of {reference.model!r} matches {ref!r}.") from None
     metrics = MetricSeries.objects.last_values(version.run_id) if version.run_id else {}

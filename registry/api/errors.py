@@ -11,11 +11,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from registry.catalog.services import AlreadyExists, ArtifactTooLarge, CatalogError
-from registry.governance.services import AlreadyDecided, AlreadyPending, GatesFailed, GovernanceError, NotAllowed
+from registry.governance.services import ApprovalRequired
+from registry.lib.errors import DomainError
 from registry.lib.paths import PathError
 from registry.lib.search import SearchError
-from registry.tracking.services import ParamConflict, TrackingError
 
 _CODES = {
     400: "bad_request",
@@ -98,18 +97,12 @@ def _message(exc: HttpError) -> str:
     return str(exc)
 
 
-# Governance refusals carry their own status; these codes say which rule refused.
-_GOVERNANCE_CODES = (
-    (NotAllowed, "forbidden"),
-    (AlreadyDecided, "already_decided"),
-    (AlreadyPending, "already_pending"),
-    (GatesFailed, "gates_failed"),
-)
-
-
-def _governance_error(api: NinjaAPI, request: HttpRequest, exc: GovernanceError) -> HttpResponse:
-    code = next((code for kind, code in _GOVERNANCE_CODES if isinstance(exc, kind)), None)
-    return error_response(api, request, exc.status, exc.message, code=code, details=exc.details)
+def _domain_error(api: NinjaAPI, request: HttpRequest, exc: DomainError) -> HttpResponse:
+    """A service's refusal, answered with its own status and code (registry.lib.errors)."""
+    details = list(exc.details)
+    if isinstance(exc, ApprovalRequired):
+        details = [{**d, "url": request.build_absolute_uri(f"/approvals/?request={exc.request.pk}")} for d in details]
+    return error_response(api, request, exc.status, exc.message, code=exc.code, details=details)
 
 
 def install(api: NinjaAPI) -> None:
@@ -142,12 +135,7 @@ def install(api: NinjaAPI) -> None:
     handle(PermissionDenied, 403, "You do not have permission to do that.")
     handle(Http404, 404)
     handle(RequestDataTooBig, 413, "The request body is too large.")
-    handle(ParamConflict, 409, code="param_conflict")
-    handle(AlreadyExists, 409, code="already_exists")
-    handle(ArtifactTooLarge, 413)
-    handle(TrackingError, 422)
-    handle(CatalogError, 400)
-    api.add_exception_handler(GovernanceError, lambda request, exc: _governance_error(api, request, exc))
+    api.add_exception_handler(DomainError, lambda request, exc: _domain_error(api, request, exc))
     handle(PathError, 400, code="invalid_path")
     handle(SearchError, 400, code="invalid_search")
     # A value the database cannot store (PostgreSQL refuses NUL in text): the caller's input, not a server fault.

@@ -1,5 +1,5 @@
-"""Governance through the API: transition requests and their decisions, direct stage changes, the Production
-timeline, "what was in Production at time T", rollback and the audit log.
+"""Governance through the API: transition requests (stages and protected aliases) and their decisions, direct
+stage changes, the Production timeline, "what was in Production at time T", rollback and the audit log.
 
 The rules are registry.governance.services'; a refusal (GovernanceError) is answered with its status (403, 409...)
 by the handler in registry.api.errors, each failing gate listed in `details`.
@@ -15,8 +15,9 @@ from django.urls import reverse
 from ninja import Query, Router, Status
 
 from registry.api.catalog import ERRORS, _versions_for_output, version_out
-from registry.api.errors import ApiError, get_or_404
+from registry.api.errors import ApiError
 from registry.api.schemas import (
+    AliasRequestIn,
     AuditPage,
     CommentIn,
     DecisionIn,
@@ -29,16 +30,12 @@ from registry.api.schemas import (
     VersionOut,
 )
 from registry.api.tracking import MAX_OFFSET
-from registry.catalog.models import (
-    ModelVersion,
-    RegisteredModel,
-    Stage,
-    StageChange,
-    StageTransitionRequest,
-    stage_intervals,
-)
+from registry.audit.models import AuditAction, AuditEvent
+from registry.catalog.access import model_for, version_for
+from registry.catalog.models import ModelVersion, Stage
 from registry.governance import services
-from registry.governance.models import AuditEvent
+from registry.governance.audit_log import events_visible_to, filtered
+from registry.governance.models import StageChange, StageTransitionRequest, stage_intervals
 
 router = Router(tags=["governance"])
 MAX_PAGE = 1000
@@ -50,8 +47,10 @@ STATUSES = ("pending", "approved", "rejected", "cancelled", "all")
 # --- Shaping and loading --------------------------------------------------------------------------------------------
 
 
-def _requests():
-    return StageTransitionRequest.objects.select_related("version__model", "requested_by", "decided_by")
+def _requests(request: HttpRequest):
+    return StageTransitionRequest.objects.readable_by(request.user).select_related(
+        "version__model", "requested_by", "decided_by"
+    )
 
 
 def request_out(request: HttpRequest, transition: StageTransitionRequest) -> dict:
@@ -60,6 +59,8 @@ def request_out(request: HttpRequest, transition: StageTransitionRequest) -> dic
         "id": transition.pk,
         "model": transition.version.model.name,
         "version": transition.version.version,
+        "action": transition.action,
+        "alias": transition.alias,
         "from_stage": transition.from_stage,
         "to_stage": transition.to_stage,
         "archive_existing": transition.archive_existing,
@@ -75,21 +76,15 @@ def request_out(request: HttpRequest, transition: StageTransitionRequest) -> dic
     }
 
 
-def _request_or_404(request_id: int) -> StageTransitionRequest:
-    if not 0 < request_id <= BIGINT_MAX:
+def _request_or_404(request: HttpRequest, request_id: int) -> StageTransitionRequest:
+    found = _requests(request).filter(pk=request_id).first() if 0 < request_id <= BIGINT_MAX else None
+    if found is None:
         raise ApiError(404, f"No transition request {request_id}.")
-    return get_or_404(_requests(), f"No transition request {request_id}.", pk=request_id)
+    return found
 
 
-def _model_or_404(name: str) -> RegisteredModel:
-    return get_or_404(RegisteredModel, f"No model named {name!r}.", name=name)
-
-
-def _version_or_404(name: str, version: int) -> ModelVersion:
-    message = f"Model {name!r} has no version {version}."
-    if not 0 < version <= BIGINT_MAX:
-        raise ApiError(404, message)
-    return get_or_404(ModelVersion.objects.select_related("model", "run"), message, model__name=name, version=version)
+def _version(request: HttpRequest, name: str, version: int) -> ModelVersion:
+    return version_for(request.user, name, version, queryset=ModelVersion.objects.select_related("model", "run"))
 
 
 def _stage(text: str) -> Stage:
@@ -121,7 +116,7 @@ def _page(queryset, offset: int, limit: int):
     description="Freezes the version's metrics, datasets, code and the gate results of this moment into `evidence`.",
 )
 def create_transition_request(request: HttpRequest, name: str, version: int, payload: TransitionRequestIn):
-    model_version = _version_or_404(name, version)
+    model_version = _version(request, name, version)
     created = services.transition_request(
         version=model_version,
         to_stage=_stage(payload.to_stage),
@@ -129,7 +124,23 @@ def create_transition_request(request: HttpRequest, name: str, version: int, pay
         comment=payload.comment,
         archive_existing=payload.archive_existing,
     )
-    return Status(201, request_out(request, _requests().get(pk=created.pk)))
+    return Status(201, request_out(request, _requests(request).get(pk=created.pk)))
+
+
+@router.post(
+    "/models/{name}/alias-requests",
+    response={201: TransitionRequestOut, **ERRORS},
+    summary="Ask for a protected alias to point at a version (or, with version null, to be deleted)",
+    description="Decided as a Production move is: the gates of Production, an approver for Production who is not "
+    "the requester.",
+)
+def create_alias_request(request: HttpRequest, name: str, payload: AliasRequestIn):
+    model = model_for(request.user, name)
+    version = _version(request, name, payload.version) if payload.version is not None else None
+    created = services.alias_request(
+        model=model, alias=payload.alias, version=version, by=request.user, comment=payload.comment
+    )
+    return Status(201, request_out(request, _requests(request).get(pk=created.pk)))
 
 
 @router.get(
@@ -146,7 +157,7 @@ def list_transition_requests(
 ):
     if status not in STATUSES:
         raise ApiError(400, f"status must be one of {', '.join(STATUSES)}.")
-    queryset = _requests()
+    queryset = _requests(request)
     if status != "all":
         queryset = queryset.filter(status=status)
     if model:
@@ -161,7 +172,7 @@ def list_transition_requests(
     summary="Get a transition request with its evidence",
 )
 def get_transition_request(request: HttpRequest, request_id: int):
-    return request_out(request, _request_or_404(request_id))
+    return request_out(request, _request_or_404(request, request_id))
 
 
 @router.post(
@@ -172,11 +183,11 @@ def get_transition_request(request: HttpRequest, request_id: int):
     "`details` (a superuser may pass `override_reason` to approve anyway, recorded in the audit log).",
 )
 def approve_transition_request(request: HttpRequest, request_id: int, payload: DecisionIn):
-    _request_or_404(request_id)
+    _request_or_404(request, request_id)
     services.transition_approve(
         request_id=request_id, by=request.user, comment=payload.comment, override_reason=payload.override_reason
     )
-    return request_out(request, _request_or_404(request_id))
+    return request_out(request, _request_or_404(request, request_id))
 
 
 @router.post(
@@ -185,9 +196,9 @@ def approve_transition_request(request: HttpRequest, request_id: int, payload: D
     summary="Reject a pending request",
 )
 def reject_transition_request(request: HttpRequest, request_id: int, payload: CommentIn):
-    _request_or_404(request_id)
+    _request_or_404(request, request_id)
     services.transition_reject(request_id=request_id, by=request.user, comment=payload.comment)
-    return request_out(request, _request_or_404(request_id))
+    return request_out(request, _request_or_404(request, request_id))
 
 
 @router.post(
@@ -196,9 +207,9 @@ def reject_transition_request(request: HttpRequest, request_id: int, payload: Co
     summary="Withdraw your own pending request",
 )
 def cancel_transition_request(request: HttpRequest, request_id: int, payload: CommentIn):
-    _request_or_404(request_id)
+    _request_or_404(request, request_id)
     services.transition_cancel(request_id=request_id, by=request.user, comment=payload.comment)
-    return request_out(request, _request_or_404(request_id))
+    return request_out(request, _request_or_404(request, request_id))
 
 
 # --- Direct changes, timeline, rollback, audit ----------------------------------------------------------------------
@@ -211,7 +222,7 @@ def cancel_transition_request(request: HttpRequest, request_id: int, payload: Co
     description="403 when the target stage needs an approved request and you may not move there directly.",
 )
 def set_version_stage(request: HttpRequest, name: str, version: int, payload: StageChangeIn):
-    model_version = _version_or_404(name, version)
+    model_version = _version(request, name, version)
     services.stage_change_direct(
         version=model_version,
         to_stage=_stage(payload.to_stage),
@@ -230,7 +241,7 @@ def set_version_stage(request: HttpRequest, name: str, version: int, payload: St
     by_alias=True,
 )
 def stage_timeline(request: HttpRequest, name: str, stage: str = "Production"):
-    model = _model_or_404(name)
+    model = model_for(request.user, name)
     wanted = _stage(stage)
     if wanted == Stage.NONE:
         raise ApiError(400, "Timelines cover Staging, Production or Archived; None is where versions start.")
@@ -258,7 +269,7 @@ def stage_at(
     at: datetime = Query(..., description="ISO 8601; without a time zone it is read as UTC."),
     stage: str = "Production",
 ):
-    model = _model_or_404(name)
+    model = model_for(request.user, name)
     wanted = _stage(stage)
     moment = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
     return {
@@ -276,30 +287,71 @@ def stage_at(
     description="Needs the permission to approve moves to Production; answers the version now in Production.",
 )
 def rollback(request: HttpRequest, name: str, payload: CommentIn):
-    model = _model_or_404(name)
+    model = model_for(request.user, name)
     restored = services.production_rollback(model=model, by=request.user, comment=payload.comment)
     return _version_answer(restored)
 
 
+def audit_out(event: AuditEvent) -> dict:
+    return {
+        "id": event.pk,
+        "at": event.at,
+        "action": event.action,
+        "actor": event.actor_name,
+        "model": event.model_name or None,
+        "version": event.version_number,
+        "alias": event.alias,
+        "experiment": event.experiment_name or None,
+        "run_id": event.run_id or None,
+        "subject": event.subject,
+        "from_value": event.from_value,
+        "to_value": event.to_value,
+        "comment": event.comment,
+        "request_id": event.request_id,
+        "data": event.data,
+    }
+
+
 @router.get("/models/{name}/audit", response={200: AuditPage, **ERRORS}, summary="A model's audit log, newest first")
 def audit_log(request: HttpRequest, name: str, offset: int = 0, limit: int = 100):
-    model = _model_or_404(name)
-    items, next_offset = _page(AuditEvent.objects.filter(model=model).order_by("-at", "-id"), offset, limit)
-    return {
-        "items": [
-            {
-                "id": e.pk,
-                "at": e.at,
-                "action": e.action,
-                "actor": e.actor_name or None,
-                "version": e.version_number,
-                "from_value": e.from_value,
-                "to_value": e.to_value,
-                "comment": e.comment,
-                "request_id": e.request_id,
-                "data": e.data,
-            }
-            for e in items
-        ],
-        "next_offset": next_offset,
-    }
+    model = model_for(request.user, name)
+    items, next_offset = _page(AuditEvent.objects.filter(model_id=model.pk).order_by("-at", "-id"), offset, limit)
+    return {"items": [audit_out(e) for e in items], "next_offset": next_offset}
+
+
+@router.get(
+    "/audit",
+    response={200: AuditPage, **ERRORS},
+    summary="The registry's audit log, newest first, filtered",
+    description="Events about what you may read (everything for superusers and auditors, who hold "
+    "`audit.view_auditevent`). `model` matches the model's current name or the name it had when the event was "
+    "recorded, so a renamed or deleted model still answers.",
+)
+def registry_audit_log(
+    request: HttpRequest,
+    model: str = "",
+    experiment: str = "",
+    actor: str = Query("", description="A username, or a system actor such as system:demo."),
+    action: str = Query("", description="e.g. stage_changed, alias_set, access_granted, model_deleted."),
+    since: datetime | None = Query(None, description="ISO 8601; without a time zone it is read as UTC."),
+    until: datetime | None = None,
+    offset: int = 0,
+    limit: int = 100,
+):
+    if action and action not in AuditAction.values:
+        raise ApiError(400, f"Unknown action {action!r}; use one of {', '.join(AuditAction.values)}.")
+    events = filtered(
+        events_visible_to(request.user),
+        model=model,
+        experiment=experiment,
+        actor=actor,
+        action=action,
+        since=_utc(since),
+        until=_utc(until),
+    )
+    items, next_offset = _page(events, offset, limit)
+    return {"items": [audit_out(e) for e in items], "next_offset": next_offset}
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment if moment is None or moment.tzinfo is not None else moment.replace(tzinfo=UTC)

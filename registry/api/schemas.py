@@ -397,6 +397,10 @@ class TransitionRequestOut(Schema):
     id: int
     model: str
     version: int
+    action: Literal["stage", "alias_set", "alias_delete"] = Field(
+        description="A move to `to_stage`, or a protected alias to point at (or delete from) `version`."
+    )
+    alias: str = Field("", description="For alias requests: the protected alias.")
     from_stage: str
     to_stage: str
     archive_existing: bool
@@ -441,8 +445,13 @@ class AuditEventOut(Schema):
     id: int
     at: datetime
     action: str = Field(examples=["stage_changed"])
-    actor: str | None
+    actor: str = Field(description="Who acted (a username, or a system actor such as 'system:demo').")
+    model: str | None = Field(description="The model's name when the event was recorded.")
     version: int | None
+    alias: str
+    experiment: str | None
+    run_id: str | None
+    subject: str = Field(description="For access changes: 'user:<name>', 'group:<name>' or 'everyone'.")
     from_value: str
     to_value: str
     comment: str
@@ -452,6 +461,51 @@ class AuditEventOut(Schema):
 
 class AuditPage(Page):
     items: list[AuditEventOut]
+
+
+class AliasRequestIn(Schema):
+    alias: str = Field(examples=["champion"])
+    version: int | None = Field(None, ge=1, description="The version to point the alias at; null to delete it.")
+    comment: str = Field("", max_length=5000)
+
+
+# --- Access ---------------------------------------------------------------------------------------------------------
+
+LevelName = Literal["NONE", "READ", "EDIT", "MANAGE"]
+StageName = Literal["None", "Staging", "Production", "Archived"]
+
+
+class GrantOut(Schema):
+    user: str | None = None
+    group: str | None = None
+    level: LevelName
+    request_stages: list[str] = []
+    approve_stages: list[str] = []
+    granted_by: str | None = None
+    granted_at: datetime
+
+
+class AccessOut(Schema):
+    owner: str | None
+    default_level: LevelName | None = Field(
+        description="The level of every signed-in user without a grant; null for the registry's default."
+    )
+    registry_default: LevelName
+    your_level: LevelName
+    grants: list[GrantOut]
+
+
+class AccessPatch(Schema):
+    owner: str | None = Field(None, description="Hand the object over to this user (you keep MANAGE by a grant).")
+    default_level: Literal["NONE", "READ", "EDIT", "DEFAULT"] | None = Field(
+        None, description="Everyone's level; DEFAULT follows the registry's REGISTRY_DEFAULT_PERMISSION."
+    )
+
+
+class GrantIn(Schema):
+    level: Literal["READ", "EDIT", "MANAGE"] = Field(description="To take access away, DELETE the grant.")
+    request_stages: list[StageName] = Field([], description="Models only: stages they may request moves to.")
+    approve_stages: list[StageName] = Field([], description="Models only: stages they may approve moves to.")
 
 
 def nan_safe(value: float | None) -> float:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pydantic_core
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Status
 
-from registry import rawsql
 from registry.api.errors import ApiError, get_or_404
 from registry.api.schemas import (
     DatasetIn,
@@ -33,6 +32,7 @@ from registry.lib.numbers import float_to_json
 from registry.lib.search import parse_filter, parse_order
 from registry.lib.series import minmax_downsample
 from registry.tracking import services
+from registry.tracking.access import dataset_for, experiment_for, run_for
 from registry.tracking.models import HISTORY_ORDER, Dataset, Experiment, MetricPoint, MetricSeries, Run, RunInput
 from registry.tracking.search import filter_runs, order_runs
 
@@ -57,49 +57,42 @@ def _page(queryset, offset: int, limit: int):
 # --- Experiments ----------------------------------------------------------------------------------------------------
 
 
-@router.post("/experiments", response={201: ExperimentOut, **ERRORS}, summary="Create an experiment")
+@router.post("/experiments", response={201: ExperimentOut, **ERRORS}, summary="Create an experiment (you own it)")
 def create_experiment(request: HttpRequest, payload: ExperimentIn):
-    try:
-        with transaction.atomic():
-            experiment = Experiment.objects.create(**payload.dict())
-    except IntegrityError:
-        raise ApiError(409, f"An experiment named {payload.name!r} already exists.", code="already_exists") from None
+    experiment = services.experiment_create(
+        name=payload.name, by=request.user, description=payload.description, tags=payload.tags
+    )
     return Status(201, experiment)
 
 
-@router.get("/experiments", response={200: ExperimentPage, **ERRORS}, summary="List experiments")
+@router.get("/experiments", response={200: ExperimentPage, **ERRORS}, summary="List the experiments you may read")
 def list_experiments(request: HttpRequest, q: str = "", offset: int = 0, limit: int = 100):
-    queryset = Experiment.objects.active().search(q)
+    queryset = Experiment.objects.active().readable_by(request.user).search(q)
     items, next_offset = _page(queryset.order_by("name"), offset, limit)
     return {"items": items, "next_offset": next_offset}
 
 
-def _experiment(ref: str) -> Experiment:
-    """By id, else by name: an experiment may well be called "2024"."""
-    if ref.isascii() and ref.isdigit():
-        experiment = Experiment.objects.filter(pk=int(ref)).first()
-        if experiment is not None:
-            return experiment
-    return get_or_404(Experiment, f"No experiment {ref!r} (give its name or id).", name=ref)
-
-
 @router.get("/experiments/{ref}", response={200: ExperimentOut, **ERRORS}, summary="Get an experiment by id or name")
 def get_experiment(request: HttpRequest, ref: str):
-    return _experiment(ref)
+    return experiment_for(request.user, ref)
 
 
-@router.patch("/experiments/{ref}", response={200: ExperimentOut, **ERRORS}, summary="Update an experiment")
+@router.patch(
+    "/experiments/{ref}",
+    response={200: ExperimentOut, **ERRORS},
+    summary="Rename an experiment (MANAGE) or edit its description and tags (EDIT)",
+)
 def update_experiment(request: HttpRequest, ref: str, payload: ExperimentPatch):
-    experiment = _experiment(ref)
-    for field, value in payload.dict(exclude_unset=True).items():
-        if value is not None:
-            setattr(experiment, field, value)
-    try:
-        with transaction.atomic():
-            experiment.save()
-    except IntegrityError:
-        raise ApiError(409, f"An experiment named {payload.name!r} already exists.", code="already_exists") from None
-    return experiment
+    experiment = experiment_for(request.user, ref)
+    data = {k: v for k, v in payload.dict(exclude_unset=True).items() if v is not None}
+    with transaction.atomic():
+        if "name" in data:
+            services.experiment_rename(experiment=experiment, name=data["name"], by=request.user)
+        if "description" in data or "tags" in data:
+            services.experiment_update(
+                experiment=experiment, by=request.user, description=data.get("description"), tags=data.get("tags")
+            )
+    return Experiment.objects.get(pk=experiment.pk)
 
 
 # --- Runs -----------------------------------------------------------------------------------------------------------
@@ -159,70 +152,54 @@ def run_out(run: Run, *, empty: bool = False) -> dict:
     }
 
 
-def get_run_or_404(run_id: str, *, details: bool = False) -> Run:
-    message = f"No run with id {run_id!r}."
-    if details:
-        return get_or_404(_runs_with_details(), message, pk=run_id.lower())
-    # Every logging call starts here: one hand-written query (see registry.rawsql) that leaves the installed packages
-    # (often hundreds) unread.
-    run = rawsql.get(Run, pk=run_id.lower(), defer=Run.HEAVY_FIELDS)
-    if run is None:
-        raise ApiError(404, message)
-    return run
-
-
-def require_run_writer(request: HttpRequest, run: Run) -> None:
-    """Runs are written by whoever created them, or by staff."""
-    user = request.user
-    if run.user_id not in (None, user.pk) and not (user.is_staff or user.is_superuser):
-        raise ApiError(403, f"Run {run.pk} belongs to {run.user}; only its owner or staff may change it.")
-
-
 @router.post("/runs", response={201: RunOut, **ERRORS}, summary="Start a run")
 def create_run(request: HttpRequest, payload: RunIn):
     if payload.experiment_id is not None:
-        experiment = get_or_404(Experiment, f"No experiment with id {payload.experiment_id}.", pk=payload.experiment_id)
+        experiment = experiment_for(request.user, payload.experiment_id)
     elif payload.experiment:
-        experiment, _ = Experiment.objects.get_or_create(name=payload.experiment)
+        experiment = services.experiment_named(payload.experiment, by=request.user)
     else:
         experiment = Experiment.default()
     with transaction.atomic():
         run = services.run_create(
             experiment=experiment,
             name=payload.name,
-            user=request.user,
+            by=request.user,
             start_time=payload.start_time,
             code=payload.code.dict(),
             environment=payload.environment.dict(),
             image=payload.image,
             tags=payload.tags,
         )
-        steps = services.run_steps_set(run=run, steps=[s.dict() for s in payload.steps]) if payload.steps else []
+        steps = (
+            services.run_steps_set(run=run, by=request.user, steps=[s.dict() for s in payload.steps])
+            if payload.steps
+            else []
+        )
     # A new run has no params, metrics or inputs yet: answer from memory instead of reading it back.
     return Status(201, {**run_out(run, empty=True), "steps": steps})
 
 
 @router.get("/runs/{run_id}", response={200: RunOut, **ERRORS}, summary="Get a run with its params and metrics")
 def get_run(request: HttpRequest, run_id: str):
-    return run_out(get_run_or_404(run_id, details=True))
+    return run_out(run_for(request.user, run_id, queryset=_runs_with_details()))
 
 
 @router.patch("/runs/{run_id}", response={200: RunOut, **ERRORS}, summary="Update a run's status, end time or tags")
 def update_run(request: HttpRequest, run_id: str, payload: RunPatch):
-    run = get_run_or_404(run_id)
-    require_run_writer(request, run)
+    run = run_for(request.user, run_id, write=True)
     data = payload.dict(exclude_unset=True)
+    by = request.user
     with transaction.atomic():
         if data.get("name") is not None:
-            run.name = data["name"]
-            run.save(update_fields=["name"])
+            services.run_rename(run=run, name=data["name"], by=by)
         if data.get("tags"):
-            services.run_tags_set(run=run, tags=data["tags"])
+            services.run_tags_set(run=run, by=by, tags=data["tags"])
         if data.get("steps") is not None:
-            services.run_steps_set(run=run, steps=data["steps"])
+            services.run_steps_set(run=run, by=by, steps=data["steps"])
         if data.get("status") or data.get("end_time"):
-            services.run_finish(run=run, status=data.get("status") or run.status, end_time=data.get("end_time"))
-    return run_out(get_run_or_404(run.pk, details=True))
+            services.run_finish(run=run, by=by, status=data.get("status") or run.status, end_time=data.get("end_time"))
+    return run_out(run_for(by, run.pk, queryset=_runs_with_details()))
 
 
 @router.get("/runs", response={200: RunPage, **ERRORS}, summary="Search runs")
@@ -235,9 +212,9 @@ def search_runs(
     offset: int = 0,
     limit: int = 100,
 ):
-    queryset = _runs_with_details().filter(deleted_at__isnull=True)
+    queryset = _runs_with_details().readable_by(request.user).filter(deleted_at__isnull=True)
     if experiment:
-        queryset = queryset.filter(experiment=_experiment(experiment))
+        queryset = queryset.filter(experiment=experiment_for(request.user, experiment))
     if status:
         queryset = queryset.filter(status=status.lower())
     queryset = filter_runs(queryset, parse_filter(filter))
@@ -259,18 +236,20 @@ def search_runs(
     "is written and `details` lists each problem with its index.",
 )
 def log_batch(request: HttpRequest, run_id: str, payload: LogBatchIn):
-    run = get_run_or_404(run_id)
-    require_run_writer(request, run)
+    run = run_for(request.user, run_id, write=True)
     if run.deleted_at is not None:
         raise ApiError(409, f"Run {run.pk} is deleted.")
     points = [(m["key"], m["value"], m.get("step", 0), m.get("timestamp")) for m in payload.metrics]
-    metrics, params, tags = services.log_batch(run=run, params=payload.params, points=points, tags=payload.tags)
+    metrics, params, tags = services.log_batch(
+        run=run, by=request.user, params=payload.params, points=points, tags=payload.tags
+    )
     return {"metrics": metrics, "params": params, "tags": tags}
 
 
-def _series_or_404(run_id: str, key: str) -> MetricSeries:
+def _series_or_404(request: HttpRequest, run_id: str, key: str) -> MetricSeries:
+    run = run_for(request.user, run_id)
     series = MetricSeries.objects.only("id", "key", "count")
-    return get_or_404(series, f"Run {run_id!r} has no metric {key!r}.", run_id=run_id.lower(), key=key)
+    return get_or_404(series, f"Run {run_id!r} has no metric {key!r}.", run_id=run.pk, key=key)
 
 
 @router.get(
@@ -280,7 +259,7 @@ def _series_or_404(run_id: str, key: str) -> MetricSeries:
     description="Pages hold up to 100,000 points, ordered by step then timestamp.",
 )
 def metric_history(request: HttpRequest, run_id: str, key: str, offset: int = 0, limit: int = 25_000):
-    series = _series_or_404(run_id, key)
+    series = _series_or_404(request, run_id, key)
     if not 0 <= offset < MAX_OFFSET or limit < 1:
         raise ApiError(400, f"offset must be ≥ 0 and < {MAX_OFFSET}, and limit ≥ 1.")
     limit = min(limit, HISTORY_MAX_PAGE)
@@ -308,7 +287,7 @@ def metric_history(request: HttpRequest, run_id: str, key: str, offset: int = 0,
 def metric_series(request: HttpRequest, run_id: str, key: str, max_points: int = 2000):
     if not 4 <= max_points <= 100_000:
         raise ApiError(400, "max_points must be between 4 and 100,000.")
-    series = _series_or_404(run_id, key)
+    series = _series_or_404(request, run_id, key)
     rows = list(MetricPoint.objects.filter(series=series).order_by(*HISTORY_ORDER).values_list("step", "value"))
     steps, values = minmax_downsample([r[0] for r in rows], [r[1] for r in rows], max_points)
     return {
@@ -322,10 +301,9 @@ def metric_series(request: HttpRequest, run_id: str, key: str, max_points: int =
 
 @router.post("/runs/{run_id}/inputs", response={201: RunInputOut, **ERRORS}, summary="Link a dataset to a run")
 def add_run_input(request: HttpRequest, run_id: str, payload: RunInputIn):
-    run = get_run_or_404(run_id)
-    require_run_writer(request, run)
-    dataset = get_or_404(Dataset, f"No dataset with id {payload.dataset_id}.", pk=payload.dataset_id)
-    run_input = services.run_input_add(run=run, dataset=dataset, context=payload.context)
+    run = run_for(request.user, run_id, write=True)
+    dataset = dataset_for(request.user, payload.dataset_id)
+    run_input = services.run_input_add(run=run, by=request.user, dataset=dataset, context=payload.context)
     return Status(
         201, {"dataset_id": dataset.pk, "name": dataset.name, "digest": dataset.digest, "context": run_input.context}
     )
@@ -343,6 +321,7 @@ def add_run_input(request: HttpRequest, run_id: str, payload: RunInputIn):
 def register_dataset(request: HttpRequest, payload: DatasetIn):
     existed = Dataset.objects.filter(name=payload.name, digest=payload.digest).exists()
     dataset = services.dataset_register(
+        by=request.user,
         name=payload.name,
         digest=payload.digest,
         source_uri=payload.source_uri,
@@ -356,7 +335,7 @@ def register_dataset(request: HttpRequest, payload: DatasetIn):
 # by_alias: the field is `schema_` in Python (pydantic reserves `schema`) and `schema` in JSON.
 @router.get("/datasets", response={200: DatasetPage, **ERRORS}, summary="List datasets", by_alias=True)
 def list_datasets(request: HttpRequest, name: str = "", digest: str = "", offset: int = 0, limit: int = 100):
-    queryset = Dataset.objects.all()
+    queryset = Dataset.objects.readable_by(request.user)
     if name:
         queryset = queryset.filter(name=name)
     if digest:
@@ -367,4 +346,4 @@ def list_datasets(request: HttpRequest, name: str = "", digest: str = "", offset
 
 @router.get("/datasets/{dataset_id}", response={200: DatasetOut, **ERRORS}, summary="Get a dataset", by_alias=True)
 def get_dataset(request: HttpRequest, dataset_id: int):
-    return get_or_404(Dataset, f"No dataset with id {dataset_id}.", pk=dataset_id)
+    return dataset_for(request.user, dataset_id)

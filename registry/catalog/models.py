@@ -1,12 +1,13 @@
-"""Registered models, their versions, aliases, stages, transition requests, stage history and artifact files."""
+"""Registered models, their versions, aliases, artifact files, and who may do what with them.
+
+Stages (a version's `stage`) and aliases are moved only by the governance services, which also keep the requests and
+the stage history.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,6 +19,8 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from registry import rawsql
+from registry.accounts.access import DEFAULT_LEVEL_CHOICES, AccessQuerySet, Grant, best_grant_sql, level_from
+from registry.lib.access import Level
 from registry.lib.names import ALIAS_MAX, MODEL_NAME_MAX, NameError_, check_alias, check_model_name
 from registry.lib.paths import PATH_MAX, PathError, normalise_artifact_path
 from registry.lib.references import Reference
@@ -86,7 +89,26 @@ class CommaList(models.Aggregate):
         )
 
 
-class RegisteredModelQuerySet(models.QuerySet):
+class RegisteredModelQuerySet(AccessQuerySet):
+    def get_with_access(self, name: str, user) -> RegisteredModel | None:
+        """The model named `name` with `user`'s level cached on it (see accounts.access.level_of), in one
+        hand-written statement: registration starts here."""
+        grant_sql, grant_params = _model_grant_sql(user)
+        columns = _model_columns()
+        connection = rawsql.connection_for(RegisteredModel)
+        row = rawsql.fetchone(
+            connection,
+            f"SELECT {columns.select('m')}, {grant_sql} FROM {rawsql.table(RegisteredModel)} m"
+            f" WHERE m.{rawsql.column(RegisteredModel, 'name')} = %s",
+            [*grant_params, name],
+        )
+        if row is None:
+            return None
+        model = columns.load(row[:-1], connection)
+        level = level_from(user, owner_id=model.owner_id, default_level=model.default_level, best_grant=row[-1])
+        model.__dict__["_level_cache"] = {user.pk: level}  # what accounts.access.level_of reads
+        return model
+
     def search(self, text: str) -> RegisteredModelQuerySet:
         text = text.strip()
         return self.filter(Q(name__icontains=text) | Q(description__icontains=text)) if text else self
@@ -140,6 +162,13 @@ class RegisteredModel(models.Model):
         on_delete=models.SET_NULL,
         related_name="owned_models",
     )
+    default_level = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        choices=DEFAULT_LEVEL_CHOICES,
+        help_text="The level of every signed-in user without a grant; empty for the registry's default "
+        "(REGISTRY_DEFAULT_PERMISSION). None makes the model private to its owner and grantees.",
+    )
     tags = models.JSONField(default=dict, blank=True)
     # The highest version number ever handed out; versions are numbered by incrementing it under a row lock.
     last_version = models.PositiveIntegerField(default=0, editable=False)
@@ -154,6 +183,10 @@ class RegisteredModel(models.Model):
             models.CheckConstraint(
                 condition=~Q(name="") & ~Q(name__contains="/") & ~Q(name__contains="@"),
                 name="registered_model_name_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(default_level__isnull=True) | Q(default_level__in=[0, 1, 2]),
+                name="registered_model_default_level_valid",
             ),
         ]
 
@@ -176,35 +209,47 @@ class RegisteredModel(models.Model):
 
 
 class ModelVersionQuerySet(models.QuerySet):
+    def readable_by(self, user) -> ModelVersionQuerySet:
+        """Versions of the models `user` may read (see RegisteredModelQuerySet.readable_by)."""
+        if user is not None and user.is_authenticated and user.is_superuser:
+            return self
+        return self.filter(model__in=RegisteredModel.objects.readable_by(user).values("pk"))
+
     def in_stage(self, stage: str) -> ModelVersionQuerySet:
         return self.filter(stage=stage)
 
-    def resolve(self, reference: Reference) -> ModelVersion:
-        """The version a reference names, with its model and creator loaded; for a stage, the newest version holding
-        it. Raises DoesNotExist.
+    def resolve(self, reference: Reference, user) -> ModelVersion:
+        """The version a reference names, with its model and creator loaded, if `user` may read the model; for a
+        stage, the newest version holding it. Raises DoesNotExist (also when the user may not read the model, so
+        that names do not leak).
 
-        Deployment jobs resolve on every start, so this is one hand-written query (see registry.rawsql); it reads the
-        table, not this queryset's filters.
+        Deployment jobs resolve on every start, so this is one hand-written statement (see registry.rawsql) that
+        reads the user's access with the version; it reads the table, not this queryset's filters.
         """
         version_columns, model_columns, user_columns, sql = _resolve_sql()
         if reference.version is not None:
             if reference.version > VERSION_MAX:
                 raise self.model.DoesNotExist(f"No version of {reference.model!r} matches {reference}.")
-            query, params = sql["version"], [reference.model, reference.version]
+            kind, params = "version", [reference.model, reference.version]
         elif reference.alias is not None:
-            query, params = sql["alias"], [reference.model, reference.alias]
+            kind, params = "alias", [reference.model, reference.alias]
         elif reference.stage is not None:
-            query, params = sql["stage"], [reference.model, reference.stage]
+            kind, params = "stage", [reference.model, reference.stage]
         else:
-            query, params = sql["latest"], [reference.model]
+            kind, params = "latest", [reference.model]
+        grant_sql, grant_params = _model_grant_sql(user)
         connection = rawsql.connection_for(ModelVersion)
-        row = rawsql.fetchone(connection, query, params)
+        row = rawsql.fetchone(connection, sql[kind].format(best_grant=grant_sql), [*grant_params, *params])
         if row is None:
             raise self.model.DoesNotExist(f"No version of {reference.model!r} matches {reference}.")
         n, m = len(version_columns), len(version_columns) + len(model_columns)
+        model = model_columns.load(row[n:m], connection)
+        level = level_from(user, owner_id=model.owner_id, default_level=model.default_level, best_grant=row[-1])
+        if level < Level.READ:
+            raise self.model.DoesNotExist(f"No version of {reference.model!r} matches {reference}.")
         version = version_columns.load(row[:n], connection)
-        version.model = model_columns.load(row[n:m], connection)
-        version.created_by = user_columns.load(row[m:], connection) if row[m] is not None else None
+        version.model = model
+        version.created_by = user_columns.load(row[m:-1], connection) if row[m] is not None else None
         return version
 
     def with_metric_value(self, key: str) -> ModelVersionQuerySet:
@@ -218,16 +263,29 @@ VERSION_MAX = 2**31 - 1
 
 
 @functools.cache
+def _model_columns() -> rawsql.Columns:
+    return rawsql.Columns(RegisteredModel)
+
+
+def _model_grant_sql(user) -> tuple[str, list]:
+    """The user's best grant on the model `m` of a hand-written statement, as a scalar subquery (NULL for superusers,
+    who need none)."""
+    if user.is_superuser:
+        return "NULL", []
+    return best_grant_sql(rawsql.table(ModelGrant), rawsql.column(ModelGrant, "model"), f"m.{rawsql.quote('id')}", user)
+
+
+@functools.cache
 def _resolve_sql() -> tuple[rawsql.Columns, rawsql.Columns, rawsql.Columns, dict[str, str]]:
-    """The SELECT of ModelVersionQuerySet.resolve, one per kind of reference (a model name is always the first
-    parameter)."""
+    """The SELECT of ModelVersionQuerySet.resolve, one per kind of reference, each with a `{best_grant}` slot (its
+    parameters come first, then the model name)."""
     user_model = get_user_model()
     versions = rawsql.Columns(ModelVersion)
-    models_ = rawsql.Columns(RegisteredModel, "id", "name")
+    models_ = rawsql.Columns(RegisteredModel, "id", "name", "owner", "default_level")
     users = rawsql.Columns(user_model, "id", user_model.USERNAME_FIELD)
     q, col = rawsql.quote, rawsql.column
     base = (
-        f"SELECT {versions.select('v')}, {models_.select('m')}, {users.select('u')}"
+        f"SELECT {versions.select('v')}, {models_.select('m')}, {users.select('u')}, {{best_grant}}"
         f" FROM {rawsql.table(ModelVersion)} v"
         f" JOIN {rawsql.table(RegisteredModel)} m ON m.{q('id')} = v.{col(ModelVersion, 'model')}"
         f" LEFT JOIN {rawsql.table(user_model)} u"
@@ -319,27 +377,6 @@ class ModelVersion(models.Model):
         )
         return [columns.load(row, connection) for row in rows]
 
-    def record_stage_change(
-        self, stage: str, *, by=None, at=None, kind: str = "direct", comment: str = "", request=None
-    ) -> StageChange:
-        """Set this (locked) version's stage and append the change to the stage history."""
-        at = at or timezone.now()
-        change = StageChange.objects.create(
-            model_id=self.model_id,
-            version=self,
-            from_stage=self.stage,
-            to_stage=stage,
-            kind=kind,
-            changed_by=by,
-            changed_at=at,
-            comment=comment,
-            request=request,
-        )
-        self.stage = stage
-        self.updated_at = at
-        self.save(update_fields=["stage", "updated_at"])
-        return change
-
 
 class ModelAlias(models.Model):
     """A movable name (`champion`) for one version of a model; `name@champion` resolves through it."""
@@ -366,164 +403,6 @@ class ModelAlias(models.Model):
     def clean(self) -> None:
         if self.version_id and self.model_id and self.version.model_id != self.model_id:
             raise ValidationError({"version": "The version must belong to the alias's model."})
-
-
-class RequestStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-class StageTransitionRequestQuerySet(models.QuerySet):
-    def pending(self) -> StageTransitionRequestQuerySet:
-        return self.filter(status=RequestStatus.PENDING)
-
-
-class StageTransitionRequest(models.Model):
-    """A request to move a version to a stage; decided by an approver (behaviour in the governance work)."""
-
-    Status = RequestStatus
-
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="transition_requests")
-    from_stage = models.CharField(max_length=16, choices=Stage.choices)
-    to_stage = models.CharField(max_length=16, choices=Stage.choices)
-    archive_existing = models.BooleanField(default=False)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="transition_requests"
-    )
-    comment = models.TextField(blank=True)
-    evidence = models.JSONField(default=dict, blank=True, help_text="Frozen when the request is made.")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decision_comment = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-
-    objects = StageTransitionRequestQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.CheckConstraint(condition=Q(from_stage__in=STAGE_VALUES), name="transition_from_valid"),
-            models.CheckConstraint(condition=Q(to_stage__in=STAGE_VALUES), name="transition_to_valid"),
-            models.CheckConstraint(condition=~Q(from_stage=models.F("to_stage")), name="transition_moves"),
-            models.CheckConstraint(condition=Q(status__in=RequestStatus.values), name="transition_status_valid"),
-            # A decision carries its date; a pending request has none.
-            models.CheckConstraint(
-                condition=(Q(status="pending") & Q(decided_at__isnull=True))
-                | (~Q(status="pending") & Q(decided_at__isnull=False)),
-                name="transition_decided_when_not_pending",
-            ),
-            # At most one open request per version and target stage.
-            models.UniqueConstraint(
-                fields=["version", "to_stage"],
-                condition=Q(status="pending"),
-                name="transition_one_pending_per_target",
-            ),
-        ]
-        indexes = [models.Index(fields=["status", "-created_at"], name="transition_status_created")]
-
-    def __str__(self) -> str:
-        return f"{self.version}: {self.from_stage} → {self.to_stage} ({self.status})"
-
-
-class ChangeKind(models.TextChoices):
-    DIRECT = "direct", "Direct change"
-    APPROVAL = "approval", "Approved request"
-    ARCHIVE_EXISTING = "archive_existing", "Archived by a newer version"
-    ROLLBACK = "rollback", "Rollback"
-
-
-@dataclass(frozen=True, slots=True)
-class StageInterval:
-    """A span during which one version held one stage. `start` is None when it began before the changes read;
-    `end` is None while the version still holds the stage."""
-
-    version: int
-    stage: str
-    start: datetime | None
-    end: datetime | None
-
-    def duration(self, now: datetime) -> timedelta | None:
-        return None if self.start is None else (self.end or now) - self.start
-
-
-class StageChangeRow(NamedTuple):
-    """The part of a StageChange that timelines read, without building model instances."""
-
-    version_id: int
-    version: int
-    from_stage: str
-    to_stage: str
-    changed_at: datetime
-
-
-def stage_intervals(changes: Iterable[StageChangeRow], stages: Iterable[str] | None = None) -> list[StageInterval]:
-    """Turn stage changes, oldest first, into the intervals each version spent in each of `stages`.
-
-    A change out of a stage with no earlier change into it (older than the rows read) opens the interval at None.
-    """
-    wanted = set(stages) if stages is not None else {s.value for s in Stage} - {Stage.NONE.value}
-    held: dict[int, tuple[str, datetime | None, int]] = {}
-    intervals = []
-    for change in changes:
-        stage, start, _ = held.pop(change.version_id, (change.from_stage, None, change.version))
-        if stage in wanted and stage != Stage.NONE:
-            intervals.append(StageInterval(change.version, stage, start, change.changed_at))
-        held[change.version_id] = (change.to_stage, change.changed_at, change.version)
-    for stage, start, number in held.values():
-        if stage in wanted and stage != Stage.NONE:
-            intervals.append(StageInterval(number, stage, start, None))
-    oldest = datetime.min.replace(tzinfo=timezone.get_current_timezone())
-    intervals.sort(key=lambda i: (i.start or oldest, i.version))
-    return intervals
-
-
-class StageChangeQuerySet(models.QuerySet):
-    def timeline_rows(self, limit: int) -> list[StageChangeRow]:
-        """The newest `limit` changes with their version numbers, returned oldest first, in one query."""
-        rows = self.order_by("-changed_at", "-id").values_list(
-            "version_id", "version__version", "from_stage", "to_stage", "changed_at"
-        )[:limit]
-        return [StageChangeRow(*row) for row in reversed(rows)]
-
-
-class StageChange(models.Model):
-    """Append-only history of every stage a version entered: the Production timeline is read from here."""
-
-    Kind = ChangeKind
-
-    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="stage_changes", db_index=False)
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="stage_changes")
-    from_stage = models.CharField(max_length=16, choices=Stage.choices)
-    to_stage = models.CharField(max_length=16, choices=Stage.choices)
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.DIRECT)
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
-    comment = models.TextField(blank=True)
-    request = models.ForeignKey(
-        StageTransitionRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
-    )
-
-    objects = StageChangeQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-changed_at", "-id"]
-        constraints = [
-            models.CheckConstraint(condition=Q(from_stage__in=STAGE_VALUES), name="stage_change_from_valid"),
-            models.CheckConstraint(condition=Q(to_stage__in=STAGE_VALUES), name="stage_change_to_valid"),
-            models.CheckConstraint(condition=~Q(from_stage=models.F("to_stage")), name="stage_change_moves"),
-            models.CheckConstraint(condition=Q(kind__in=ChangeKind.values), name="stage_change_kind_valid"),
-        ]
-        indexes = [models.Index(fields=["model", "to_stage", "changed_at"], name="stage_change_timeline")]
-
-    def __str__(self) -> str:
-        return f"{self.version}: {self.from_stage} → {self.to_stage}"
 
 
 @functools.cache
@@ -598,3 +477,25 @@ class ArtifactFile(models.Model):
         for file in sorted(files, key=lambda f: f.path):
             folders.setdefault(file.folder, []).append(file)
         return sorted(folders.items())
+
+
+class ModelGrant(Grant):
+    """A level on one registered model (and so its versions, aliases and files) for a user or a group, with the
+    stages they may request and approve for that model on top of the registry-wide roles."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="grants")
+    request_stages = models.JSONField(default=list, blank=True, help_text='Stages they may request, e.g. ["Staging"].')
+    approve_stages = models.JSONField(
+        default=list, blank=True, help_text='Stages they may approve moves to, e.g. ["Production"].'
+    )
+
+    class Meta(Grant.Meta):
+        ordering = ["model", "-level", "id"]
+        constraints = [
+            *Grant.Meta.constraints,
+            models.UniqueConstraint(fields=["model", "user"], name="model_grant_user_unique"),
+            models.UniqueConstraint(fields=["model", "group"], name="model_grant_group_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.grantee} {self.level_name}"

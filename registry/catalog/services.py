@@ -1,4 +1,10 @@
-"""Workflows across catalog models: creating models and versions, aliases, stage changes and artifacts."""
+"""Writes to the catalog: registered models, their versions, tags, descriptions, files, and who may do what with
+them. Each function checks that `by` may do it, writes, and records the audit event in one transaction; every
+surface (the JSON API, the MLflow API, the dashboard, the admin, management commands) calls these and only
+translates their errors.
+
+Stages and aliases are moved by the governance services (they are what deployments pull, under approval rules).
+"""
 
 from __future__ import annotations
 
@@ -18,28 +24,29 @@ from django.utils import timezone
 from storages.utils import clean_name
 
 from registry import rawsql
-from registry.catalog.models import (
-    ArtifactFile,
-    ChangeKind,
-    ModelAlias,
-    ModelVersion,
-    RegisteredModel,
-    Stage,
-)
-from registry.governance import audit
-from registry.governance.models import AuditAction, WebhookEventType
-from registry.lib.names import NameError_, check_alias, check_model_name
+from registry.accounts import services as accounts
+from registry.audit import services as audit
+from registry.audit.models import AuditAction, WebhookEventType
+from registry.catalog.access import require
+from registry.catalog.models import ArtifactFile, ModelGrant, ModelVersion, RegisteredModel, Stage
+from registry.lib import errors
+from registry.lib.access import Level
+from registry.lib.errors import Forbidden, Invalid
+from registry.lib.names import KEY_MAX, NameError_, check_key, check_model_name
 from registry.lib.paths import PathError, normalise_artifact_path
+from registry.tracking import access as tracking_access
 from registry.tracking.models import Run
 
 logger = logging.getLogger(__name__)
 
+TAG_VALUE_MAX = 8000
 
-class CatalogError(ValueError):
+
+class CatalogError(Invalid):
     """Input the catalog refuses; the message says what to fix."""
 
 
-class AlreadyExists(CatalogError):
+class AlreadyExists(CatalogError, errors.AlreadyExists):
     pass
 
 
@@ -47,31 +54,219 @@ def artifact_storage():
     return storages["artifacts"]
 
 
-def model_create(*, name: str, owner=None, description: str = "", tags: Mapping[str, str] | None = None):
+def _require_user(by) -> None:
+    if by is None or not getattr(by, "is_authenticated", False) or not by.is_active:
+        raise Forbidden("Sign in to change the registry.")
+
+
+def _checked_name(name: str) -> str:
     try:
-        check_model_name(name)
+        return check_model_name(name)
     except NameError_ as exc:
         raise CatalogError(str(exc)) from None
+
+
+def _checked_tags(tags: Mapping[str, object] | None) -> dict[str, str]:
+    checked = {}
+    for key, value in (tags or {}).items():
+        try:
+            check_key(key, what="tag key")
+        except NameError_ as exc:
+            raise CatalogError(str(exc)) from None
+        text = "" if value is None else str(value)
+        if len(text) > TAG_VALUE_MAX:
+            raise CatalogError(f"The value of tag {key!r} is {len(text)} characters; the limit is {TAG_VALUE_MAX}.")
+        checked[key] = text
+    return checked
+
+
+def _tag_change(before: dict, after: dict) -> dict:
+    return {
+        "set": {k: v for k, v in after.items() if before.get(k) != v},
+        "removed": sorted(k for k in before if k not in after),
+    }
+
+
+# --- Registered models ----------------------------------------------------------------------------------------------
+
+
+def model_create(
+    *, name: str, by, description: str = "", tags: Mapping[str, str] | None = None, default_level=None
+) -> RegisteredModel:
+    """A new model owned by `by`; any signed-in user with a write token may create one."""
+    _require_user(by)
+    name = _checked_name(name)
+    tags = _checked_tags(tags)
     try:
         with transaction.atomic():
-            return RegisteredModel.objects.create(
-                name=name, owner=owner, description=description, tags=dict(tags or {})
+            model = RegisteredModel.objects.create(
+                name=name, owner=by, description=description, tags=tags, default_level=default_level
             )
+            audit.record(AuditAction.MODEL_CREATED, actor=by, model=model, to_value=name)
     except IntegrityError:
         raise AlreadyExists(f"A model named {name!r} already exists.") from None
+    return model
+
+
+def model_rename(*, model: RegisteredModel, new_name: str, by) -> RegisteredModel:
+    """Rename a model (MANAGE: deployments refer to models by name)."""
+    require(model, by, Level.MANAGE, doing="rename")
+    new_name = _checked_name(new_name)
+    old_name = model.name
+    if new_name == old_name:
+        return model
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            # Only these columns: a full save would write back a stale `last_version`.
+            RegisteredModel.objects.filter(pk=model.pk).update(name=new_name, updated_at=now)
+            model.name, model.updated_at = new_name, now
+            audit.record(AuditAction.MODEL_RENAMED, actor=by, model=model, from_value=old_name, to_value=new_name)
+    except IntegrityError:
+        model.name = old_name
+        raise AlreadyExists(f"A model named {new_name!r} already exists.") from None
+    return model
+
+
+def model_update(
+    *, model: RegisteredModel, by, description: str | None = None, tags: Mapping[str, str] | None = None
+) -> RegisteredModel:
+    """Change the description and/or replace the tags (EDIT)."""
+    require(model, by, Level.EDIT)
+    with transaction.atomic():
+        locked = RegisteredModel.objects.select_for_update().only("description", "tags").get(pk=model.pk)
+        changes: dict = {}
+        if description is not None and description != locked.description:
+            changes["description"] = description
+            audit.record(AuditAction.MODEL_UPDATED, actor=by, model=model, data={"description": description[:2000]})
+        if tags is not None:
+            checked = _checked_tags(tags)
+            if checked != locked.tags:
+                changes["tags"] = checked
+                audit.record(
+                    AuditAction.MODEL_TAGS_CHANGED, actor=by, model=model, data=_tag_change(locked.tags, checked)
+                )
+        if changes:
+            changes["updated_at"] = timezone.now()
+            RegisteredModel.objects.filter(pk=model.pk).update(**changes)
+            for field, value in changes.items():
+                setattr(model, field, value)
+    return model
+
+
+def model_tag_set(*, model: RegisteredModel, key: str, value: str | None, by) -> RegisteredModel:
+    """Set one tag, or with value None delete it (EDIT); deleting a tag that is not there is CatalogError."""
+    require(model, by, Level.EDIT)
+    tags = _one_tag(RegisteredModel, model, key, value)
+    return model_update(model=model, by=by, tags=tags)
+
+
+class InProduction(CatalogError):
+    """A version in Production cannot go: it is what deployments pull."""
+
+    status = 409
+    code = "conflict"
+
+
+class TagNotFound(CatalogError):
+    status = 404
+    code = "not_found"
+
+
+def _one_tag(model_class, row, key: str, value: str | None) -> dict:
+    if not isinstance(key, str) or len(key) > KEY_MAX:
+        raise CatalogError(f"Tag keys are strings of at most {KEY_MAX} characters.")
+    current = dict(model_class.objects.values_list("tags", flat=True).get(pk=row.pk) or {})
+    if value is None:
+        if key not in current:
+            raise TagNotFound(f"No tag with key {key!r} on {row}.")
+        current.pop(key)
+    else:
+        current[key] = value
+    return current
+
+
+def model_delete(*, model: RegisteredModel, by) -> None:
+    """Delete a model with its versions and their files (MANAGE). Refused while a version is in Production."""
+    require(model, by, Level.MANAGE, doing="delete")
+    if model.versions.filter(stage=Stage.PRODUCTION).exists():
+        raise InProduction(f"{model.name!r} has a version in Production; archive it before deleting the model.")
+    with transaction.atomic():
+        keys = list(ArtifactFile.objects.filter(version__model=model).values_list("storage_key", flat=True))
+        count = model.versions.count()
+        audit.record(
+            AuditAction.MODEL_DELETED,
+            actor=by,
+            model=model,
+            from_value=model.name,
+            data={"versions": count, "last_version": model.last_version},
+        )
+        model.delete()
+        for key in set(keys):
+            _delete_blob_when_unused(key)
+
+
+# --- Access ---------------------------------------------------------------------------------------------------------
+
+
+def _stage_list(stages, what: str) -> list[str]:
+    parsed = []
+    for stage in stages or []:
+        try:
+            parsed.append(Stage.parse(stage).value)
+        except ValueError as exc:
+            raise CatalogError(f"{what}: {exc}") from None
+    return sorted(set(parsed))
+
+
+def model_grant_set(
+    *, model: RegisteredModel, by, user=None, group=None, level, request_stages=(), approve_stages=()
+) -> ModelGrant:
+    """Give a user or group a level on the model, and the stages they may request and approve for it (MANAGE)."""
+    require(model, by, Level.MANAGE, doing="share")
+    extra = {
+        "request_stages": _stage_list(request_stages, "request_stages"),
+        "approve_stages": _stage_list(approve_stages, "approve_stages"),
+    }
+    return accounts.grant_set(
+        obj=model, by=by, user=user, group=group, level=level, extra=extra, scope={"model": model}, what=_what(model)
+    )
+
+
+def model_grant_revoke(*, model: RegisteredModel, by, user=None, group=None) -> None:
+    require(model, by, Level.MANAGE, doing="share")
+    accounts.grant_revoke(obj=model, by=by, user=user, group=group, scope={"model": model}, what=_what(model))
+
+
+def model_owner_set(*, model: RegisteredModel, by, owner) -> None:
+    require(model, by, Level.MANAGE, doing="hand over")
+    accounts.owner_set(obj=model, by=by, owner=owner, scope={"model": model}, what=_what(model))
+
+
+def model_default_level_set(*, model: RegisteredModel, by, level) -> None:
+    require(model, by, Level.MANAGE, doing="share")
+    accounts.default_level_set(obj=model, by=by, level=level, scope={"model": model}, what=_what(model))
+
+
+def _what(model: RegisteredModel) -> str:
+    return f"model {model.name!r}"
+
+
+# --- Versions -------------------------------------------------------------------------------------------------------
 
 
 def version_create(
     *,
     model: RegisteredModel,
+    by,
     run: Run | None = None,
     artifact_path: str | None = None,
     source: str = "",
-    created_by=None,
     description: str = "",
     tags: Mapping[str, str] | None = None,
 ) -> ModelVersion:
-    """Register the next version of `model`.
+    """Register the next version of `model` (EDIT on the model; registering a run's files also needs EDIT on the
+    run's experiment: the run's lineage now names the version).
 
     Numbers come from incrementing `RegisteredModel.last_version` under the row lock that the UPDATE takes, in the
     same transaction as the insert: concurrent registrations queue on that row, and a failed one rolls its number
@@ -81,6 +276,10 @@ def version_create(
     returned version's `created_files` lists the ArtifactFile rows made for it (empty without a path), so callers can
     answer without reading them back.
     """
+    require(model, by, Level.EDIT, doing="register versions of")
+    if run is not None:
+        tracking_access.require_experiment_level(run, by, Level.EDIT, doing="register its runs as model versions")
+    tags = _checked_tags(tags)
     prefix = None
     if artifact_path is not None:
         if run is None:
@@ -101,19 +300,78 @@ def version_create(
                 version=number,
                 run=run,
                 source=source,
-                created_by=created_by,
+                created_by=by,
                 description=description,
-                tags=dict(tags or {}),
+                tags=tags,
                 created_at=now,
                 updated_at=now,
             )
         )
         version.created_files = _copy_run_files(connection, run, prefix, version) if prefix is not None else []
-        audit.record(AuditAction.VERSION_CREATED, model=model, version=version, actor=created_by, to_value=source)
+        audit.record(AuditAction.VERSION_CREATED, actor=by, version=version, to_value=source)
         audit.emit(WebhookEventType.VERSION_CREATED, model=model, payload=audit.version_payload(version))
     model.last_version = number
     model.updated_at = now
     return version
+
+
+def version_update(
+    *, version: ModelVersion, by, description: str | None = None, tags: Mapping[str, str] | None = None
+) -> ModelVersion:
+    """Change a version's description and/or replace its tags (EDIT on its model)."""
+    require(version.model, by, Level.EDIT)
+    with transaction.atomic():
+        locked = ModelVersion.objects.select_for_update().only("description", "tags").get(pk=version.pk)
+        changes: dict = {}
+        if description is not None and description != locked.description:
+            changes["description"] = description
+            audit.record(
+                AuditAction.VERSION_UPDATED, actor=by, version=version, data={"description": description[:2000]}
+            )
+        if tags is not None:
+            checked = _checked_tags(tags)
+            if checked != locked.tags:
+                changes["tags"] = checked
+                audit.record(
+                    AuditAction.VERSION_TAGS_CHANGED, actor=by, version=version, data=_tag_change(locked.tags, checked)
+                )
+        if changes:
+            changes["updated_at"] = timezone.now()
+            ModelVersion.objects.filter(pk=version.pk).update(**changes)
+            for field, value in changes.items():
+                setattr(version, field, value)
+    return version
+
+
+def version_tag_set(*, version: ModelVersion, key: str, value: str | None, by) -> ModelVersion:
+    """Set one tag, or with value None delete it (EDIT on the model)."""
+    require(version.model, by, Level.EDIT)
+    tags = _one_tag(ModelVersion, version, key, value)
+    return version_update(version=version, by=by, tags=tags)
+
+
+def version_delete(*, version: ModelVersion, by) -> None:
+    """Delete a version and its files (MANAGE on the model, or EDIT for the version's own author). Refused while it
+    is in Production."""
+    level = require(version.model, by, Level.EDIT, doing="delete versions of")
+    if level < Level.MANAGE and version.created_by_id != by.pk:
+        raise Forbidden(
+            f"Only the author of version {version.version} or someone who manages {version.model.name!r} may delete it."
+        )
+    if version.stage == Stage.PRODUCTION:
+        raise InProduction(f"Version {version.version} is in Production; archive it before deleting it.")
+    with transaction.atomic():
+        keys = list(ArtifactFile.objects.filter(version=version).values_list("storage_key", flat=True))
+        audit.record(
+            AuditAction.VERSION_DELETED,
+            actor=by,
+            version=version,
+            from_value=version.stage,
+            data={"source": version.source, "run_id": version.run_id},
+        )
+        version.delete()
+        for key in set(keys):
+            _delete_blob_when_unused(key)
 
 
 def _next_version_number(connection, model: RegisteredModel, now) -> int:
@@ -175,132 +433,6 @@ def _copy_run_files(connection, run: Run, prefix: str, version: ModelVersion) ->
     return copies
 
 
-def alias_set(*, model: RegisteredModel, alias: str, version: ModelVersion, by=None) -> ModelAlias:
-    """Point `alias` at `version`, creating it or moving it from another version."""
-    try:
-        check_alias(alias)
-    except NameError_ as exc:
-        raise CatalogError(str(exc)) from None
-    if version.model_id != model.pk:
-        raise CatalogError(f"Version {version.version} does not belong to model {model.name!r}.")
-    with transaction.atomic():
-        previous = (
-            ModelAlias.objects.select_for_update()
-            .filter(model=model, alias=alias)
-            .values_list("version__version", flat=True)
-            .first()
-        )
-        obj, _ = ModelAlias.objects.update_or_create(
-            model=model,
-            alias=alias,
-            defaults={"version": version, "updated_at": timezone.now(), "updated_by": by},
-        )
-        if previous != version.version:
-            audit.record(
-                AuditAction.ALIAS_SET,
-                model=model,
-                version=version,
-                actor=by,
-                from_value=previous or "",
-                to_value=version.version,
-                data={"alias": alias},
-            )
-            audit.emit(
-                WebhookEventType.ALIAS_CHANGED,
-                model=model,
-                payload={"model": model.name, "alias": alias, "from_version": previous, "to_version": version.version},
-            )
-    return obj
-
-
-def alias_delete(*, model: RegisteredModel, alias: str, by=None) -> bool:
-    with transaction.atomic():
-        existing = ModelAlias.objects.select_for_update().select_related("version").filter(model=model, alias=alias)
-        found = existing.first()
-        if found is None:
-            return False
-        found.delete()
-        audit.record(
-            AuditAction.ALIAS_DELETED,
-            model=model,
-            version=found.version,
-            actor=by,
-            from_value=found.version.version,
-            data={"alias": alias},
-        )
-        audit.emit(
-            WebhookEventType.ALIAS_CHANGED,
-            model=model,
-            payload={"model": model.name, "alias": alias, "from_version": found.version.version, "to_version": None},
-        )
-    return True
-
-
-def version_stage_set(
-    *,
-    version: ModelVersion,
-    stage: str,
-    by=None,
-    comment: str = "",
-    kind: str = ChangeKind.DIRECT,
-    archive_existing: bool = False,
-    request=None,
-) -> ModelVersion:
-    """Move `version` to `stage` now, recording the change (and any archived holders) in the stage history.
-
-    Whether the caller may do this (approval policies) is decided by the governance layer before calling.
-    """
-    target = Stage.parse(stage)
-    with transaction.atomic():
-        locked = ModelVersion.objects.select_related("model").select_for_update(of=("self",)).get(pk=version.pk)
-        if locked.stage == target:
-            return locked
-        now = timezone.now()
-        if archive_existing and target in (Stage.STAGING, Stage.PRODUCTION):
-            holders = list(
-                ModelVersion.objects.select_related("model")
-                .select_for_update(of=("self",))
-                .filter(model_id=locked.model_id, stage=target)
-                .exclude(pk=locked.pk)
-            )
-            for holder in holders:
-                _record_stage(
-                    holder,
-                    Stage.ARCHIVED,
-                    by=by,
-                    at=now,
-                    kind=ChangeKind.ARCHIVE_EXISTING,
-                    request=request,
-                    comment=f"Archived when version {locked.version} entered {target}.",
-                )
-        _record_stage(locked, target, by=by, at=now, kind=kind, request=request, comment=comment)
-        RegisteredModel.objects.filter(pk=locked.model_id).update(updated_at=now)
-    return locked
-
-
-def _record_stage(version: ModelVersion, stage: str, *, by, at, kind: str, request, comment: str) -> None:
-    """Change the stage, append it to the stage history and the audit log, and queue the webhook event."""
-    previous = version.stage
-    change = version.record_stage_change(stage, by=by, at=at, kind=kind, request=request, comment=comment)
-    model = version.model
-    audit.record(
-        AuditAction.STAGE_CHANGED,
-        model=model,
-        version=version,
-        actor=by,
-        from_value=previous,
-        to_value=stage,
-        comment=comment,
-        request=request,
-        data={"kind": kind, "stage_change_id": change.pk},
-    )
-    audit.emit(
-        WebhookEventType.STAGE_CHANGED,
-        model=model,
-        payload={**audit.version_payload(version), "from_stage": previous, "to_stage": stage, "kind": kind},
-    )
-
-
 class _HashingReader:
     """Wraps a binary stream, hashing and counting what is read, refusing to read past `limit` bytes.
 
@@ -338,7 +470,8 @@ class _UploadFile(File):
 
 
 class ArtifactTooLarge(CatalogError):
-    pass
+    status = 413
+    code = "payload_too_large"
 
 
 def artifact_key(owner: Run | ModelVersion, path: str) -> str:
@@ -350,11 +483,22 @@ def artifact_key(owner: Run | ModelVersion, path: str) -> str:
     return f"models/{owner.model_id}/versions/{owner.version}/{token}/{path}"
 
 
-def artifact_store(*, owner: Run | ModelVersion, path: str, stream: BinaryIO, limit: int | None = None) -> ArtifactFile:
-    """Stream `stream` into the artifacts storage under `owner`, computing size and sha256 on the way.
+def _require_file_writer(owner: Run | ModelVersion, by) -> None:
+    if isinstance(owner, Run):
+        tracking_access.require_run_write(owner, by)
+    else:
+        require(owner.model, by, Level.EDIT)
+
+
+def artifact_store(
+    *, owner: Run | ModelVersion, path: str, stream: BinaryIO, by, limit: int | None = None
+) -> ArtifactFile:
+    """Stream `stream` into the artifacts storage under `owner` (a run: its writer; a version: EDIT on its model),
+    computing size and sha256 on the way.
 
     Storing a path that already exists replaces that file.
     """
+    _require_file_writer(owner, by)
     try:
         path = normalise_artifact_path(path)
     except PathError as exc:
@@ -386,17 +530,27 @@ def artifact_store(*, owner: Run | ModelVersion, path: str, stream: BinaryIO, li
             artifact, _ = ArtifactFile.objects.update_or_create(**{owner_field: owner, "path": path}, defaults=fields)
             if previous and previous != stored_key:
                 _delete_blob_when_unused(previous)
+            _record_file(AuditAction.ARTIFACT_STORED, owner, by, path, size=reader.size, sha256=fields["sha256"])
     except (IntegrityError, ValidationError) as exc:
         _delete_blob_quietly(stored_key)
         raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None
     return artifact
 
 
-def artifact_delete(artifact: ArtifactFile) -> None:
-    """Delete the file's row; its blob goes too once no other row (a version sharing it) points at it."""
+def artifact_delete(*, artifact: ArtifactFile, by) -> None:
+    """Delete the file's row (its run's writer, or EDIT on its version's model); its blob goes too once no other row
+    (a version sharing it) points at it."""
+    owner = artifact.owner
+    _require_file_writer(owner, by)
     with transaction.atomic():
         artifact.delete()
         _delete_blob_when_unused(artifact.storage_key)
+        _record_file(AuditAction.ARTIFACT_DELETED, owner, by, artifact.path, size=artifact.size, sha256=artifact.sha256)
+
+
+def _record_file(action: str, owner: Run | ModelVersion, by, path: str, **data) -> None:
+    where = {"run": owner} if isinstance(owner, Run) else {"version": owner}
+    audit.record(action, actor=by, to_value=path, data=data, **where)
 
 
 def _delete_blob_when_unused(storage_key: str) -> None:

@@ -31,7 +31,7 @@ from registry_client import environment as client_environment
 from registry_client.profiling import DatasetProfile, profile_table
 
 from registry.catalog.models import ModelVersion, RegisteredModel, Stage
-from registry.catalog.services import alias_set, artifact_store, model_create, version_create, version_stage_set
+from registry.catalog.services import artifact_store, model_create, version_create
 from registry.demo.recipes import (
     DEFAULT_SPLIT_SEED,
     RECIPES,
@@ -44,11 +44,12 @@ from registry.demo.recipes import (
     evaluate,
     load_split,
 )
-from registry.governance.services import transition_request
+from registry.governance.services import alias_set, stage_change_direct, transition_approve, transition_request
 from registry.tracking.models import Experiment, Run, RunStatus, RunStep
 from registry.tracking.services import (
     Point,
     dataset_register,
+    experiment_create,
     metrics_log,
     params_log,
     run_create,
@@ -58,6 +59,8 @@ from registry.tracking.services import (
 )
 
 DEMO_USERNAME = "demo"
+# Decides the demo's promotions, as a Production approver would: the demo user asks, someone else approves.
+APPROVER_USERNAME = "demo-approver"
 ENTRY_POINT = "registry/demo/management/commands/demo.py"
 CONTEXTS = {"train": "training", "validation": "validation", "test": "evaluation"}
 
@@ -85,17 +88,26 @@ class DemoSummary:
         return lines
 
 
-def demo_user():
-    """The non-superuser account that demo runs, versions and requests are attributed to; it cannot log in."""
+def _system_user(username: str, group: str):
+    """A non-superuser account that cannot log in, in `group`."""
     User = get_user_model()
-    user, created = User.objects.get_or_create(username=DEMO_USERNAME, defaults={"email": ""})
+    user, created = User.objects.get_or_create(username=username, defaults={"email": ""})
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
-    # It asks for promotions like any data scientist; approving them is left to a human approver.
-    requesters, _ = Group.objects.get_or_create(name="Model requesters")
-    user.groups.add(requesters)
+    user.groups.add(Group.objects.get_or_create(name=group)[0])
     return get_user_model().objects.get(pk=user.pk)  # fresh, so the permission cache sees the group
+
+
+def demo_user():
+    """The account that demo runs, versions and requests are attributed to: it owns the demo models and asks for
+    promotions like any data scientist."""
+    return _system_user(DEMO_USERNAME, "Model requesters")
+
+
+def demo_approver():
+    """The account that approved the demo's past promotions (the pending one is left to a human approver)."""
+    return _system_user(APPROVER_USERNAME, "Production approvers")
 
 
 def demo_populate(*, size: str = "full", progress: Callable[[str], None] | None = None) -> DemoSummary:
@@ -104,7 +116,7 @@ def demo_populate(*, size: str = "full", progress: Callable[[str], None] | None 
     progress = progress or (lambda message: None)
     started = time.monotonic()
     summary = DemoSummary()
-    context = _Context(user=demo_user(), steps=plan.steps)
+    context = _Context(user=demo_user(), approver=demo_approver(), steps=plan.steps)
     for index, recipe in enumerate(RECIPES[: plan.models]):
         if RegisteredModel.objects.filter(name=recipe.model_name).exists():
             summary.skipped.append(recipe.model_name)
@@ -121,6 +133,7 @@ class _Context:
     """What every run of one demo invocation shares: its user, step count, provenance and data profiles."""
 
     user: object
+    approver: object
     steps: int
     profiles: dict[tuple[str, int, str], DatasetProfile] = field(default_factory=dict)
 
@@ -160,18 +173,20 @@ class _Outcome:
 def _populate_model(
     recipe: Recipe, versions: list[Version], context: _Context, summary: DemoSummary, *, with_request: bool
 ) -> None:
-    experiment, _ = Experiment.objects.get_or_create(
+    experiment = Experiment.objects.filter(name=recipe.model_name).first() or experiment_create(
         name=recipe.model_name,
-        defaults={"description": f"Hyperparameter search for {recipe.model_name}.", "tags": dict(recipe.tags)},
+        by=context.user,
+        description=f"Hyperparameter search for {recipe.model_name}.",
+        tags=dict(recipe.tags),
     )
     model = model_create(
-        name=recipe.model_name, owner=context.user, description=recipe.description, tags=dict(recipe.tags)
+        name=recipe.model_name, by=context.user, description=recipe.description, tags=dict(recipe.tags)
     )
     outcomes = [
         _train_version(recipe, number, spec, experiment, model, context, summary)
         for number, spec in enumerate(versions, 1)
     ]
-    _promote(recipe, model, outcomes, context.user, with_request=with_request, summary=summary)
+    _promote(recipe, model, outcomes, context, with_request=with_request, summary=summary)
     summary.created[model.name] = len(outcomes)
 
 
@@ -188,7 +203,7 @@ def _train_version(
     run = run_create(
         experiment=experiment,
         name=f"{recipe.model_name}-{number}",
-        user=context.user,
+        by=context.user,
         code=context.code,
         environment=context.environment,
         image=context.image,
@@ -201,6 +216,7 @@ def _train_version(
         for part in SPLITS:
             profile = context.profile(data, part)
             dataset = dataset_register(
+                by=context.user,
                 name=f"{recipe.dataset}-{part}",
                 digest=profile.digest,
                 source_uri=data.source_uri(part),
@@ -208,7 +224,7 @@ def _train_version(
                 schema=profile.schema,
                 profile=profile.profile,
             )
-            run_input_add(run=run, dataset=dataset, context=CONTEXTS[part])
+            run_input_add(run=run, by=context.user, dataset=dataset, context=CONTEXTS[part])
             summary.datasets.add(dataset.pk)
             log.append(f"{dataset.name}: {profile.num_rows} rows, digest {profile.digest[:12]}")
 
@@ -225,18 +241,18 @@ def _train_version(
 
     params = {key: str(value) for key, value in trained.params.items()}
     params.update(split_seed=str(spec.split_seed), steps=str(trained.steps), model_class=type(trained.model).__name__)
-    params_log(run=run, params=params)
-    summary.metric_points += metrics_log(run=run, points=_points(trained, test_metrics, steps))
+    params_log(run=run, by=context.user, params=params)
+    summary.metric_points += metrics_log(run=run, by=context.user, points=_points(trained, test_metrics, steps))
 
     with _step(steps, "log model") as log:
         files = _model_files(trained, run, data)
         for path, content in files.items():
-            artifact_store(owner=run, path=f"model/{path}", stream=io.BytesIO(content))
+            artifact_store(owner=run, path=f"model/{path}", stream=io.BytesIO(content), by=context.user)
             log.append(f"model/{path} ({len(content)} bytes)")
         summary.artifacts += len(files)
 
-    run_steps_set(run=run, steps=steps)
-    run_finish(run=run, status=RunStatus.FINISHED)
+    run_steps_set(run=run, by=context.user, steps=steps)
+    run_finish(run=run, by=context.user, status=RunStatus.FINISHED)
     summary.runs += 1
 
     headline = recipe.selection[0].lstrip("-")
@@ -244,7 +260,7 @@ def _train_version(
         model=model,
         run=run,
         artifact_path="model",
-        created_by=context.user,
+        by=context.user,
         description=(
             f"`{estimator_name}` with {_describe(spec.hyperparameters)}, trained for {trained.steps} "
             f"steps on `{recipe.dataset}-train` (split seed {spec.split_seed}). "
@@ -329,12 +345,20 @@ def _model_files(trained: Trained, run: Run, data: SplitData) -> dict[str, bytes
 
 
 def _promote(
-    recipe: Recipe, model: RegisteredModel, outcomes: list[_Outcome], user, *, with_request: bool, summary: DemoSummary
+    recipe: Recipe,
+    model: RegisteredModel,
+    outcomes: list[_Outcome],
+    context: _Context,
+    *,
+    with_request: bool,
+    summary: DemoSummary,
 ) -> None:
-    """Give the model a stage history: an early version in Production, replaced by the best one, and a challenger.
+    """Give the model a stage history through the governance rules: an early version in Production, replaced by the
+    best one, and a challenger. The demo user asks; the demo approver approves Production moves and the champion.
 
     Only versions evaluated on the usual split compete, since the others' metrics are not comparable.
     """
+    user, approver = context.user, context.approver
     candidates = sorted((o for o in outcomes if o.comparable), key=lambda o: recipe.score(o.trained), reverse=True)
     best = candidates[0]
     earlier = next(o for o in outcomes if o.comparable and o is not best)
@@ -344,22 +368,30 @@ def _promote(
     def metric(outcome: _Outcome) -> str:
         return f"{headline} {outcome.trained.last(headline):.4f}"
 
-    version_stage_set(version=earlier.version, stage=Stage.STAGING, by=user, comment="First candidate to validate.")
-    version_stage_set(
-        version=earlier.version, stage=Stage.PRODUCTION, by=user, comment=f"Initial release ({metric(earlier)})."
+    def promote(outcome: _Outcome, comment: str, *, archive_existing: bool = False) -> None:
+        request = transition_request(
+            version=outcome.version,
+            to_stage=Stage.PRODUCTION,
+            by=user,
+            comment=comment,
+            archive_existing=archive_existing,
+        )
+        transition_approve(request_id=request.pk, by=approver, comment="Looks good.")
+
+    stage_change_direct(
+        version=earlier.version, to_stage=Stage.STAGING, by=user, comment="First candidate to validate."
     )
-    version_stage_set(version=best.version, stage=Stage.STAGING, by=user, comment=f"New best: {metric(best)}.")
-    version_stage_set(
-        version=best.version,
-        stage=Stage.PRODUCTION,
-        by=user,
+    promote(earlier, f"Initial release ({metric(earlier)}).")
+    stage_change_direct(version=best.version, to_stage=Stage.STAGING, by=user, comment=f"New best: {metric(best)}.")
+    promote(
+        best,
+        f"Replaces version {earlier.version.version}: {metric(best)} against {metric(earlier)}.",
         archive_existing=True,
-        comment=f"Replaces version {earlier.version.version}: {metric(best)} against {metric(earlier)}.",
     )
-    version_stage_set(
-        version=challenger.version, stage=Stage.STAGING, by=user, comment=f"Challenger: {metric(challenger)}."
+    stage_change_direct(
+        version=challenger.version, to_stage=Stage.STAGING, by=user, comment=f"Challenger: {metric(challenger)}."
     )
-    alias_set(model=model, alias="champion", version=best.version, by=user)
+    alias_set(model=model, alias="champion", version=best.version, by=approver)  # protected: the approver's move
     alias_set(model=model, alias="challenger", version=challenger.version, by=user)
 
     if with_request:

@@ -1,27 +1,17 @@
+"""Governance in the admin: policies and their gates (changes recorded in the audit log), transition requests
+(decided through the services) and the stage history (read-only)."""
+
 from __future__ import annotations
 
-import secrets
-
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
-from django.core.validators import URLValidator
 from django.db.models import Count
 
-from registry.catalog.admin import ReadOnlyAdmin
+from registry.admin_base import ReadOnlyAdmin
 from registry.catalog.models import Stage
-from registry.governance import webhooks
-from registry.governance.models import (
-    AuditEvent,
-    DeliveryAttempt,
-    GateKind,
-    OutboxEvent,
-    PolicyGate,
-    StagePolicy,
-    Webhook,
-    WebhookDelivery,
-    WebhookEventType,
-)
+from registry.governance import services as governance
+from registry.governance.models import GateKind, PolicyGate, StageChange, StagePolicy, StageTransitionRequest
+from registry.lib.errors import DomainError
 
 # --- Policies -------------------------------------------------------------------------------------------------------
 
@@ -63,9 +53,25 @@ class StagePolicyForm(forms.ModelForm):
         help_text="Target stages that need an approved request.",
     )
 
+    protected_aliases = forms.CharField(
+        required=False,
+        help_text="Comma-separated, e.g. champion, production: moved only as a Production move is.",
+    )
+
     class Meta:
         model = StagePolicy
-        fields = ["model", "approval_required_for", "allow_self_approval", "allow_direct_changes"]
+        fields = ["model", "approval_required_for", "allow_self_approval", "allow_direct_changes", "protected_aliases"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["protected_aliases"] = ", ".join(self.instance.protected_aliases or [])
+        else:
+            self.initial["protected_aliases"] = "champion, production"
+
+    def clean_protected_aliases(self) -> list[str]:
+        raw = self.cleaned_data.get("protected_aliases") or ""
+        return sorted({name.strip() for name in raw.split(",") if name.strip()})
 
 
 @admin.register(StagePolicy)
@@ -89,153 +95,63 @@ class StagePolicyAdmin(admin.ModelAdmin):
     def gate_count(self, obj: StagePolicy) -> int:
         return obj.gate_count
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        governance.policy_record(policy=form.instance, by=request.user, created=not change)
 
-# --- Audit ----------------------------------------------------------------------------------------------------------
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "action", "model", "version_number", "actor_name", "from_value", "to_value", "short_comment"]
-    list_select_related = ["model"]
-    list_filter = ["action", "model", "at"]
-    search_fields = ["model__name", "actor_name", "comment"]
-    date_hierarchy = "at"
-
-    @admin.display(description="Comment")
-    def short_comment(self, obj: AuditEvent) -> str:
-        return obj.comment if len(obj.comment) <= 80 else obj.comment[:79] + "…"
+    def delete_model(self, request, obj: StagePolicy) -> None:
+        governance.policy_record(policy=obj, by=request.user, deleted=True)
+        super().delete_model(request, obj)
 
 
-# --- Webhooks -------------------------------------------------------------------------------------------------------
+# --- Requests and stage history -------------------------------------------------------------------------------------
 
 
-class WebhookForm(forms.ModelForm):
-    url = forms.URLField(
-        max_length=2048,
-        assume_scheme="https",
-        validators=[URLValidator(schemes=["http", "https"])],
-        help_text="http(s) only; private and loopback addresses are refused unless the server allows them.",
-    )
-    events = forms.MultipleChoiceField(choices=WebhookEventType.choices, widget=forms.CheckboxSelectMultiple)
-    secret = forms.CharField(
-        max_length=256,
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Signs every delivery. Leave blank to generate one (shown once after saving); on an existing "
-        "webhook, leave blank to keep the current secret.",
-    )
+@admin.register(StageTransitionRequest)
+class StageTransitionRequestAdmin(admin.ModelAdmin):
+    list_display = ["version", "action", "alias", "from_stage", "to_stage", "status", "requested_by", "created_at"]
+    list_select_related = ["version__model", "requested_by", "decided_by"]
+    list_filter = ["status", "action", "to_stage", "created_at"]
+    search_fields = ["version__model__name", "alias", "comment", "decision_comment"]
+    actions = ["approve_selected", "reject_selected"]
 
-    class Meta:
-        model = Webhook
-        fields = ["name", "url", "events", "model", "secret", "active"]
-
-    def clean_url(self) -> str:
-        url = self.cleaned_data["url"]
-        if not settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS:
-            try:
-                webhooks.check_target(url)
-            except webhooks.TargetRefused as exc:
-                raise forms.ValidationError(str(exc)) from None
-            except webhooks.TargetUnresolvable:
-                pass  # DNS may be down or not yet set up; every delivery checks again
-        return url
-
-    def clean_secret(self) -> str:
-        secret = self.cleaned_data["secret"]
-        if secret:
-            return secret
-        if self.instance.pk:
-            return Webhook.objects.values_list("secret", flat=True).get(pk=self.instance.pk)
-        self.generated_secret = secrets.token_urlsafe(32)
-        return self.generated_secret
-
-
-@admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
-    form = WebhookForm
-    list_display = ["name", "url", "event_list", "model", "active", "created_by", "created_at"]
-    list_select_related = ["model", "created_by"]
-    list_filter = ["active"]
-    search_fields = ["name", "url", "model__name"]
-    raw_id_fields = ["model"]
-    readonly_fields = ["created_by", "created_at"]
-
-    @admin.display(description="Events")
-    def event_list(self, obj: Webhook) -> str:
-        return ", ".join(obj.events or [])
-
-    def save_model(self, request, obj: Webhook, form, change: bool) -> None:
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-        generated = getattr(form, "generated_secret", None)
-        if generated:
-            self.message_user(
-                request,
-                f"Generated secret for {obj.name!r} (shown only now; receivers verify X-Registry-Signature with it): "
-                f"{generated}",
-                messages.WARNING,
-            )
-
-
-@admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "type", "model", "created_at", "delivery_count"]
-    list_select_related = ["model"]
-    list_filter = ["type", "created_at"]
-    search_fields = ["model__name"]
-    date_hierarchy = "created_at"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(delivery_count=Count("deliveries"))
-
-    @admin.display(description="Deliveries", ordering="delivery_count")
-    def delivery_count(self, obj: OutboxEvent) -> int:
-        return obj.delivery_count
-
-
-class DeliveryAttemptInline(admin.TabularInline):
-    model = DeliveryAttempt
-    fields = ["at", "status_code", "latency_ms", "error", "replay"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+    def has_add_permission(self, request) -> bool:
+        return False  # requests are made on the version page, through the API or the CLI
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False  # decided with the actions below, through the governance rules
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    @admin.action(description="Approve selected requests")
+    def approve_selected(self, request, queryset) -> None:
+        self._decide(request, queryset, governance.transition_approve, "approved")
 
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = [
-        "__str__",
-        "status",
-        "attempts",
-        "last_status_code",
-        "last_latency_ms",
-        "next_attempt_at",
-        "delivered_at",
-    ]
-    list_select_related = ["webhook", "event"]
-    list_filter = ["status", "webhook", "event__type"]
-    search_fields = ["webhook__name", "last_error"]
-    inlines = [DeliveryAttemptInline]
-    actions = ["replay_selected"]
+    @admin.action(description="Reject selected requests")
+    def reject_selected(self, request, queryset) -> None:
+        self._decide(request, queryset, governance.transition_reject, "rejected")
 
-    def has_replay_permission(self, request) -> bool:
-        return request.user.has_perm("governance.change_webhook")
-
-    @admin.action(description="Replay selected deliveries", permissions=["replay"])
-    def replay_selected(self, request, queryset) -> None:
-        for delivery in queryset.select_related("webhook", "event").order_by("id"):
-            attempt = webhooks.replay(delivery)
-            if attempt.error:
-                self.message_user(request, f"Delivery {delivery.pk}: {attempt.error}", messages.ERROR)
-            else:
-                self.message_user(
-                    request, f"Delivery {delivery.pk}: HTTP {attempt.status_code} in {attempt.latency_ms} ms."
+    def _decide(self, request, queryset, decide, done: str) -> None:
+        """Decide each request as the signed-in user through the governance rules; one message per request."""
+        for transition in queryset.select_related("version__model").order_by("created_at", "id"):
+            label = f"{transition.version.model.name} v{transition.version.version}: {transition.describe()}"
+            try:
+                decide(request_id=transition.pk, by=request.user)
+            except DomainError as exc:
+                details = "; ".join(
+                    f"{d['gate']}: {d['message']}" for d in exc.details if isinstance(d, dict) and "gate" in d
                 )
+                message = f"{label}: {exc.message}" + (f" ({details})" if details else "")
+                self.message_user(request, message, messages.ERROR)
+            else:
+                self.message_user(request, f"{label}: {done}.", messages.SUCCESS)
+
+
+@admin.register(StageChange)
+class StageChangeAdmin(ReadOnlyAdmin):
+    list_display = ["changed_at", "version", "from_stage", "to_stage", "kind", "changed_by", "request"]
+    list_select_related = ["version__model", "changed_by", "request__version__model"]
+    list_filter = ["to_stage", "kind", "changed_at"]
+    search_fields = ["model__name", "comment"]
+    date_hierarchy = "changed_at"

@@ -1,17 +1,27 @@
-"""Governance: who may move a version to which stage, under which gates, and the append-only record of it all.
+"""Governance: who may move a version to which stage or alias, under which policy and gates; the requests that ask
+for a move and their decisions; and the stage history the Production timeline is read from.
 
-Also the webhook subscriptions, the outbox their events are written to in the same transaction as the change, and
-the record of every delivery attempt.
+Stages and aliases are catalog data (a version's `stage` column, ModelAlias rows) that only this app's services move.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from registry.catalog.models import STAGE_VALUES, ModelVersion, RegisteredModel, Stage, StageTransitionRequest
+from registry.catalog.models import STAGE_VALUES, ModelVersion, RegisteredModel, Stage
+
+# Aliases that deployments pull (`name@champion`): moving one takes the path of a Production move unless a model's
+# policy names other aliases.
+DEFAULT_PROTECTED_ALIASES = ["champion", "production"]
+
 
 # --- Policies and gates ---------------------------------------------------------------------------------------------
 
@@ -47,6 +57,12 @@ class StagePolicy(models.Model):
         help_text="Let users holding the approve permission for a stage move versions there without a request "
         "(recorded as a direct change).",
     )
+    protected_aliases = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Aliases moved or deleted only as a Production move is (a request, its gates, an approver), e.g. "
+        '["champion", "production"].',
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = StagePolicyQuerySet.as_manager()
@@ -73,12 +89,20 @@ class StagePolicy(models.Model):
     @classmethod
     def builtin_default(cls) -> StagePolicy:
         """What applies before anyone writes a policy: Production needs approval, nobody approves their own."""
-        policy = cls(approval_required_for=[Stage.PRODUCTION], allow_self_approval=False, allow_direct_changes=True)
+        policy = cls(
+            approval_required_for=[Stage.PRODUCTION],
+            allow_self_approval=False,
+            allow_direct_changes=True,
+            protected_aliases=list(DEFAULT_PROTECTED_ALIASES),
+        )
         policy._builtin = True
         return policy
 
     def needs_approval(self, stage: str) -> bool:
         return stage in (self.approval_required_for or [])
+
+    def protects(self, alias: str) -> bool:
+        return alias in (self.protected_aliases or [])
 
     def gates_for(self, stage: str) -> list[PolicyGate]:
         if self.pk is None:
@@ -137,176 +161,216 @@ class PolicyGate(models.Model):
         return self.get_kind_display()
 
 
-# --- Audit ----------------------------------------------------------------------------------------------------------
+# --- Requests -------------------------------------------------------------------------------------------------------
 
 
-class AuditAction(models.TextChoices):
-    VERSION_CREATED = "version_created", "Version created"
-    STAGE_CHANGED = "stage_changed", "Stage changed"
-    ALIAS_SET = "alias_set", "Alias set"
-    ALIAS_DELETED = "alias_deleted", "Alias deleted"
-    REQUEST_CREATED = "request_created", "Transition requested"
-    REQUEST_APPROVED = "request_approved", "Request approved"
-    REQUEST_REJECTED = "request_rejected", "Request rejected"
-    REQUEST_CANCELLED = "request_cancelled", "Request cancelled"
-    GATE_OVERRIDDEN = "gate_overridden", "Failing gate overridden"
-    ROLLBACK = "rollback", "Production rolled back"
+class RequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
 
 
-class AuditEventQuerySet(models.QuerySet):
-    def for_model(self, model: RegisteredModel) -> AuditEventQuerySet:
-        return self.filter(model=model)
+class RequestAction(models.TextChoices):
+    STAGE = "stage", "Move to a stage"
+    ALIAS_SET = "alias_set", "Point a protected alias"
+    ALIAS_DELETE = "alias_delete", "Delete a protected alias"
 
 
-class AuditEvent(models.Model):
-    """Append-only: who did what to which version, when, from what to what, and why."""
+# Protected aliases are governed as Production is: its gates and its approvers.
+ALIAS_RULES_STAGE = Stage.PRODUCTION
 
-    action = models.CharField(max_length=32, choices=AuditAction.choices)
-    # Indexed by audit_model_at.
-    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="audit_events", db_index=False)
-    version = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+
+class StageTransitionRequestQuerySet(models.QuerySet):
+    def pending(self) -> StageTransitionRequestQuerySet:
+        return self.filter(status=RequestStatus.PENDING)
+
+    def readable_by(self, user) -> StageTransitionRequestQuerySet:
+        """Requests on the models `user` may read."""
+        if user is not None and user.is_authenticated and user.is_superuser:
+            return self
+        return self.filter(model__in=RegisteredModel.objects.readable_by(user).values("pk"))
+
+
+class StageTransitionRequest(models.Model):
+    """A request to move a version to a stage, or a protected alias to (or off) a version; decided by an approver.
+
+    For an alias request `to_stage` names the stage whose rules apply (Production).
+    """
+
+    Status = RequestStatus
+    Action = RequestAction
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="+", db_index=False)
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="transition_requests")
+    action = models.CharField(max_length=16, choices=RequestAction.choices, default=RequestAction.STAGE)
+    alias = models.CharField(max_length=256, blank=True)
+    from_stage = models.CharField(max_length=16, choices=Stage.choices)
+    to_stage = models.CharField(max_length=16, choices=Stage.choices)
+    archive_existing = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="transition_requests"
     )
-    version_number = models.PositiveIntegerField(null=True, blank=True, help_text="Kept if the version is deleted.")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_name = models.CharField(max_length=150, blank=True, help_text="Kept if the user is deleted.")
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-    from_value = models.CharField(max_length=256, blank=True)
-    to_value = models.CharField(max_length=256, blank=True)
     comment = models.TextField(blank=True)
-    request = models.ForeignKey(
-        StageTransitionRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
-    )
-    data = models.JSONField(default=dict, blank=True)
-
-    objects = AuditEventQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["model", "-at"], name="audit_model_at")]
-        constraints = [
-            models.CheckConstraint(condition=Q(action__in=AuditAction.values), name="audit_action_valid"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name or 'system'}: {self.get_action_display()}"
-
-
-# --- Webhooks -------------------------------------------------------------------------------------------------------
-
-
-class WebhookEventType(models.TextChoices):
-    VERSION_CREATED = "version.created", "Version created"
-    TRANSITION_REQUESTED = "transition.requested", "Transition requested"
-    TRANSITION_APPROVED = "transition.approved", "Transition approved"
-    TRANSITION_REJECTED = "transition.rejected", "Transition rejected"
-    STAGE_CHANGED = "stage.changed", "Stage changed"
-    ALIAS_CHANGED = "alias.changed", "Alias changed"
-
-
-class Webhook(models.Model):
-    name = models.CharField(max_length=100)
-    url = models.URLField(max_length=2048, help_text="http(s) only; private and loopback addresses are refused.")
-    events = models.JSONField(default=list, help_text=f"Any of: {', '.join(WebhookEventType.values)}.")
-    model = models.ForeignKey(
-        RegisteredModel,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="webhooks",
-        help_text="Only events of this model; empty for all models.",
-    )
-    secret = models.CharField(max_length=256, help_text="Signs every delivery (X-Registry-Signature).")
-    active = models.BooleanField(default=True)
-    created_by = models.ForeignKey(
+    evidence = models.JSONField(default=dict, blank=True, help_text="Frozen when the request is made.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
+    objects = StageTransitionRequestQuerySet.as_manager()
+
     class Meta:
-        ordering = ["name"]
+        ordering = ["-created_at"]
         constraints = [
+            models.CheckConstraint(condition=Q(from_stage__in=STAGE_VALUES), name="transition_from_valid"),
+            models.CheckConstraint(condition=Q(to_stage__in=STAGE_VALUES), name="transition_to_valid"),
+            models.CheckConstraint(condition=Q(action__in=RequestAction.values), name="transition_action_valid"),
             models.CheckConstraint(
-                condition=Q(url__startswith="http://") | Q(url__startswith="https://"), name="webhook_url_http"
+                condition=~Q(action="stage") | ~Q(from_stage=models.F("to_stage")), name="transition_moves"
             ),
-            models.CheckConstraint(condition=~Q(secret=""), name="webhook_secret_not_empty"),
+            # Alias requests name their alias; stage requests none.
+            models.CheckConstraint(
+                condition=(Q(action="stage") & Q(alias="")) | (~Q(action="stage") & ~Q(alias="")),
+                name="transition_alias_iff_alias_action",
+            ),
+            models.CheckConstraint(condition=Q(status__in=RequestStatus.values), name="transition_status_valid"),
+            # A decision carries its date; a pending request has none.
+            models.CheckConstraint(
+                condition=(Q(status="pending") & Q(decided_at__isnull=True))
+                | (~Q(status="pending") & Q(decided_at__isnull=False)),
+                name="transition_decided_when_not_pending",
+            ),
+            # At most one open request per version and target stage, and per model and alias.
+            models.UniqueConstraint(
+                fields=["version", "to_stage"],
+                condition=Q(status="pending") & Q(action="stage"),
+                name="transition_one_pending_per_target",
+            ),
+            models.UniqueConstraint(
+                fields=["model", "alias"],
+                condition=Q(status="pending") & ~Q(action="stage"),
+                name="transition_one_pending_per_alias",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="transition_status_created"),
+            models.Index(fields=["model", "status"], name="transition_model_status"),
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return f"{self.version}: {self.describe()} ({self.status})"
 
-    def wants(self, event_type: str, model_id: int | None) -> bool:
-        return (
-            self.active and event_type in (self.events or []) and (self.model_id is None or self.model_id == model_id)
-        )
+    def describe(self) -> str:
+        """What the request asks for, in words."""
+        if self.action == RequestAction.ALIAS_SET:
+            return f"@{self.alias} → v{self.version.version}"
+        if self.action == RequestAction.ALIAS_DELETE:
+            return f"delete @{self.alias} (now v{self.version.version})"
+        return f"{self.from_stage} → {self.to_stage}"
+
+    @property
+    def is_alias(self) -> bool:
+        return self.action != RequestAction.STAGE
 
 
-class OutboxEvent(models.Model):
-    """An event written in the same transaction as the change it reports; deliveries fan out from it."""
+# --- Stage history --------------------------------------------------------------------------------------------------
 
-    type = models.CharField(max_length=32, choices=WebhookEventType.choices)
-    model = models.ForeignKey(RegisteredModel, null=True, on_delete=models.SET_NULL, related_name="+")
-    payload = models.JSONField()
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+class ChangeKind(models.TextChoices):
+    DIRECT = "direct", "Direct change"
+    APPROVAL = "approval", "Approved request"
+    ARCHIVE_EXISTING = "archive_existing", "Archived by a newer version"
+    ROLLBACK = "rollback", "Rollback"
+
+
+@dataclass(frozen=True, slots=True)
+class StageInterval:
+    """A span during which one version held one stage. `start` is None when it began before the changes read;
+    `end` is None while the version still holds the stage."""
+
+    version: int
+    stage: str
+    start: datetime | None
+    end: datetime | None
+
+    def duration(self, now: datetime) -> timedelta | None:
+        return None if self.start is None else (self.end or now) - self.start
+
+
+class StageChangeRow(NamedTuple):
+    """The part of a StageChange that timelines read, without building model instances."""
+
+    version_id: int
+    version: int
+    from_stage: str
+    to_stage: str
+    changed_at: datetime
+
+
+def stage_intervals(changes: Iterable[StageChangeRow], stages: Iterable[str] | None = None) -> list[StageInterval]:
+    """Turn stage changes, oldest first, into the intervals each version spent in each of `stages`.
+
+    A change out of a stage with no earlier change into it (older than the rows read) opens the interval at None.
+    """
+    wanted = set(stages) if stages is not None else {s.value for s in Stage} - {Stage.NONE.value}
+    held: dict[int, tuple[str, datetime | None, int]] = {}
+    intervals = []
+    for change in changes:
+        stage, start, _ = held.pop(change.version_id, (change.from_stage, None, change.version))
+        if stage in wanted and stage != Stage.NONE:
+            intervals.append(StageInterval(change.version, stage, start, change.changed_at))
+        held[change.version_id] = (change.to_stage, change.changed_at, change.version)
+    for stage, start, number in held.values():
+        if stage in wanted and stage != Stage.NONE:
+            intervals.append(StageInterval(number, stage, start, None))
+    oldest = datetime.min.replace(tzinfo=timezone.get_current_timezone())
+    intervals.sort(key=lambda i: (i.start or oldest, i.version))
+    return intervals
+
+
+class StageChangeQuerySet(models.QuerySet):
+    def timeline_rows(self, limit: int) -> list[StageChangeRow]:
+        """The newest `limit` changes with their version numbers, returned oldest first, in one query."""
+        rows = self.order_by("-changed_at", "-id").values_list(
+            "version_id", "version__version", "from_stage", "to_stage", "changed_at"
+        )[:limit]
+        return [StageChangeRow(*row) for row in reversed(rows)]
+
+
+class StageChange(models.Model):
+    """Append-only history of every stage a version entered: the Production timeline is read from here."""
+
+    Kind = ChangeKind
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="stage_changes", db_index=False)
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="stage_changes")
+    from_stage = models.CharField(max_length=16, choices=Stage.choices)
+    to_stage = models.CharField(max_length=16, choices=Stage.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.DIRECT)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    comment = models.TextField(blank=True)
+    request = models.ForeignKey(
+        StageTransitionRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
+    )
+
+    objects = StageChangeQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.type} #{self.pk}"
-
-
-class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed (gave up)"
-
-
-class WebhookDeliveryQuerySet(models.QuerySet):
-    def due(self, now=None) -> WebhookDeliveryQuerySet:
-        return self.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now or timezone.now())
-
-
-class WebhookDelivery(models.Model):
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="deliveries")
-    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    last_status_code = models.PositiveIntegerField(null=True, blank=True)
-    last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    objects = WebhookDeliveryQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name_plural = "webhook deliveries"
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due")]
+        ordering = ["-changed_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values), name="webhook_delivery_status"),
+            models.CheckConstraint(condition=Q(from_stage__in=STAGE_VALUES), name="stage_change_from_valid"),
+            models.CheckConstraint(condition=Q(to_stage__in=STAGE_VALUES), name="stage_change_to_valid"),
+            models.CheckConstraint(condition=~Q(from_stage=models.F("to_stage")), name="stage_change_moves"),
+            models.CheckConstraint(condition=Q(kind__in=ChangeKind.values), name="stage_change_kind_valid"),
         ]
+        indexes = [models.Index(fields=["model", "to_stage", "changed_at"], name="stage_change_timeline")]
 
     def __str__(self) -> str:
-        return f"{self.event} → {self.webhook} ({self.status})"
-
-
-class DeliveryAttempt(models.Model):
-    """One POST of a delivery: what came back (or why nothing did) and how long it took."""
-
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
-    at = models.DateTimeField(default=timezone.now)
-    status_code = models.PositiveIntegerField(null=True, blank=True)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    replay = models.BooleanField(default=False)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.at:%H:%M:%S} {self.status_code or self.error[:40]}"
+        return f"{self.version}: {self.from_stage} → {self.to_stage}"

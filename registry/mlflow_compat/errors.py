@@ -11,13 +11,11 @@ import json
 from django.db import DataError, IntegrityError
 from django.http import HttpResponse
 
-from registry.catalog.services import AlreadyExists, CatalogError
-from registry.governance.services import AlreadyDecided, AlreadyPending, GatesFailed, GovernanceError, NotAllowed
+from registry.lib.errors import AlreadyExists, Conflict, DomainError, Forbidden, NotFound
 from registry.lib.names import NameError_
 from registry.lib.paths import PathError
 from registry.lib.references import ReferenceError_
 from registry.lib.search import SearchError
-from registry.tracking.services import TrackingError
 
 INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
 RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
@@ -81,7 +79,7 @@ def _details(exc) -> str:
     details = getattr(exc, "details", None) or []
     parts = []
     for item in details[:5]:
-        if isinstance(item, dict):
+        if isinstance(item, dict) and item.get("message"):
             label = item.get("key") or item.get("gate") or item.get("index")
             parts.append(f"{label}: {item.get('message')}" if label is not None else str(item.get("message")))
     more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
@@ -92,17 +90,19 @@ def translate(exc: Exception) -> MlflowError | None:
     """The MLflow error for one of the domain's refusals, or None for an exception that is a bug."""
     if isinstance(exc, MlflowError):
         return exc
-    if isinstance(exc, AlreadyExists):
-        return MlflowError(RESOURCE_ALREADY_EXISTS, str(exc))
-    if isinstance(exc, NotAllowed):
-        return MlflowError(PERMISSION_DENIED, exc.message + _details(exc))
-    if isinstance(exc, AlreadyPending | AlreadyDecided | GatesFailed):
-        return MlflowError(RESOURCE_CONFLICT, exc.message + _details(exc))
-    if isinstance(exc, GovernanceError):
-        return invalid(exc.message + _details(exc))
-    if isinstance(exc, TrackingError):
-        return invalid(exc.message + _details(exc))
-    if isinstance(exc, CatalogError | PathError | SearchError | NameError_ | ReferenceError_):
+    if isinstance(exc, DomainError):
+        if isinstance(exc, AlreadyExists):
+            code = RESOURCE_ALREADY_EXISTS
+        elif isinstance(exc, NotFound) or exc.status == 404:
+            code = RESOURCE_DOES_NOT_EXIST
+        elif isinstance(exc, Forbidden):
+            code = PERMISSION_DENIED
+        elif isinstance(exc, Conflict):
+            code = RESOURCE_CONFLICT
+        else:
+            code = INVALID_PARAMETER_VALUE
+        return MlflowError(code, exc.message + _details(exc))
+    if isinstance(exc, PathError | SearchError | NameError_ | ReferenceError_):
         return invalid(str(exc))
     if isinstance(exc, DataError):
         # A value the database cannot hold (too long, out of range) that slipped past validation.

@@ -1,6 +1,7 @@
-"""Workflows behind the MLflow endpoints. Each one writes through the registry's own services (tracking, catalog,
-governance), so what MLflow logs is the same rows our own API writes; only what MLflow has and we lack (logged
-models, MLflow's system tags) is handled here.
+"""Workflows behind the MLflow endpoints that MLflow has and the registry's own API lacks: logged models and their
+links to runs (this app's rows), MLflow's system tags, version sources. Everything else the MLflow handlers call
+straight in the registry's services (tracking, catalog, governance), which check permissions and write the audit
+log; so do these, through them, with `by` the caller.
 """
 
 from __future__ import annotations
@@ -11,21 +12,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from registry.accounts.access import level_of
 from registry.catalog import services as catalog
-from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel, Stage, StageTransitionRequest
-from registry.governance import services as governance
-from registry.governance.models import StagePolicy
-from registry.lib.names import KEY_MAX, NameError_, check_key, check_model_name
+from registry.catalog.models import ModelVersion, RegisteredModel, Stage
+from registry.lib.access import Level
+from registry.lib.errors import Forbidden
+from registry.lib.names import NameError_, check_key
 from registry.lib.numbers import float_to_json
 from registry.lib.paths import PathError, normalise_artifact_path
-from registry.mlflow_compat.errors import RESOURCE_ALREADY_EXISTS, MlflowError, denied, invalid, not_found
+from registry.mlflow_compat.errors import MlflowError, invalid, not_found
 from registry.mlflow_compat.models import LoggedModel, RunModelLink
 from registry.mlflow_compat.wire import NOTE_TAG, split_run_tags
 from registry.tracking import services as tracking
+from registry.tracking.access import require_experiment, require_experiment_level, require_run_write
 from registry.tracking.models import Experiment, MetricPoint, Run
 
 EXPERIMENT_NAME_MAX = 256
@@ -64,15 +67,7 @@ def checked_tags(items: Iterable[Mapping] | object, what: str) -> dict[str, str]
 # --- Experiments ----------------------------------------------------------------------------------------------------
 
 
-def experiment_name_checked(name: str) -> str:
-    if not name or not name.strip():
-        raise invalid("An experiment needs a name.")
-    if len(name) > EXPERIMENT_NAME_MAX:
-        raise invalid(f"Experiment names are at most {EXPERIMENT_NAME_MAX} characters (got {len(name)}).")
-    return name
-
-
-def experiment_create(*, name: str, tags: dict[str, str], artifact_location: str = "") -> Experiment:
+def experiment_create(*, name: str, tags: dict[str, str], by, artifact_location: str = "") -> Experiment:
     if artifact_location:
         raise invalid(
             "This registry stores every artifact itself; leave artifact_location empty (runs get "
@@ -80,70 +75,40 @@ def experiment_create(*, name: str, tags: dict[str, str], artifact_location: str
         )
     tags = dict(tags)
     description = tags.pop(NOTE_TAG, "")
-    try:
-        with transaction.atomic():
-            return Experiment.objects.create(name=experiment_name_checked(name), description=description, tags=tags)
-    except IntegrityError:
-        raise MlflowError(RESOURCE_ALREADY_EXISTS, f"An experiment named {name!r} already exists.") from None
+    return tracking.experiment_create(name=name, by=by, description=description, tags=tags)
 
 
-def experiment_rename(*, experiment: Experiment, name: str) -> None:
-    experiment.name = experiment_name_checked(name)
-    try:
-        with transaction.atomic():
-            experiment.save(update_fields=["name", "updated_at"])
-    except IntegrityError:
-        raise MlflowError(RESOURCE_ALREADY_EXISTS, f"An experiment named {name!r} already exists.") from None
-
-
-def experiment_tag_set(*, experiment: Experiment, key: str, value: str | None) -> None:
+def experiment_tag_set(*, experiment: Experiment, key: str, value: str | None, by) -> None:
     """Set (or, with value None, delete) one tag; `mlflow.note.content` is the experiment's description."""
-    with transaction.atomic():
-        locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
-        if key == NOTE_TAG:
-            locked.description = value or ""
-        elif value is None:
-            if key not in locked.tags:
-                raise not_found(f"Experiment {experiment.pk} has no tag {key!r}.")
-            locked.tags = {k: v for k, v in locked.tags.items() if k != key}
-        else:
-            locked.tags = {**locked.tags, key: value}
-        locked.save(update_fields=["description", "tags", "updated_at"])
-
-
-def experiment_set_deleted(*, experiment: Experiment, deleted: bool) -> None:
-    if deleted and experiment.name == Experiment.DEFAULT_NAME:
-        raise invalid("The Default experiment cannot be deleted.")
-    experiment.deleted_at = timezone.now() if deleted else None
-    experiment.save(update_fields=["deleted_at", "updated_at"])
+    if key == NOTE_TAG:
+        tracking.experiment_update(experiment=experiment, by=by, description=value or "")
+    elif value is None:
+        tracking.experiment_tag_delete(experiment=experiment, key=key, by=by)
+    else:
+        tracking.experiment_update(experiment=experiment, by=by, tags={key: value})
 
 
 # --- Runs -----------------------------------------------------------------------------------------------------------
 
 
-def run_tags_apply(*, run: Run, tags: dict[str, str]) -> None:
+def run_tags_apply(*, run: Run, by, tags: dict[str, str]) -> None:
     """Store MLflow tags: system tags into the run's columns, the rest into its tags."""
     columns, plain = split_run_tags(tags)
     with transaction.atomic():
         if columns:
-            Run.objects.filter(pk=run.pk).update(**columns)
-            for field, value in columns.items():
-                setattr(run, field, value)
+            tracking.run_fields_set(run=run, by=by, fields=columns)
         if plain:
-            tracking.run_tags_set(run=run, tags=plain)
+            tracking.run_tags_set(run=run, by=by, tags=plain)
 
 
-def run_tag_delete(*, run: Run, key: str) -> None:
+def run_tag_delete(*, run: Run, by, key: str) -> None:
     columns, _ = split_run_tags({key: ""})
-    with transaction.atomic():
-        locked = Run.objects.select_for_update().get(pk=run.pk)
-        if key in locked.tags:
-            locked.tags = {k: v for k, v in locked.tags.items() if k != key}
-            locked.save(update_fields=["tags"])
-        elif columns and getattr(locked, next(iter(columns))):
-            Run.objects.filter(pk=run.pk).update(**columns)
-        else:
-            raise not_found(f"Run {run.pk} has no tag {key!r}.")
+    if key in run.tags:
+        tracking.run_tag_delete(run=run, by=by, key=key)
+    elif columns and getattr(run, next(iter(columns))):
+        tracking.run_fields_set(run=run, by=by, fields=columns)
+    else:
+        raise not_found(f"No tag with key {key!r} on run {run.pk}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +123,7 @@ def _point_key(key: str, step: int, timestamp: int, value: float) -> tuple:
     return key, step, timestamp, "nan" if math.isnan(value) else value
 
 
-def metrics_log(*, run: Run, points: list[tracking.Point], model_metrics: list[MetricIn] = ()) -> int:
+def metrics_log(*, run: Run, by, points: list[tracking.Point], model_metrics: list[MetricIn] = ()) -> int:
     """Append run metrics; a metric that names a logged model is also recorded on that model.
 
     MLflow re-sends a run's metrics with a `model_id` when it logs a model (to attach them to it); an identical point
@@ -180,7 +145,7 @@ def metrics_log(*, run: Run, points: list[tracking.Point], model_metrics: list[M
             if _point_key(m.point.key, m.point.step, m.point.timestamp, m.point.value) not in existing
         ]
     with transaction.atomic():
-        written = tracking.metrics_log(run=run, points=points) if points else 0
+        written = tracking.metrics_log(run=run, by=by, points=points) if points else 0
         by_model: dict[str, list[MetricIn]] = {}
         for metric in model_metrics:
             by_model.setdefault(metric.model_id, []).append(metric)
@@ -216,6 +181,7 @@ def _record_model_metrics(run: Run, model_id: str, metrics: list[MetricIn]) -> N
 def log_batch(
     *,
     run: Run,
+    by,
     points: list[tracking.Point],
     model_metrics: list[MetricIn],
     params: dict[str, str],
@@ -225,26 +191,27 @@ def log_batch(
     columns, plain_tags = split_run_tags(tags)
     if not model_metrics and not columns:
         # What training loops send: the tracking layer writes it without nested savepoints.
-        tracking.log_batch(run=run, params=params, points=points, tags=plain_tags)
+        tracking.log_batch(run=run, by=by, params=params, points=points, tags=plain_tags)
         return
     with transaction.atomic():
         if params:
-            tracking.params_log(run=run, params=params)
+            tracking.params_log(run=run, by=by, params=params)
         if points or model_metrics:
-            metrics_log(run=run, points=points, model_metrics=model_metrics)
+            metrics_log(run=run, by=by, points=points, model_metrics=model_metrics)
         if tags:
-            run_tags_apply(run=run, tags=tags)
+            run_tags_apply(run=run, by=by, tags=tags)
 
 
-def datasets_log(*, run: Run, datasets: list[tuple[dict, str]]) -> None:
+def datasets_log(*, run: Run, by, datasets: list[tuple[dict, str]]) -> None:
     """Register each (dataset fields, context) and link it to the run."""
     with transaction.atomic():
         for fields, context in datasets:
-            dataset = tracking.dataset_register(**fields)
-            tracking.run_input_add(run=run, dataset=dataset, context=context)
+            dataset = tracking.dataset_register(by=by, **fields)
+            tracking.run_input_add(run=run, by=by, dataset=dataset, context=context)
 
 
-def model_links_add(*, run: Run, model_ids: list[str], direction: str, steps: list[int] | None = None) -> None:
+def model_links_add(*, run: Run, by, model_ids: list[str], direction: str, steps: list[int] | None = None) -> None:
+    require_run_write(run, by)
     found = set(LoggedModel.objects.filter(pk__in=model_ids).values_list("pk", flat=True))
     missing = [m for m in model_ids if m not in found]
     if missing:
@@ -262,8 +229,54 @@ def model_links_add(*, run: Run, model_ids: list[str], direction: str, steps: li
 # --- Logged models --------------------------------------------------------------------------------------------------
 
 
-def logged_model_dict_update(*, logged_model: LoggedModel, field: str, values: dict[str, str], remove=()) -> None:
+def logged_model_create(
+    *, by, experiment: Experiment, run: Run | None, name: str, model_type: str, tags: dict, params: dict
+) -> LoggedModel:
+    """Record a logged model: the writer of its source run, or without a run EDIT on the experiment."""
+    if run is not None:
+        require_run_write(run, by)
+        if run.experiment_id != experiment.pk:
+            raise invalid(f"Run {run.pk} belongs to experiment {run.experiment_id}, not {experiment.pk}.")
+    else:
+        require_experiment(experiment, by, Level.EDIT)
+    logged = LoggedModel(experiment=experiment, run=run, model_type=model_type, creator=by, tags=tags, params=params)
+    logged.name = name or f"model-{logged.id[2:10]}"
+    logged.save(force_insert=True)
+    return logged
+
+
+def require_logged_model_writer(logged: LoggedModel, by) -> None:
+    """Logged models follow their experiment, as runs do: their creator with EDIT, or a manager."""
+    level = level_of(logged.experiment, by)
+    if level >= Level.MANAGE or (level >= Level.EDIT and logged.creator_id in (None, by.pk)):
+        return
+    raise Forbidden(
+        f"Logged model {logged.pk} belongs to another user or you lack EDIT on its experiment; only its creator or "
+        "someone who manages the experiment may change it."
+    )
+
+
+def logged_model_finish(*, logged_model: LoggedModel, status: str, by) -> LoggedModel:
+    require_logged_model_writer(logged_model, by)
+    logged_model.status = status
+    logged_model.updated_at = timezone.now()
+    logged_model.save(update_fields=["status", "updated_at"])
+    return logged_model
+
+
+def logged_model_delete(*, logged_model: LoggedModel, by) -> None:
+    require_logged_model_writer(logged_model, by)
+    logged_model.deleted_at = timezone.now()
+    logged_model.save(update_fields=["deleted_at"])
+
+
+def logged_model_dict_update(*, logged_model: LoggedModel, by, field: str, values: dict[str, str], remove=()) -> None:
     """Merge `values` into (and drop `remove` from) the model's tags or params, under a row lock."""
+    require_logged_model_writer(logged_model, by)
+    _merge(logged_model, field, values, remove)
+
+
+def _merge(logged_model: LoggedModel, field: str, values: dict[str, str], remove=()) -> None:
     with transaction.atomic():
         locked = LoggedModel.objects.select_for_update().get(pk=logged_model.pk)
         current = {k: v for k, v in getattr(locked, field).items() if k not in remove}
@@ -274,72 +287,6 @@ def logged_model_dict_update(*, logged_model: LoggedModel, field: str, values: d
 
 
 # --- Registered models and versions ---------------------------------------------------------------------------------
-
-
-def model_rename(*, model: RegisteredModel, new_name: str) -> RegisteredModel:
-    try:
-        check_model_name(new_name)
-    except NameError_ as exc:
-        raise invalid(str(exc)) from None
-    model.name = new_name
-    model.updated_at = timezone.now()
-    try:
-        with transaction.atomic():
-            model.save(update_fields=["name", "updated_at"])
-    except IntegrityError:
-        raise MlflowError(RESOURCE_ALREADY_EXISTS, f"A model named {new_name!r} already exists.") from None
-    return model
-
-
-def tags_update(row: RegisteredModel | ModelVersion, *, key: str, value: str | None) -> None:
-    """Set (or, with value None, delete) one tag of a model or version, under a row lock."""
-    if len(key) > KEY_MAX:
-        raise invalid(f"Tag keys are at most {KEY_MAX} characters.")
-    with transaction.atomic():
-        locked = type(row).objects.select_for_update().get(pk=row.pk)
-        tags = dict(locked.tags or {})
-        if value is None:
-            if key not in tags:
-                raise not_found(f"{row} has no tag {key!r}.")
-            tags.pop(key)
-        else:
-            tags[key] = value
-        locked.tags = tags
-        locked.updated_at = timezone.now()
-        locked.save(update_fields=["tags", "updated_at"])
-    row.tags = tags
-
-
-def may_delete(user, model: RegisteredModel, version: ModelVersion | None = None) -> bool:
-    perm = "catalog.delete_modelversion" if version is not None else "catalog.delete_registeredmodel"
-    return bool(
-        user.is_superuser
-        or model.owner_id == user.pk
-        or (version is not None and version.created_by_id == user.pk)
-        or user.has_perm(perm)
-    )
-
-
-def model_delete(*, model: RegisteredModel, by) -> None:
-    if not may_delete(by, model):
-        raise denied(f"Only the owner of {model.name!r} or an admin may delete it.")
-    if model.versions.filter(stage=Stage.PRODUCTION).exists():
-        raise invalid(f"{model.name!r} has a version in Production; archive it before deleting the model.")
-    with transaction.atomic():
-        for artifact in ArtifactFile.objects.filter(version__model=model):
-            catalog.artifact_delete(artifact)
-        model.delete()
-
-
-def version_delete(*, version: ModelVersion, by) -> None:
-    if not may_delete(by, version.model, version):
-        raise denied(f"Only the owner of {version.model.name!r}, the version's author or an admin may delete it.")
-    if version.stage == Stage.PRODUCTION:
-        raise invalid(f"Version {version.version} is in Production; archive it before deleting it.")
-    with transaction.atomic():
-        for artifact in ArtifactFile.objects.filter(version=version):
-            catalog.artifact_delete(artifact)
-        version.delete()
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +345,7 @@ def resolve_source(source: str, *, host: str) -> Source:
 
 
 def _source_run(source: str, run_id: str) -> Run:
+    # Unreadable runs answer as missing runs do; registration then asks for EDIT on the run's experiment.
     run = Run.objects.filter(pk=run_id.lower()).first() if run_id else None
     if run is None:
         raise _refuse_source(source, f"there is no run {run_id!r}.")
@@ -424,6 +372,7 @@ def version_register(
 ) -> ModelVersion:
     """Register a version from files this registry stores; its files are the run folder's (same blobs)."""
     resolved = resolve_source(source, host=host)
+    require_experiment_level(resolved.run, by, Level.EDIT, doing="register its runs as model versions")
     if run_id and run_id.lower() != resolved.run.pk:
         raise invalid(f"run_id {run_id!r} is not the run of source {source!r} ({resolved.run.pk}).")
     if model_id and (resolved.logged_model is None or resolved.logged_model.pk != model_id):
@@ -435,7 +384,7 @@ def version_register(
             model=model,
             run=resolved.run,
             artifact_path=resolved.folder,
-            created_by=by,
+            by=by,
             description=description,
             tags=tags,
         )
@@ -443,11 +392,8 @@ def version_register(
             registrations = _registrations(resolved.logged_model) + [
                 {"name": model.name, "version": str(version.version)}
             ]
-            logged_model_dict_update(
-                logged_model=resolved.logged_model,
-                field="tags",
-                values={MODEL_VERSIONS_TAG: _json_compact(registrations)},
-            )
+            # Lineage the registration writes, whoever created the logged model.
+            _merge(resolved.logged_model, "tags", {MODEL_VERSIONS_TAG: _json_compact(registrations)})
     return version
 
 
@@ -461,49 +407,6 @@ def _registrations(logged_model: LoggedModel) -> list[dict]:
 
 def _json_compact(value) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def stage_transition(*, version: ModelVersion, stage: str, by, archive_existing: bool) -> ModelVersion:
-    """Move a version as MLflow's transition_model_version_stage asks, under the model's governance policy.
-
-    Where the policy needs approval for the target stage, the move is never made here: a pending transition request
-    is created (MLflow's API cannot carry an approval or a gate override) and the caller is told, with an error,
-    which request to have decided and where. Otherwise the version moves as a recorded direct change.
-    """
-    try:
-        target = Stage.parse(stage)
-    except ValueError as exc:
-        raise invalid(str(exc)) from None
-    if version.stage == target:
-        return version
-    policy = StagePolicy.objects.for_model(version.model)
-    if not policy.needs_approval(target):
-        return governance.stage_change_direct(
-            version=version,
-            to_stage=target,
-            by=by,
-            archive_existing=archive_existing,
-            comment="Through the MLflow API.",
-        )
-    try:
-        request = governance.transition_request(
-            version=version,
-            to_stage=target,
-            by=by,
-            archive_existing=archive_existing,
-            comment="Requested through the MLflow API (transition_model_version_stage).",
-        )
-        state = "was created and is pending"
-    except governance.AlreadyPending:
-        request = StageTransitionRequest.objects.pending().filter(version=version, to_stage=target).first()
-        state = "is already pending"
-        if request is None:  # decided in between; let the caller try again
-            raise
-    raise denied(
-        f"Moving {version.model.name!r} version {version.version} to {target} needs approval under this model's "
-        f"policy, so the stage has not changed. Transition request #{request.pk} {state}; an approver decides it "
-        f"at {APPROVALS_PATH}."
-    )
 
 
 def latest_versions(model: RegisteredModel, stages: list[str]) -> list[ModelVersion]:

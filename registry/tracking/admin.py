@@ -1,9 +1,25 @@
+"""Tracking data in the admin. What runs log is their history: shown, never edited here. Experiments and their
+grants are changed through the services (audited); a run is deleted or restored through its service too."""
+
 from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Count
 
-from registry.tracking.models import Dataset, Experiment, MetricPoint, MetricSeries, Param, Run, RunInput, RunStep
+from registry.admin_base import ServiceAdmin
+from registry.lib.errors import Invalid
+from registry.tracking import services
+from registry.tracking.models import (
+    Dataset,
+    Experiment,
+    ExperimentGrant,
+    MetricPoint,
+    MetricSeries,
+    Param,
+    Run,
+    RunInput,
+    RunStep,
+)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -18,12 +34,22 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+class ExperimentGrantInline(ReadOnlyInline):
+    model = ExperimentGrant
+    fields = ["user", "group", "level", "granted_by", "granted_at"]
+    show_change_link = True
+
+
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
-    list_display = ["name", "run_count", "created_at", "updated_at", "deleted_at"]
+class ExperimentAdmin(ServiceAdmin):
+    list_display = ["name", "owner", "default_level", "run_count", "created_at", "updated_at", "deleted_at"]
+    list_select_related = ["owner"]
     list_filter = ["created_at", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "description"]
-    readonly_fields = ["created_at", "updated_at"]
+    fields = ["name", "description", "tags", "owner", "default_level", "created_at", "updated_at", "deleted_at"]
+    readonly_fields = ["created_at", "updated_at", "deleted_at"]
+    raw_id_fields = ["owner"]
+    inlines = [ExperimentGrantInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(run_count=Count("runs"))
@@ -31,6 +57,60 @@ class ExperimentAdmin(admin.ModelAdmin):
     @admin.display(description="Runs", ordering="run_count")
     def run_count(self, obj: Experiment) -> int:
         return obj.run_count
+
+    def save_model(self, request, obj: Experiment, form, change: bool) -> None:
+        by = request.user
+        if not change:
+            created = services.experiment_create(
+                name=obj.name, by=by, description=obj.description, tags=obj.tags, default_level=obj.default_level
+            )
+            if obj.owner_id and obj.owner_id != by.pk:
+                services.experiment_owner_set(experiment=created, by=by, owner=obj.owner)
+            obj.pk = created.pk
+            return
+        stored = Experiment.objects.get(pk=obj.pk)
+        changed = set(form.changed_data)
+        if "name" in changed:
+            services.experiment_rename(experiment=stored, name=obj.name, by=by)
+        if changed & {"description", "tags"}:
+            services.experiment_update(
+                experiment=stored,
+                by=by,
+                description=obj.description if "description" in changed else None,
+                tags=obj.tags if "tags" in changed else None,
+            )
+        if "default_level" in changed:
+            services.experiment_default_level_set(experiment=stored, by=by, level=obj.default_level)
+        if "owner" in changed:
+            if obj.owner is None:
+                raise Invalid("An experiment keeps an owner; hand it over to another user instead.")
+            services.experiment_owner_set(experiment=stored, by=by, owner=obj.owner)
+
+    def delete_model(self, request, obj: Experiment) -> None:
+        # Experiments are deleted as MLflow deletes them: hidden with their runs, restorable.
+        services.experiment_set_deleted(experiment=obj, deleted=True, by=request.user)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # grants are read-only here
+
+
+@admin.register(ExperimentGrant)
+class ExperimentGrantAdmin(ServiceAdmin):
+    list_display = ["experiment", "user", "group", "level", "granted_by", "granted_at"]
+    list_select_related = ["experiment", "user", "group", "granted_by"]
+    list_filter = ["level"]
+    search_fields = ["experiment__name", "user__username", "group__name"]
+    raw_id_fields = ["experiment", "user"]
+    fields = ["experiment", "user", "group", "level"]
+
+    def save_model(self, request, obj: ExperimentGrant, form, change: bool) -> None:
+        grant = services.experiment_grant_set(
+            experiment=obj.experiment, by=request.user, user=obj.user, group=obj.group, level=obj.level
+        )
+        obj.pk = grant.pk
+
+    def delete_model(self, request, obj: ExperimentGrant) -> None:
+        services.experiment_grant_revoke(experiment=obj.experiment, by=request.user, user=obj.user, group=obj.group)
 
 
 class ParamInline(ReadOnlyInline):
@@ -55,14 +135,14 @@ class RunInputInline(ReadOnlyInline):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(ServiceAdmin):
+    """A run is what its training job logged: read-only here; deleting hides it (restorable), as the APIs do."""
+
     list_display = ["id", "name", "experiment", "status", "user", "start_time", "end_time", "git_commit_short"]
     list_select_related = ["experiment", "user"]
     list_filter = ["status", "experiment", "start_time"]
     search_fields = ["id", "name", "git_commit", "git_branch", "image"]
     date_hierarchy = "start_time"
-    raw_id_fields = ["experiment", "user"]
-    readonly_fields = ["id"]
     inlines = [ParamInline, MetricSeriesInline, RunStepInline, RunInputInline]
     fieldsets = [
         (None, {"fields": ["id", "experiment", "name", "status", "user", "start_time", "end_time", "deleted_at"]}),
@@ -71,6 +151,18 @@ class RunAdmin(admin.ModelAdmin):
         ("Tags", {"fields": ["tags"]}),
     ]
 
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Run._meta.concrete_fields]
+
+    def delete_model(self, request, obj: Run) -> None:
+        services.run_set_deleted(run=obj, deleted=True, by=request.user)
+
     @admin.display(description="Commit", ordering="git_commit")
     def git_commit_short(self, obj: Run) -> str:
         return obj.git_commit[:10]
@@ -78,14 +170,21 @@ class RunAdmin(admin.ModelAdmin):
 
 @admin.register(Param)
 class ParamAdmin(admin.ModelAdmin):
+    """Params are logged by runs and never change."""
+
     list_display = ["key", "value_short", "run"]
     list_select_related = ["run"]
     search_fields = ["key", "run__id", "run__name"]
-    raw_id_fields = ["run"]
+    readonly_fields = ["run", "key", "value"]
 
-    def get_readonly_fields(self, request, obj=None):
-        # Params never change once logged.
-        return ["run", "key", "value"] if obj else []
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
     @admin.display(description="Value")
     def value_short(self, obj: Param) -> str:
@@ -116,6 +215,9 @@ class MetricSeriesAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(MetricPoint)
 class MetricPointAdmin(admin.ModelAdmin):
@@ -133,6 +235,9 @@ class MetricPointAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
     @admin.display(description="Key", ordering="series__key")
     def series_key(self, obj: MetricPoint) -> str:
         return obj.series.key
@@ -147,7 +252,17 @@ class DatasetAdmin(admin.ModelAdmin):
     list_display = ["name", "digest_short", "rows", "source_uri", "used_by", "created_at"]
     list_filter = ["source_type", "created_at"]
     search_fields = ["name", "digest", "source_uri"]
-    readonly_fields = ["created_at"]
+
+    readonly_fields = ["name", "digest", "source_uri", "source_type", "schema", "profile", "created_by", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # datasets are registered by runs, with the digest of their content
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(used_by=Count("run_inputs__run", distinct=True))
@@ -167,8 +282,19 @@ class DatasetAdmin(admin.ModelAdmin):
 
 @admin.register(RunInput)
 class RunInputAdmin(admin.ModelAdmin):
+    """Which datasets runs used: logged by the runs, read-only here."""
+
     list_display = ["run", "dataset", "context"]
     list_select_related = ["run", "dataset"]
     list_filter = ["context"]
     search_fields = ["run__id", "run__name", "dataset__name"]
-    raw_id_fields = ["run", "dataset"]
+    readonly_fields = ["run", "dataset", "context"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections.abc import Iterable
@@ -16,6 +17,8 @@ from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 
 from registry import rawsql
+from registry.accounts.access import DEFAULT_LEVEL_CHOICES, AccessQuerySet, Grant, best_grant_sql, level_from
+from registry.lib.access import Level
 from registry.lib.names import KEY_MAX
 
 PARAM_VALUE_MAX = 6000
@@ -57,7 +60,7 @@ class NaNFloatField(models.FloatField):
         return super().to_python(value)
 
 
-class ExperimentQuerySet(models.QuerySet):
+class ExperimentQuerySet(AccessQuerySet):
     def active(self) -> ExperimentQuerySet:
         return self.filter(deleted_at__isnull=True)
 
@@ -79,6 +82,16 @@ class Experiment(models.Model):
 
     name = models.CharField(max_length=256, unique=True)
     description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_experiments"
+    )
+    default_level = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        choices=DEFAULT_LEVEL_CHOICES,
+        help_text="The level of every signed-in user without a grant; empty for the registry's default "
+        "(REGISTRY_DEFAULT_PERMISSION). Edit lets everyone log runs here (the Default experiment has it).",
+    )
     tags = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -88,15 +101,40 @@ class Experiment(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.CheckConstraint(condition=~Q(name=""), name="experiment_name_not_empty")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(name=""), name="experiment_name_not_empty"),
+            models.CheckConstraint(
+                condition=Q(default_level__isnull=True) | Q(default_level__in=[0, 1, 2]),
+                name="experiment_default_level_valid",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
     @classmethod
     def default(cls) -> Experiment:
-        experiment, _ = cls.objects.get_or_create(name=cls.DEFAULT_NAME)
+        """The experiment runs land in when none is named: every signed-in user may log runs there (EDIT), unless an
+        administrator changes its level."""
+        experiment, _ = cls.objects.get_or_create(name=cls.DEFAULT_NAME, defaults={"default_level": Level.EDIT})
         return experiment
+
+
+class ExperimentGrant(Grant):
+    """A level on one experiment (and so its runs, their datasets and files) for a user or a group."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="grants")
+
+    class Meta(Grant.Meta):
+        ordering = ["experiment", "-level", "id"]
+        constraints = [
+            *Grant.Meta.constraints,
+            models.UniqueConstraint(fields=["experiment", "user"], name="experiment_grant_user_unique"),
+            models.UniqueConstraint(fields=["experiment", "group"], name="experiment_grant_group_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment}: {self.grantee} {self.level_name}"
 
 
 # Comparison operators a metric filter may use, as ORM lookups; "!=" is the negation of "=".
@@ -120,6 +158,32 @@ class RunQuerySet(models.QuerySet):
     def active(self) -> RunQuerySet:
         return self.filter(deleted_at__isnull=True)
 
+    def get_with_access(self, run_id: str, user) -> Run | None:
+        """The run (its installed packages left unread) with `user`'s level on its experiment cached on it (see
+        tracking.access.run_level), in one hand-written statement: every logging call starts here."""
+        columns, sql = _run_access_sql()
+        if user.is_superuser:
+            grant_sql, grant_params = "NULL", []
+        else:
+            grant_sql, grant_params = best_grant_sql(
+                rawsql.table(ExperimentGrant), rawsql.column(ExperimentGrant, "experiment"), 'e."id"', user
+            )
+        connection = rawsql.connection_for(Run)
+        row = rawsql.fetchone(connection, sql.format(best_grant=grant_sql), [*grant_params, run_id])
+        if row is None:
+            return None
+        run = columns.load(row[:-3], connection)
+        owner_id, default_level, best_grant = row[-3:]
+        level = level_from(user, owner_id=owner_id, default_level=default_level, best_grant=best_grant)
+        run.__dict__["_level_cache"] = {user.pk: level}
+        return run
+
+    def readable_by(self, user) -> RunQuerySet:
+        """Runs of the experiments `user` may read."""
+        if user is not None and user.is_authenticated and user.is_superuser:
+            return self
+        return self.filter(experiment__in=Experiment.objects.readable_by(user).values("pk"))
+
     def prefetch_build(self) -> RunQuerySet:
         return self.prefetch_related(*build_prefetches())
 
@@ -140,6 +204,18 @@ class RunQuerySet(models.QuerySet):
         if operator == "!=":
             condition = ~condition
         return self.filter(Exists(MetricSeries.objects.filter(condition, run=OuterRef("pk"), key=key)))
+
+
+@functools.cache
+def _run_access_sql() -> tuple[rawsql.Columns, str]:
+    columns = rawsql.Columns(Run, *(f.name for f in Run._meta.concrete_fields if f.name not in Run.HEAVY_FIELDS))
+    e = rawsql.column
+    sql = (
+        f"SELECT {columns.select('r')}, e.{e(Experiment, 'owner')}, e.{e(Experiment, 'default_level')}, {{best_grant}}"
+        f" FROM {rawsql.table(Run)} r JOIN {rawsql.table(Experiment)} e"
+        f" ON e.{rawsql.quote('id')} = r.{e(Run, 'experiment')} WHERE r.{rawsql.quote('id')} = %s"
+    )
+    return columns, sql
 
 
 class RunStatus(models.TextChoices):
@@ -462,6 +538,19 @@ class MetricPreview(models.Model):
         return f"preview of series {self.series_id} ({len(self.steps)} of {self.count} points)"
 
 
+class DatasetQuerySet(models.QuerySet):
+    def readable_by(self, user) -> DatasetQuerySet:
+        """Datasets a run `user` may read used, datasets the user registered, and datasets no run uses yet (they
+        are content-addressed: whoever knows the name and digest may register the same one)."""
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self
+        used = RunInput.objects.filter(dataset=OuterRef("pk"))
+        readable = used.filter(run__in=Run.objects.readable_by(user).values("pk"))
+        return self.filter(Q(created_by=user) | Exists(readable) | ~Exists(used))
+
+
 class Dataset(models.Model):
     """A data set as it was when a run used it: its content digest, schema and profile."""
 
@@ -475,7 +564,12 @@ class Dataset(models.Model):
         blank=True,
         help_text='{"num_rows": N, "columns": {"age": {"nulls": 0, "mean": ..., "histogram": {...}}}}',
     )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = DatasetQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "-created_at"]

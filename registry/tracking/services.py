@@ -1,6 +1,9 @@
-"""Workflows that write tracking data: creating runs and logging params, metrics and datasets.
+"""Writes to tracking data: experiments, runs and what they log (params, metrics, tags, steps, datasets), and who
+may do what with experiments.
 
-Each function validates everything first and writes in one transaction, so a bad item leaves nothing half-written.
+Each function checks that `by` may do it, validates everything first and writes in one transaction, so a bad item
+leaves nothing half-written. Changes to experiments and deletions are recorded in the audit log; logging into your
+own runs is the run's own history and is not.
 """
 
 from __future__ import annotations
@@ -12,12 +15,18 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import NamedTuple
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry import rawsql
+from registry.accounts import services as accounts
+from registry.audit import services as audit
+from registry.audit.models import AuditAction
+from registry.lib.access import Level
+from registry.lib.errors import AlreadyExists, Forbidden, Invalid, NotFound
 from registry.lib.names import NameError_, check_key
 from registry.lib.numbers import float_from_json
+from registry.tracking.access import require_experiment, require_run_write
 from registry.tracking.models import (
     PARAM_VALUE_MAX,
     Dataset,
@@ -32,17 +41,179 @@ from registry.tracking.models import (
 )
 
 
-class TrackingError(ValueError):
+class TrackingError(Invalid):
     """Input the tracking layer refuses. `details` lists per-item problems: [{"index": i, "message": ...}]."""
 
-    def __init__(self, message: str, details: list[dict] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.details = details or []
+    status = 422
+    code = "invalid"
 
 
 class ParamConflict(TrackingError):
     """A param was logged again with a different value."""
+
+    status = 409
+    code = "param_conflict"
+
+
+EXPERIMENT_NAME_MAX = 256
+
+
+def _require_user(by) -> None:
+    if by is None or not getattr(by, "is_authenticated", False) or not by.is_active:
+        raise Forbidden("Sign in to change the registry.")
+
+
+def _experiment_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise Invalid("An experiment needs a name.")
+    if len(name) > EXPERIMENT_NAME_MAX:
+        raise Invalid(f"Experiment names are at most {EXPERIMENT_NAME_MAX} characters (got {len(name)}).")
+    if name != name.strip():
+        raise Invalid("An experiment name must not start or end with white space.")
+    return name
+
+
+# --- Experiments ----------------------------------------------------------------------------------------------------
+
+
+def experiment_create(
+    *, name: str, by, description: str = "", tags: Mapping[str, object] | None = None, default_level=None
+) -> Experiment:
+    """A new experiment owned by `by`; any signed-in user with a write token may create one."""
+    _require_user(by)
+    name = _experiment_name(name)
+    checked = _checked_tags(tags or {})
+    try:
+        with transaction.atomic():
+            experiment = Experiment.objects.create(
+                name=name, description=description, tags=checked, owner=by, default_level=default_level
+            )
+            audit.record(AuditAction.EXPERIMENT_CREATED, actor=by, experiment=experiment, to_value=name)
+    except IntegrityError:
+        raise AlreadyExists(f"An experiment named {name!r} already exists.") from None
+    return experiment
+
+
+def experiment_named(name: str, *, by) -> Experiment:
+    """The experiment called `name`, created (owned by `by`) when there is none: what logging to a named experiment
+    does. Whether `by` may log runs there is run_create's question."""
+    experiment = Experiment.objects.filter(name=name).first()
+    if experiment is not None:
+        return experiment
+    try:
+        return experiment_create(name=name, by=by)
+    except AlreadyExists:  # created by a concurrent call
+        return Experiment.objects.get(name=name)
+
+
+def experiment_rename(*, experiment: Experiment, name: str, by) -> Experiment:
+    """Rename an experiment (MANAGE)."""
+    require_experiment(experiment, by, Level.MANAGE, doing="rename")
+    name = _experiment_name(name)
+    old = experiment.name
+    if name == old:
+        return experiment
+    if old == Experiment.DEFAULT_NAME:
+        raise Invalid("The Default experiment keeps its name: runs logged without an experiment land there.")
+    try:
+        with transaction.atomic():
+            Experiment.objects.filter(pk=experiment.pk).update(name=name, updated_at=timezone.now())
+            experiment.name = name
+            audit.record(AuditAction.EXPERIMENT_RENAMED, actor=by, experiment=experiment, from_value=old, to_value=name)
+    except IntegrityError:
+        experiment.name = old
+        raise AlreadyExists(f"An experiment named {name!r} already exists.") from None
+    return experiment
+
+
+def experiment_update(
+    *, experiment: Experiment, by, description: str | None = None, tags: Mapping[str, object] | None = None
+) -> Experiment:
+    """Change the description and/or merge tags (EDIT)."""
+    require_experiment(experiment, by, Level.EDIT, doing="change")
+    checked = _checked_tags(tags) if tags is not None else None
+    with transaction.atomic():
+        locked = Experiment.objects.select_for_update().only("description", "tags").get(pk=experiment.pk)
+        changes: dict = {}
+        if description is not None and description != locked.description:
+            changes["description"] = description
+        if checked:
+            merged = {**locked.tags, **checked}
+            if merged != locked.tags:
+                changes["tags"] = merged
+        if changes:
+            Experiment.objects.filter(pk=experiment.pk).update(**changes, updated_at=timezone.now())
+            for field, value in changes.items():
+                setattr(experiment, field, value)
+            audit.record(
+                AuditAction.EXPERIMENT_UPDATED,
+                actor=by,
+                experiment=experiment,
+                data={k: v if k == "tags" else str(v)[:2000] for k, v in changes.items()},
+            )
+    return experiment
+
+
+def experiment_tag_delete(*, experiment: Experiment, key: str, by) -> Experiment:
+    require_experiment(experiment, by, Level.EDIT, doing="change")
+    with transaction.atomic():
+        locked = Experiment.objects.select_for_update().only("tags").get(pk=experiment.pk)
+        if key not in locked.tags:
+            raise NotFound(f"No tag with key {key!r} on experiment {experiment.pk}.")
+        tags = {k: v for k, v in locked.tags.items() if k != key}
+        Experiment.objects.filter(pk=experiment.pk).update(tags=tags, updated_at=timezone.now())
+        experiment.tags = tags
+        audit.record(AuditAction.EXPERIMENT_UPDATED, actor=by, experiment=experiment, data={"removed_tag": key})
+    return experiment
+
+
+def experiment_set_deleted(*, experiment: Experiment, deleted: bool, by) -> Experiment:
+    """Delete (hide, with its runs) or restore an experiment (MANAGE). The Default experiment stays."""
+    require_experiment(experiment, by, Level.MANAGE, doing="delete or restore")
+    if deleted and experiment.name == Experiment.DEFAULT_NAME:
+        raise Invalid("The Default experiment cannot be deleted.")
+    with transaction.atomic():
+        experiment.deleted_at = timezone.now() if deleted else None
+        Experiment.objects.filter(pk=experiment.pk).update(deleted_at=experiment.deleted_at, updated_at=timezone.now())
+        action = AuditAction.EXPERIMENT_DELETED if deleted else AuditAction.EXPERIMENT_RESTORED
+        audit.record(action, actor=by, experiment=experiment)
+    return experiment
+
+
+def _what(experiment: Experiment) -> str:
+    return f"experiment {experiment.name!r}"
+
+
+def experiment_grant_set(*, experiment: Experiment, by, user=None, group=None, level):
+    require_experiment(experiment, by, Level.MANAGE, doing="share")
+    return accounts.grant_set(
+        obj=experiment,
+        by=by,
+        user=user,
+        group=group,
+        level=level,
+        scope={"experiment": experiment},
+        what=_what(experiment),
+    )
+
+
+def experiment_grant_revoke(*, experiment: Experiment, by, user=None, group=None) -> None:
+    require_experiment(experiment, by, Level.MANAGE, doing="share")
+    accounts.grant_revoke(
+        obj=experiment, by=by, user=user, group=group, scope={"experiment": experiment}, what=_what(experiment)
+    )
+
+
+def experiment_owner_set(*, experiment: Experiment, by, owner) -> None:
+    require_experiment(experiment, by, Level.MANAGE, doing="hand over")
+    accounts.owner_set(obj=experiment, by=by, owner=owner, scope={"experiment": experiment}, what=_what(experiment))
+
+
+def experiment_default_level_set(*, experiment: Experiment, by, level) -> None:
+    require_experiment(experiment, by, Level.MANAGE, doing="share")
+    accounts.default_level_set(
+        obj=experiment, by=by, level=level, scope={"experiment": experiment}, what=_what(experiment)
+    )
 
 
 def now_ms() -> int:
@@ -51,9 +222,9 @@ def now_ms() -> int:
 
 def run_create(
     *,
+    by,
     experiment: Experiment | None = None,
     name: str = "",
-    user=None,
     start_time: datetime | None = None,
     code: Mapping[str, object] | None = None,
     environment: Mapping[str, object] | None = None,
@@ -61,12 +232,17 @@ def run_create(
     tags: Mapping[str, str] | None = None,
     run_id: str | None = None,
 ) -> Run:
+    """Start a run in `experiment` (the Default experiment when none): EDIT on the experiment."""
+    experiment = experiment or Experiment.default()
+    require_experiment(experiment, by, Level.EDIT)
+    if experiment.deleted_at is not None:
+        raise Invalid(f"The experiment {experiment.pk} must be in the 'active' state; it is deleted.")
     code = dict(code or {})
     environment = dict(environment or {})
     run = Run(
-        experiment=experiment or Experiment.default(),
+        experiment=experiment,
         name=name,
-        user=user,
+        user=by,
         start_time=start_time or timezone.now(),
         git_remote=str(code.get("git_remote") or ""),
         git_commit=str(code.get("git_commit") or ""),
@@ -82,10 +258,31 @@ def run_create(
     if run_id:
         run.id = run_id
     run.save(force_insert=True)
+    run.__dict__["_level_cache"] = dict(experiment.__dict__.get("_level_cache", {}))
     return run
 
 
-def run_finish(*, run: Run, status: str = RunStatus.FINISHED, end_time: datetime | None = None) -> Run:
+def run_rename(*, run: Run, name: str, by) -> Run:
+    require_run_write(run, by)
+    if len(name) > 256:
+        raise Invalid("Run names are at most 256 characters.")
+    Run.objects.filter(pk=run.pk).update(name=name)
+    run.name = name
+    return run
+
+
+def run_set_deleted(*, run: Run, deleted: bool, by) -> Run:
+    """Delete (hide) or restore a run: its writer; recorded in the audit log."""
+    require_run_write(run, by)
+    with transaction.atomic():
+        run.deleted_at = timezone.now() if deleted else None
+        Run.objects.filter(pk=run.pk).update(deleted_at=run.deleted_at)
+        audit.record(AuditAction.RUN_DELETED if deleted else AuditAction.RUN_RESTORED, actor=by, run=run)
+    return run
+
+
+def run_finish(*, run: Run, by, status: str = RunStatus.FINISHED, end_time: datetime | None = None) -> Run:
+    require_run_write(run, by)
     if status not in RunStatus.values:
         raise TrackingError(f"Unknown run status {status!r}; use one of {', '.join(RunStatus.values)}.")
     terminal = status in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
@@ -100,8 +297,9 @@ def run_finish(*, run: Run, status: str = RunStatus.FINISHED, end_time: datetime
     return run
 
 
-def run_steps_set(*, run: Run, steps: Iterable[Mapping[str, object]]) -> list[RunStep]:
+def run_steps_set(*, run: Run, by, steps: Iterable[Mapping[str, object]]) -> list[RunStep]:
     """Replace the run's reported pipeline steps with `steps`, in order."""
+    require_run_write(run, by)
     rows = [
         RunStep(
             run=run,
@@ -131,10 +329,39 @@ def _checked_tags(tags: Mapping[str, object]) -> dict[str, str]:
     return {key: str(value) for key, value in tags.items()}
 
 
-def run_tags_set(*, run: Run, tags: Mapping[str, object]) -> Run:
+def run_tags_set(*, run: Run, by, tags: Mapping[str, object]) -> Run:
+    require_run_write(run, by)
     checked = _checked_tags(tags)
     with transaction.atomic():
         _write_tags(run, checked)
+    return run
+
+
+# Run columns that clients set through tags (MLflow's system tags: mlflow.runName, mlflow.source.git.commit, ...).
+RUN_TAG_FIELDS = ("name", "git_remote", "git_commit", "git_branch", "git_dirty", "entry_point")
+
+
+def run_fields_set(*, run: Run, by, fields: Mapping[str, object]) -> Run:
+    """Set some of the run's name, code and entry-point columns (RUN_TAG_FIELDS)."""
+    require_run_write(run, by)
+    unknown = set(fields) - set(RUN_TAG_FIELDS)
+    if unknown:
+        raise TrackingError(f"These run fields cannot be set this way: {', '.join(sorted(unknown))}.")
+    Run.objects.filter(pk=run.pk).update(**fields)
+    for field, value in fields.items():
+        setattr(run, field, value)
+    return run
+
+
+def run_tag_delete(*, run: Run, by, key: str) -> Run:
+    require_run_write(run, by)
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().only("id", "tags").get(pk=run.pk)
+        if key not in locked.tags:
+            raise NotFound(f"Run {run.pk} has no tag {key!r}.")
+        locked.tags = {k: v for k, v in locked.tags.items() if k != key}
+        locked.save(update_fields=["tags"])
+        run.tags = locked.tags
     return run
 
 
@@ -146,10 +373,11 @@ def _write_tags(run: Run, checked: dict[str, str]) -> None:
 
 
 def log_batch(
-    *, run: Run, params: Mapping[str, object], points: Iterable[Point | tuple], tags: Mapping[str, object]
+    *, run: Run, by, params: Mapping[str, object], points: Iterable[Point | tuple], tags: Mapping[str, object]
 ) -> tuple[int, int, int]:
     """Params, metric points and tags of one run: all validated first, then written in one transaction (without the
     savepoints that calling the three services in turn would add). Returns how many of each were written."""
+    require_run_write(run, by)
     values = _checked_params(params)
     by_key = _checked_points(points)
     checked_tags = _checked_tags(tags)
@@ -164,9 +392,10 @@ def log_batch(
     return written, len(values), len(checked_tags)
 
 
-def params_log(*, run: Run, params: Mapping[str, object]) -> dict[str, str]:
+def params_log(*, run: Run, by, params: Mapping[str, object]) -> dict[str, str]:
     """Log params and return them as stored text; logging the same value again is fine, a different value is a
     ParamConflict (and nothing of the call is written)."""
+    require_run_write(run, by)
     values = _checked_params(params)
     if values:
         with transaction.atomic():
@@ -239,13 +468,14 @@ class Point(NamedTuple):
 _INT64 = range(-(2**63), 2**63)
 
 
-def metrics_log(*, run: Run, points: Iterable[Point | tuple]) -> int:
+def metrics_log(*, run: Run, by, points: Iterable[Point | tuple]) -> int:
     """Append points to the run's metric histories and bring each metric's summary row up to date.
 
     Returns the number of points written. Everything is validated before anything is written; then, in one
     transaction, missing series rows are created, the points go in with one executemany and the summaries with
     another. Hand-written SQL (registry.rawsql): per point, the ORM's bulk_create costs more than the database does.
     """
+    require_run_write(run, by)
     by_key = _checked_points(points)
     if not by_key:
         return 0
@@ -393,6 +623,7 @@ def _fold_into_summary(series: MetricSeries, rows: list[tuple[int, int, float]])
 
 def dataset_register(
     *,
+    by,
     name: str,
     digest: str,
     source_uri: str = "",
@@ -400,7 +631,9 @@ def dataset_register(
     schema: list | None = None,
     profile: dict | None = None,
 ) -> Dataset:
-    """Return the dataset with this (name, digest), creating it on first sight. Content never changes a digest."""
+    """Return the dataset with this (name, digest), creating it on first sight (any signed-in writer may: datasets
+    are content-addressed). Content never changes a digest."""
+    _require_user(by)
     if not name or not digest:
         raise TrackingError("A dataset needs a name and a digest.")
     dataset, _ = Dataset.objects.get_or_create(
@@ -411,12 +644,14 @@ def dataset_register(
             "source_type": source_type,
             "schema": schema or [],
             "profile": profile or {},
+            "created_by": by,
         },
     )
     return dataset
 
 
-def run_input_add(*, run: Run, dataset: Dataset, context: str = "training") -> RunInput:
+def run_input_add(*, run: Run, by, dataset: Dataset, context: str = "training") -> RunInput:
+    require_run_write(run, by)
     if not context:
         raise TrackingError("A dataset's context must not be empty (training, validation, test, evaluation...).")
     run_input, _ = RunInput.objects.get_or_create(run=run, dataset=dataset, context=context)

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from registry.web.views import account, browse, compare, datasets, governance, health
+from registry.web.views import access, account, browse, compare, datasets, governance, health
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/models/", permanent=False), name="home"),
@@ -25,6 +25,9 @@ urlpatterns = [
     path("models/<str:name>/versions/<int:version>/move/", governance.version_move, name="version_move"),
     path("models/<str:name>/rollback/", governance.model_rollback, name="model_rollback"),
     path("models/<str:name>/audit/", governance.model_audit, name="model_audit"),
+    path("models/<str:name>/access/grant/", access.model_grant, name="model_grant"),
+    path("models/<str:name>/access/revoke/", access.model_revoke, name="model_revoke"),
+    path("models/<str:name>/access/settings/", access.model_access_settings, name="model_access_settings"),
     path(
         "models/<str:name>/versions/<int:version>/artifacts/<path:path>",
         browse.version_artifact_download,
@@ -33,11 +36,15 @@ urlpatterns = [
     # Experiments and runs
     path("experiments/", browse.experiment_list, name="experiment_list"),
     path("experiments/<int:pk>/", browse.experiment_detail, name="experiment_detail"),
+    path("experiments/<int:pk>/access/grant/", access.experiment_grant, name="experiment_grant"),
+    path("experiments/<int:pk>/access/revoke/", access.experiment_revoke, name="experiment_revoke"),
+    path("experiments/<int:pk>/access/settings/", access.experiment_access_settings, name="experiment_access_settings"),
     path("runs/<str:run_id>/", browse.run_detail, name="run_detail"),
     path("runs/<str:run_id>/metrics/<path:key>/", browse.metric_history, name="metric_history"),
     path("runs/<str:run_id>/artifacts/<path:path>", browse.run_artifact_download, name="run_artifact"),
     # Governance
     path("approvals/", governance.approval_list, name="approval_list"),
+    path("audit/", governance.audit_log, name="audit_log"),
     path("approvals/<int:pk>/approve/", governance.request_approve, name="request_approve"),
     path("approvals/<int:pk>/reject/", governance.request_reject, name="request_reject"),
     path("approvals/<int:pk>/cancel/", governance.request_cancel, name="request_cancel"),

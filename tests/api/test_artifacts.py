@@ -10,7 +10,9 @@ import pytest
 from django.test.client import FakePayload
 
 from registry.catalog.models import ArtifactFile
+from registry.tracking.models import Run
 from tests.api.conftest import Api, assert_error
+from tests.builders import grant
 
 pytestmark = pytest.mark.django_db
 
@@ -290,7 +292,9 @@ def test_deleting_a_run_file_shared_by_a_version_keeps_the_versions_copy(api, ru
     assert len(blobs.keys()) == 1
 
 
-def test_only_the_runs_owner_or_staff_may_upload_or_delete(client, api, run_id, other_token, staff_token, blobs):
+def test_only_the_runs_author_or_a_manager_may_upload_or_delete(
+    client, api, run_id, other_token, staff_user, staff_token, blobs
+):
     api.upload(run_id, "model.bin", b"owner's")
     other = Api(client, other_token)
     assert_error(other.upload(run_id, "model.bin", b"intruder's"), 403)
@@ -301,7 +305,10 @@ def test_only_the_runs_owner_or_staff_may_upload_or_delete(client, api, run_id, 
     # Anyone who can read may download.
     assert body_of(download(other, run_id, "model.bin")) == b"owner's"
 
+    # Being staff (an admin-site user) is not enough; managing the experiment is.
     staff = Api(client, staff_token)
+    assert_error(staff.upload(run_id, "by-ops.bin", b"ops"), 403)
+    grant(Run.objects.get(pk=run_id).experiment, staff_user, "MANAGE")
     assert staff.upload(run_id, "by-ops.bin", b"ops").status_code == 201
     assert staff.delete(f"/runs/{run_id}/artifacts/by-ops.bin").status_code == 204
 

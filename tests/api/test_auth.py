@@ -38,8 +38,8 @@ def writes(run_id: str) -> list[tuple[str, str, dict | None]]:
         ("POST", "/datasets", {"name": "d", "digest": "abc"}),
         ("POST", "/models", {"name": "new-model"}),
         ("PATCH", "/models/iris", {"description": "edited"}),
-        ("PUT", "/models/iris/aliases/champion", {"version": 1}),
-        ("DELETE", "/models/iris/aliases/champion", None),
+        ("PUT", "/models/iris/aliases/candidate", {"version": 1}),
+        ("DELETE", "/models/iris/aliases/candidate", None),
         ("DELETE", "/models/iris", None),
     ]
 
@@ -95,7 +95,7 @@ def test_read_token_gets_403_on_every_write_and_nothing_changes(client, api, rea
 
 def test_write_token_can_write(api, run_id, model):
     for method, path, body in writes(run_id):
-        if (method, path) == ("PUT", "/models/iris/aliases/champion"):
+        if (method, path) == ("PUT", "/models/iris/aliases/candidate"):
             api.post("/models/iris/versions", {})
         response = api.request(method, path, body)
         assert response.status_code in (200, 201, 204), (method, path, response.content)

@@ -8,8 +8,8 @@ import pytest
 
 from registry.accounts.models import ApiToken
 from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
-from registry.catalog.services import version_stage_set
 from tests.api.conftest import Api, assert_error
+from tests.builders import version_stage_set
 
 pytestmark = pytest.mark.django_db
 
@@ -148,11 +148,11 @@ def test_list_order_and_paging(api, catalogue):
 
 
 def test_list_shows_versions_by_stage_and_aliases(api, catalogue):
-    api.put("/models/alpha/aliases/champion", {"version": 1})
+    api.put("/models/alpha/aliases/candidate", {"version": 1})
     [alpha] = api.get("/models", query={"q": "alpha"}).json()["items"]
     assert alpha["latest_version"] == 1
     assert alpha["versions_by_stage"] == {"Staging": [], "Production": [1]}
-    assert alpha["aliases"] == [{"alias": "champion", "version": 1}]
+    assert alpha["aliases"] == [{"alias": "candidate", "version": 1}]
 
 
 def test_patch_rename_description_and_tags(api, model):
@@ -326,22 +326,22 @@ def test_list_versions_by_stage_and_paging(api, scored_versions):
 def test_alias_set_move_delete(api, model):
     register(api)
     register(api)
-    assert api.put("/models/fraud/aliases/champion", {"version": 1}).json() == {"alias": "champion", "version": 1}
-    assert api.get("/models/fraud/versions/1").json()["aliases"] == ["champion"]
+    assert api.put("/models/fraud/aliases/candidate", {"version": 1}).json() == {"alias": "candidate", "version": 1}
+    assert api.get("/models/fraud/versions/1").json()["aliases"] == ["candidate"]
     assert api.put("/models/fraud/aliases/challenger", {"version": 2}).status_code == 200
 
-    moved = api.put("/models/fraud/aliases/champion", {"version": 2}).json()
-    assert moved == {"alias": "champion", "version": 2}
+    moved = api.put("/models/fraud/aliases/candidate", {"version": 2}).json()
+    assert moved == {"alias": "candidate", "version": 2}
     assert api.get("/models/fraud/versions/1").json()["aliases"] == []
-    assert sorted(api.get("/models/fraud/versions/2").json()["aliases"]) == ["challenger", "champion"]
+    assert sorted(api.get("/models/fraud/versions/2").json()["aliases"]) == ["candidate", "challenger"]
     assert api.get("/models/fraud/aliases").json() == [
+        {"alias": "candidate", "version": 2},
         {"alias": "challenger", "version": 2},
-        {"alias": "champion", "version": 2},
     ]
     assert ModelAlias.objects.count() == 2
 
-    assert api.delete("/models/fraud/aliases/champion").status_code == 204
-    assert_error(api.delete("/models/fraud/aliases/champion"), 404, contains="champion")
+    assert api.delete("/models/fraud/aliases/candidate").status_code == 204
+    assert_error(api.delete("/models/fraud/aliases/candidate"), 404, contains="candidate")
     assert api.get("/models/fraud").json()["aliases"] == [{"alias": "challenger", "version": 2}]
 
 
@@ -362,9 +362,9 @@ def test_alias_to_a_version_of_another_model_is_refused(api, model):
         register(api, "churn")
     register(api)
     # churn has a version 3; fraud does not.
-    assert_error(api.put("/models/fraud/aliases/champion", {"version": 3}), 404)
-    assert_error(api.put("/models/fraud/aliases/champion", {"version": 0}), 422)
-    assert_error(api.put("/models/nope/aliases/champion", {"version": 1}), 404)
+    assert_error(api.put("/models/fraud/aliases/candidate", {"version": 3}), 404)
+    assert_error(api.put("/models/fraud/aliases/candidate", {"version": 0}), 422)
+    assert_error(api.put("/models/nope/aliases/candidate", {"version": 1}), 404)
     assert not ModelAlias.objects.exists()
 
 
@@ -375,7 +375,7 @@ def test_alias_to_a_version_of_another_model_is_refused(api, model):
 def resolvable(api, model, run_with_model):
     for _ in range(3):
         register(api, run_id=run_with_model, artifact_path="model")
-    api.put("/models/fraud/aliases/champion", {"version": 2})
+    api.put("/models/fraud/aliases/candidate", {"version": 2})
     set_stage("fraud", 1, Stage.PRODUCTION)
     set_stage("fraud", 3, Stage.STAGING)
 
@@ -385,7 +385,7 @@ def resolvable(api, model, run_with_model):
     [
         ("fraud/3", 3),
         ("fraud/1", 1),
-        ("fraud@champion", 2),
+        ("fraud@candidate", 2),
         ("fraud@production", 1),
         ("fraud@Production", 1),
         ("fraud@staging", 3),
@@ -393,7 +393,7 @@ def resolvable(api, model, run_with_model):
         ("fraud@latest", 3),
         ("fraud/latest", 3),
         ("models:/fraud/1", 1),
-        ("models:/fraud@champion", 2),
+        ("models:/fraud@candidate", 2),
         ("  fraud/2  ", 2),
     ],
 )
@@ -457,7 +457,7 @@ def test_huge_or_odd_numbers_are_4xx_not_500(api, model):
     assert_error(api.get(f"/models/fraud/versions/{huge}"), 404)
     assert_error(api.get(f"/models/fraud/versions/{huge}/artifacts"), 404)
     assert_error(api.patch(f"/models/fraud/versions/{huge}", {"description": "x"}), 404)
-    assert_error(api.put("/models/fraud/aliases/champion", {"version": huge}), 404)
+    assert_error(api.put("/models/fraud/aliases/candidate", {"version": huge}), 404)
     assert_error(api.get("/models", query={"offset": huge}), 400)
     assert_error(api.get("/models/fraud/versions", query={"offset": huge}), 400)
     assert_error(api.get("/resolve", query={"ref": f"fraud/{huge}"}), 404)

@@ -82,12 +82,13 @@ def test_runs_list(warm_api, django_assert_num_queries, user, n):
         full_run(experiment, user)
     # 1. the token, with its user
     # 2. the experiment, by name
-    # 3. the page of runs, with their experiment and user
-    # 4. their params
-    # 5. their metric summaries
-    # 6. their steps
-    # 7. their inputs, with the datasets
-    with django_assert_num_queries(7):
+    # 3. the user's grants on it (whether they may read it)
+    # 4. the page of runs the user may read, with their experiment and user
+    # 5. their params
+    # 6. their metric summaries
+    # 7. their steps
+    # 8. their inputs, with the datasets
+    with django_assert_num_queries(8):
         items = warm_api.get("/runs", query={"experiment": "counted", "limit": 100}).json()["items"]
     assert len(items) == n and all(len(r["params"]) == 2 and r["inputs"] and r["steps"] for r in items)
 
@@ -97,8 +98,8 @@ def test_runs_search_with_filter_and_order(warm_api, django_assert_num_queries, 
     experiment = ExperimentFactory(name="counted")
     for _ in range(n):
         full_run(experiment, user)
-    # The same seven: filters and orders are subqueries inside query 3.
-    with django_assert_num_queries(7):
+    # The same eight: filters and orders are subqueries inside query 4.
+    with django_assert_num_queries(8):
         response = warm_api.get(
             "/runs",
             query={"experiment": "counted", "filter": "metrics.f1 > 0.5 AND params.lr = '1'", "order_by": "metrics.f1"},
@@ -139,12 +140,13 @@ def test_log_batch(warm_api, django_assert_num_queries, run_id, n):
 
 @pytest.mark.parametrize("n", SIZES)
 def test_register_version(warm_api, django_assert_num_queries, user, n):
-    run = RunFactory(user=user)
+    run = RunFactory(user=user, experiment=ExperimentFactory(owner=user))
     for k in range(n):
         ArtifactFileFactory(run=run, path=f"model/part-{k}.bin")
         MetricSeriesFactory(run=run, key=f"metric-{k}", last_value=0.5)
     RegisteredModelFactory(name="fraud", owner=user)
-    # 1. the token, with its user   2. the model, by name   3. the run
+    # 1. the token, with its user   2. the model, by name, with the user's level on it   3. the run, with the
+    # user's level on its experiment
     # (the transaction is a savepoint inside the test's: SAVEPOINT and RELEASE)
     # 4. next version number (UPDATE ... RETURNING)   5. the version
     # 6. the run's files under the folder, and one INSERT per file copied (n)

@@ -9,6 +9,7 @@ import pytest
 
 from registry.tracking.models import Experiment, MetricPoint, MetricSeries, Param, Run
 from tests.api.conftest import assert_error, strict_json
+from tests.builders import grant
 from tests.factories import DatasetFactory, RunInputFactory
 
 pytestmark = pytest.mark.django_db
@@ -188,11 +189,13 @@ def test_run_patch_refuses_unknown_status(api, run_id):
     assert Run.objects.get(pk=run_id).status == "running"
 
 
-def test_run_patch_by_another_user_is_403_staff_may(client, api, run_id, other_token, staff_token):
+def test_run_patch_by_another_user_is_403_a_manager_may(client, api, run_id, other_token, staff_user, staff_token):
     from tests.api.conftest import Api
 
     assert_error(Api(client, other_token).patch(f"/runs/{run_id}", {"name": "hijacked"}), 403)
+    assert_error(Api(client, staff_token).patch(f"/runs/{run_id}", {"name": "by-ops"}), 403)  # staff is not enough
     assert Run.objects.get(pk=run_id).name == "baseline"
+    grant(Run.objects.get(pk=run_id).experiment, staff_user, "MANAGE")
     assert Api(client, staff_token).patch(f"/runs/{run_id}", {"name": "by-ops"}).status_code == 200
 
 

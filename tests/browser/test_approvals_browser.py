@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from registry.catalog.models import ModelVersion, Stage
-from registry.catalog.services import model_create
 from registry.governance import services
+from tests.builders import model_create
 from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, build, person
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -10,7 +10,7 @@ import pytest
 from registry_client.cli import main
 
 from registry.catalog.models import ModelVersion
-from registry.catalog.services import version_stage_set
+from tests.builders import version_stage_set
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,9 +95,9 @@ def test_push_register_then_pull_gives_back_the_files(cli, registry, model_dir, 
 
     status, out, _ = cli("register", "iris", "--run", run_id, "--artifact-path", "model")
     assert (status, out) == (0, "1\n")
-    registry.set_alias("iris", "champion", 1)
+    registry.set_alias("iris", "candidate", 1)
 
-    status, out, _ = cli("pull", "iris@champion", "-o", str(tmp_path / "deploy"))
+    status, out, _ = cli("pull", "iris@candidate", "-o", str(tmp_path / "deploy"))
     assert (status, out) == (0, f"{tmp_path / 'deploy'}\n")
     assert tree(tmp_path / "deploy") == tree(model_dir)
 
@@ -109,7 +109,7 @@ def test_models_table_shows_name_first_and_the_production_version(cli, registry,
     registry.register_model("churn", run_id=run_id, artifact_path="model")
     version_stage_set(version=ModelVersion.objects.get(model__name="fraud", version=2), stage="Production")
     version_stage_set(version=ModelVersion.objects.get(model__name="fraud", version=3), stage="Staging")
-    registry.set_alias("fraud", "champion", 2)
+    registry.set_alias("fraud", "candidate", 2)
 
     status, out, _ = cli("models")
     lines = out.splitlines()
@@ -117,7 +117,7 @@ def test_models_table_shows_name_first_and_the_production_version(cli, registry,
     assert columns(lines[0]) == ["NAME", "LATEST", "PRODUCTION", "STAGING", "ALIASES", "UPDATED"]
     assert [columns(line)[:5] for line in lines[1:]] == [
         ["churn", "1", "-", "-", "-"],
-        ["fraud", "3", "2", "3", "champion=2"],
+        ["fraud", "3", "2", "3", "candidate=2"],
     ]
 
 

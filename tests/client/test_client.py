@@ -68,7 +68,7 @@ def test_full_run_registers_a_version_that_pulls_identically_by_alias_and_number
         from_numpy = run.log_dataset(features, name="features", context="evaluation")
         stored = run.log_artifact(model_dir, artifact_path="model")
         version = run.register_model("fraud-detector", artifact_path="model", description="First try.")
-    alias = registry.set_alias("fraud-detector", "champion", version["version"])
+    alias = registry.set_alias("fraud-detector", "candidate", version["version"])
 
     info = registry.get_run(run.id)
     assert info["status"] == "finished" and info["end_time"] is not None
@@ -90,9 +90,9 @@ def test_full_run_registers_a_version_that_pulls_identically_by_alias_and_number
     assert [a["path"] for a in stored] == ["model/EMPTY", "model/config/params.json", "model/model.pkl"]
     assert version["version"] == 1 and version["run_id"] == run.id
     assert sorted(a["path"] for a in version["artifacts"]) == ["EMPTY", "config/params.json", "model.pkl"]
-    assert alias == {"alias": "champion", "version": 1}
+    assert alias == {"alias": "candidate", "version": 1}
 
-    by_alias = registry.pull("fraud-detector@champion", tmp_path / "by-alias")
+    by_alias = registry.pull("fraud-detector@candidate", tmp_path / "by-alias")
     by_number = registry.pull("fraud-detector/1", tmp_path / "by-number")
     assert by_alias == tmp_path / "by-alias"
     assert tree(by_alias) == tree(by_number) == tree(model_dir)

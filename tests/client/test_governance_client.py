@@ -11,9 +11,9 @@ from registry_client import Registry, RegistryError
 from registry_client.cli import main
 
 from registry.accounts.models import ApiToken
-from registry.catalog.models import ModelVersion, StageTransitionRequest
-from registry.catalog.services import model_create
-from registry.governance.models import GateKind, PolicyGate, StagePolicy
+from registry.catalog.models import ModelVersion
+from registry.governance.models import GateKind, PolicyGate, StagePolicy, StageTransitionRequest
+from tests.builders import model_create
 from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, build, person
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,7 +37,7 @@ def approver(live_server, approver_token) -> Registry:
 @pytest.fixture
 def fraud(requester):
     """Two versions, the second with the better f1."""
-    model = model_create(name="fraud")
+    model = model_create(name="fraud", owner=requester)
     build(model, {"f1": 0.80}, by=requester)
     build(model, {"f1": 0.85}, by=requester)
     return model

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from registry.governance import webhooks
-from registry.governance.models import Webhook, WebhookEventType
+from registry.audit import webhooks
+from registry.audit.models import Webhook, WebhookEventType
 
 
 @dataclass

@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
 from registry.catalog.models import ModelVersion, RegisteredModel
-from registry.catalog.services import version_create
-from registry.tracking.services import Point, dataset_register, metrics_log, run_create, run_input_add
+from registry.tracking.services import Point
+from tests.builders import dataset_register, metrics_log, run_create, run_input_add, version_create
 from tests.factories import UserFactory
 
 GROUPS = {

@@ -13,10 +13,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from registry.accounts.models import ApiToken
 from registry.catalog.models import ModelVersion, Stage
-from registry.catalog.services import model_create
 from registry.governance import services
 from registry.governance.models import GateKind, PolicyGate, StagePolicy
 from tests.api.conftest import Api, assert_error
+from tests.builders import model_create
 from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, build, person
 
 pytestmark = pytest.mark.django_db
@@ -293,7 +293,14 @@ def test_the_audit_log_is_paged_newest_first(rita, paula, fraud):
     paula.post(f"/transition-requests/{request_id}/approve", {"comment": "OK"})
     everything = rita.get("/models/fraud/audit").json()
     actions = [e["action"] for e in everything["items"]]
-    assert actions == ["stage_changed", "request_approved", "request_created", "version_created", "version_created"]
+    assert actions == [
+        "stage_changed",
+        "request_approved",
+        "request_created",
+        "version_created",
+        "version_created",
+        "model_created",
+    ]
     approved = everything["items"][1]
     assert approved["actor"] == "paula" and approved["request_id"] == request_id and approved["version"] == 1
     assert (approved["from_value"], approved["to_value"], approved["comment"]) == ("None", "Production", "OK")

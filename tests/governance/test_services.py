@@ -7,21 +7,23 @@ from datetime import timedelta
 
 import pytest
 
-from registry.catalog.models import (
+from registry.audit.models import AuditAction, AuditEvent
+from registry.catalog.models import ModelVersion, Stage
+from registry.governance import services
+from registry.governance.models import (
     ChangeKind,
-    ModelVersion,
+    GateKind,
+    PolicyGate,
     RequestStatus,
-    Stage,
     StageChange,
+    StagePolicy,
     StageTransitionRequest,
     stage_intervals,
 )
-from registry.catalog.services import alias_delete, alias_set, model_create, version_stage_set
-from registry.governance import services
-from registry.governance.models import AuditAction, AuditEvent, GateKind, PolicyGate, StagePolicy
 from registry.governance.services import AlreadyDecided, AlreadyPending, GatesFailed, GovernanceError, NotAllowed
 from registry.tracking.models import MetricSeries
-from registry.tracking.services import Point, metrics_log
+from registry.tracking.services import Point
+from tests.builders import alias_delete, alias_set, metrics_log, model_create, version_stage_set
 from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, STAGING_APPROVERS, build, person
 
 pytestmark = pytest.mark.django_db
@@ -61,8 +63,9 @@ def root(db):
 
 
 @pytest.fixture
-def fraud(db):
-    return model_create(name="fraud")
+def fraud(requester):
+    """Owned by rita, the data scientist who registers its versions and asks for their promotion."""
+    return model_create(name="fraud", owner=requester)
 
 
 @pytest.fixture
@@ -85,7 +88,9 @@ def ask(version, by, stage=Stage.PRODUCTION, **kwargs) -> StageTransitionRequest
 
 
 def actions(model, **filters) -> list[str]:
-    return list(AuditEvent.objects.filter(model=model, **filters).order_by("at", "id").values_list("action", flat=True))
+    return list(
+        AuditEvent.objects.filter(model_id=model.pk, **filters).order_by("at", "id").values_list("action", flat=True)
+    )
 
 
 def stage_of(version) -> str:
@@ -262,9 +267,9 @@ def test_a_superuser_overrides_failing_gates_with_a_recorded_reason(fraud, v2, r
     request = ask(v2, requester)
     services.transition_approve(request_id=request.pk, by=root, override_reason="Incident: the old model is broken.")
     assert stage_of(v2) == "Production"
-    override = AuditEvent.objects.get(model=fraud, action=AuditAction.GATE_OVERRIDDEN)
+    override = AuditEvent.objects.get(model_id=fraud.pk, action=AuditAction.GATE_OVERRIDDEN)
     assert override.comment == "Incident: the old model is broken."
-    assert override.actor == root and override.request_id == request.pk and override.to_value == "Production"
+    assert override.actor_name == "root" and override.request_id == request.pk and override.to_value == "Production"
     assert override.data["failures"] == [{"gate": "f1 >= 0.9", "message": "f1 = 0.85 misses 0.9"}]
 
 
@@ -318,30 +323,30 @@ def test_evidence_is_frozen_at_request_time(fraud, v1, v2, requester, approver):
 
 
 def test_every_path_leaves_an_audit_event(fraud, v1, v2, requester, approver, root):
-    assert actions(fraud) == ["version_created", "version_created"]
-    created = AuditEvent.objects.get(model=fraud, action="version_created", version=v1)
-    assert (created.version_number, created.actor, created.to_value) == (1, requester, "")
+    assert actions(fraud) == ["model_created", "version_created", "version_created"]
+    created = AuditEvent.objects.get(model_id=fraud.pk, action="version_created", version_number=1)
+    assert (created.actor_name, created.actor_id, created.to_value) == ("rita", requester.pk, v1.source)
 
     # request and approve (with archive_existing later)
     first = ask(v1, requester, comment="Go.")
     services.transition_approve(request_id=first.pk, by=approver, comment="OK.")
-    assert actions(fraud, request=first) == ["request_created", "request_approved", "stage_changed"]
-    changed = AuditEvent.objects.get(request=first, action="stage_changed")
+    assert actions(fraud, request_id=first.pk) == ["request_created", "request_approved", "stage_changed"]
+    changed = AuditEvent.objects.get(request_id=first.pk, action="stage_changed")
     assert (changed.from_value, changed.to_value, changed.data["kind"]) == ("None", "Production", "approval")
 
     # reject and cancel
     rejected = ask(v2, requester, Stage.STAGING)
     services.transition_reject(request_id=rejected.pk, by=approver, comment="Not yet.")
-    assert actions(fraud, request=rejected) == ["request_created", "request_rejected"]
-    assert AuditEvent.objects.get(request=rejected, action="request_rejected").comment == "Not yet."
+    assert actions(fraud, request_id=rejected.pk) == ["request_created", "request_rejected"]
+    assert AuditEvent.objects.get(request_id=rejected.pk, action="request_rejected").comment == "Not yet."
     cancelled = ask(v2, requester, Stage.STAGING)
     services.transition_cancel(request_id=cancelled.pk, by=requester)
-    assert actions(fraud, request=cancelled) == ["request_created", "request_cancelled"]
+    assert actions(fraud, request_id=cancelled.pk) == ["request_created", "request_cancelled"]
 
     # a direct change that archives the holder
     services.stage_change_direct(version=v2, to_stage=Stage.PRODUCTION, by=approver, archive_existing=True)
     kinds = dict(
-        AuditEvent.objects.filter(model=fraud, action="stage_changed", request=None).values_list(
+        AuditEvent.objects.filter(model_id=fraud.pk, action="stage_changed", request_id=None).values_list(
             "version_number", "data__kind"
         )
     )
@@ -354,7 +359,7 @@ def test_every_path_leaves_an_audit_event(fraud, v1, v2, requester, approver, ro
 
     # rollback: v1 comes back
     services.production_rollback(model=fraud, by=approver, comment="Latency regression.")
-    rollback = AuditEvent.objects.get(model=fraud, action="rollback")
+    rollback = AuditEvent.objects.get(model_id=fraud.pk, action="rollback")
     assert (rollback.from_value, rollback.to_value, rollback.comment) == ("2", "1", "Latency regression.")
 
     # gate override
@@ -362,9 +367,13 @@ def test_every_path_leaves_an_audit_event(fraud, v1, v2, requester, approver, ro
     services.stage_change_direct(version=v2, to_stage=Stage.STAGING, by=root, override_reason="ignored: no gate")
     override = ask(v2, requester)
     services.transition_approve(request_id=override.pk, by=root, override_reason="Emergency.")
-    assert "gate_overridden" in actions(fraud, request=override)
+    assert "gate_overridden" in actions(fraud, request_id=override.pk)
 
-    assert set(actions(fraud)) == set(AuditAction.values)
+    governance_actions = {
+        "version_created", "stage_changed", "alias_set", "alias_deleted", "request_created", "request_approved",
+        "request_rejected", "request_cancelled", "gate_overridden", "rollback",
+    }  # fmt: skip
+    assert governance_actions <= set(actions(fraud))
 
 
 # --- Timeline, holders at a time, rollback --------------------------------------------------------------------------

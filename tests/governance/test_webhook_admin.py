@@ -12,22 +12,21 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from registry.catalog.models import RequestStatus, Stage, StageTransitionRequest
-from registry.governance import audit, webhooks
-from registry.governance import services as governance
-from registry.governance.models import (
+from registry.audit import services as audit
+from registry.audit import webhooks
+from registry.audit.models import (
     AuditAction,
     AuditEvent,
     DeliveryAttempt,
     DeliveryStatus,
-    GateKind,
     OutboxEvent,
-    PolicyGate,
-    StagePolicy,
     Webhook,
     WebhookDelivery,
     WebhookEventType,
 )
+from registry.catalog.models import Stage
+from registry.governance import services as governance
+from registry.governance.models import GateKind, PolicyGate, RequestStatus, StagePolicy, StageTransitionRequest
 from tests.factories import ModelVersionFactory, RegisteredModelFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +79,7 @@ def _delivery(status: str = DeliveryStatus.PENDING) -> WebhookDelivery:
     hook = Webhook.objects.create(
         name=f"hook-{model.name}", url="https://hooks.example.com/x", events=["version.created"], secret="s"
     )
-    event = OutboxEvent.objects.create(type="version.created", model=model, payload={"event": "version.created"})
+    event = OutboxEvent.objects.create(type="version.created", model_id=model.pk, payload={"event": "version.created"})
     delivery = WebhookDelivery.objects.create(webhook=hook, event=event, status=status, attempts=1)
     DeliveryAttempt.objects.create(delivery=delivery, status_code=500, latency_ms=12, error="HTTP 500")
     return delivery
@@ -100,10 +99,11 @@ BUILDERS: dict[type, Callable[[int], None]] = {
 }
 
 # Queries per changelist page, the same at 1 and at 50 rows. Every page: the session, the user, the row count twice
-# (filtered and full), the page of rows with its related rows joined in. Then: AuditEvent lists the models for its
-# model filter and runs the date hierarchy (min/max, the list of days); OutboxEvent runs the date hierarchy;
-# WebhookDelivery lists the webhooks for its webhook filter.
-QUERIES = {StagePolicy: 5, AuditEvent: 8, Webhook: 5, OutboxEvent: 7, WebhookDelivery: 6}
+# (filtered and full), the page of rows with its related rows joined in. Then: AuditEvent lists the model names for
+# its filter and runs the date hierarchy (min/max, the list of days), and counts only the filtered rows (its full
+# count is skipped: the log grows for ever); OutboxEvent runs the date hierarchy; WebhookDelivery lists the webhooks
+# for its webhook filter.
+QUERIES = {StagePolicy: 5, AuditEvent: 7, Webhook: 5, OutboxEvent: 7, WebhookDelivery: 6}
 
 
 @pytest.mark.parametrize("model", list(BUILDERS), ids=lambda m: m.__name__)
@@ -173,10 +173,10 @@ def test_audit_events_filter_by_action_and_model_and_search_by_actor_and_comment
     def rows(**params) -> set[str]:
         response = admin_client.get(url, params)
         assert response.status_code == 200
-        return {event.model.name for event in response.context["cl"].result_list}
+        return {event.model_name for event in response.context["cl"].result_list}
 
     assert rows(action__exact="alias_set") == {"fraud"}
-    assert rows(model__id__exact=churn.pk) == {"churn"}
+    assert rows(model_name="churn") == {"churn"}
     assert rows(q="fraud") == {"fraud"}
     assert rows(q="alice") == {"churn"}
     assert rows(q="candidate") == {"fraud"}

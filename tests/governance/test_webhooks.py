@@ -18,12 +18,9 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django.utils import timezone
 
-from registry.catalog import services as catalog
-from registry.catalog.models import ModelVersion, Stage
-from registry.governance import services as governance
-from registry.governance import webhooks
-from registry.governance.management.commands import deliver_webhooks
-from registry.governance.models import (
+from registry.audit import webhooks
+from registry.audit.management.commands import deliver_webhooks
+from registry.audit.models import (
     DeliveryAttempt,
     DeliveryStatus,
     OutboxEvent,
@@ -31,6 +28,9 @@ from registry.governance.models import (
     WebhookDelivery,
     WebhookEventType,
 )
+from registry.catalog.models import ModelVersion, Stage
+from registry.governance import services as governance
+from tests.builders import alias_set, version_create, version_stage_set
 from tests.factories import RegisteredModelFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +70,7 @@ def test_verify_refuses_wrong_secret_tampered_body_and_stale_timestamps():
 
 def test_a_new_version_reaches_the_receiver_signed(hook, receiver, superuser):
     model = RegisteredModelFactory(name="churn")
-    version = catalog.version_create(model=model, created_by=superuser)
+    version = version_create(model=model, created_by=superuser)
     event = OutboxEvent.objects.get()
     assert event.type == WebhookEventType.VERSION_CREATED
 
@@ -110,9 +110,9 @@ def test_a_new_version_reaches_the_receiver_signed(hook, receiver, superuser):
 def test_every_governed_change_is_delivered_in_order(hook, receiver, superuser):
     approver = UserFactory(username="approver", is_superuser=True)
     model = RegisteredModelFactory(name="fraud")
-    version = catalog.version_create(model=model, created_by=superuser)
-    catalog.alias_set(model=model, alias="champion", version=version, by=superuser)
-    catalog.version_stage_set(version=version, stage=Stage.STAGING, by=superuser)
+    version = version_create(model=model, created_by=superuser)
+    alias_set(model=model, alias="champion", version=version, by=superuser)
+    version_stage_set(version=version, stage=Stage.STAGING, by=superuser)
     request = governance.transition_request(version=version, to_stage=Stage.PRODUCTION, by=superuser, comment="ship")
     governance.transition_approve(request_id=request.pk, by=approver, comment="ok")
 
@@ -137,7 +137,7 @@ def test_every_governed_change_is_delivered_in_order(hook, receiver, superuser):
 
 
 def test_a_rejection_is_delivered(hook, receiver, superuser):
-    version = catalog.version_create(model=RegisteredModelFactory())
+    version = version_create(model=RegisteredModelFactory())
     request = governance.transition_request(version=version, to_stage=Stage.PRODUCTION, by=superuser)
     governance.transition_reject(request_id=request.pk, by=UserFactory(is_superuser=True), comment="not yet")
 
@@ -151,9 +151,9 @@ def test_a_webhook_for_one_model_gets_nothing_of_another(db, receiver, allow_pri
     model_a, model_b = RegisteredModelFactory(name="a"), RegisteredModelFactory(name="b")
     Webhook.objects.create(name="a only", url=receiver.url, events=["version.created"], model=model_a, secret=SECRET)
 
-    catalog.version_create(model=model_b)
+    version_create(model=model_b)
     assert not OutboxEvent.objects.exists()
-    catalog.version_create(model=model_a)
+    version_create(model=model_a)
 
     assert webhooks.deliver_due() == 1
     [got] = receiver.requests
@@ -163,9 +163,9 @@ def test_a_webhook_for_one_model_gets_nothing_of_another(db, receiver, allow_pri
 def test_a_webhook_gets_only_the_event_types_it_subscribed_to(db, receiver, allow_private):
     Webhook.objects.create(name="stages", url=receiver.url, events=["stage.changed"], secret=SECRET)
     model = RegisteredModelFactory()
-    version = catalog.version_create(model=model)
-    catalog.alias_set(model=model, alias="candidate", version=version)
-    catalog.version_stage_set(version=version, stage=Stage.STAGING)
+    version = version_create(model=model)
+    alias_set(model=model, alias="candidate", version=version)
+    version_stage_set(version=version, stage=Stage.STAGING)
 
     assert webhooks.deliver_due() == 1
     assert [r.event for r in receiver.requests] == ["stage.changed"]
@@ -173,7 +173,7 @@ def test_a_webhook_gets_only_the_event_types_it_subscribed_to(db, receiver, allo
 
 def test_an_inactive_webhook_gets_nothing(db, receiver, allow_private):
     Webhook.objects.create(name="off", url=receiver.url, events=["version.created"], secret=SECRET, active=False)
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
     assert not WebhookDelivery.objects.exists()
     assert webhooks.deliver_due() == 0
     assert receiver.requests == []
@@ -186,7 +186,7 @@ def test_the_outbox_is_written_in_the_transaction_of_the_change(hook, receiver):
         pass
 
     with pytest.raises(Abort), transaction.atomic():
-        catalog.version_create(model=model)
+        version_create(model=model)
         assert OutboxEvent.objects.count() == 1  # written, but only inside the transaction
         raise Abort
 
@@ -202,7 +202,7 @@ def test_the_outbox_is_written_in_the_transaction_of_the_change(hook, receiver):
 
 def test_failures_are_retried_with_backoff_until_success(hook, receiver, clock):
     receiver.fail_next = 2
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
 
     assert webhooks.deliver_due() == 1
     [delivery] = deliveries()
@@ -248,7 +248,7 @@ def test_backoff_doubles_and_is_capped_at_an_hour():
 def test_it_gives_up_after_the_maximum_attempts(hook, receiver, clock, settings):
     settings.WEBHOOK_MAX_ATTEMPTS = 3
     receiver.status = 503
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
 
     for expected in (1, 2, 3):
         assert webhooks.deliver_due() == 1
@@ -266,7 +266,7 @@ def test_it_gives_up_after_the_maximum_attempts(hook, receiver, clock, settings)
 def test_a_redirect_is_not_followed_and_counts_as_a_failure(hook, receiver):
     receiver.status = 302
     receiver.headers = {"Location": "http://169.254.169.254/latest/meta-data/"}
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
 
     assert webhooks.deliver_due() == 1
 
@@ -281,7 +281,7 @@ def test_a_closed_port_is_a_retried_failure(hook, receiver):
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
     Webhook.objects.filter(pk=hook.pk).update(url=f"http://127.0.0.1:{closed_port}/hook")
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
 
     assert webhooks.deliver_due() == 1
 
@@ -292,7 +292,7 @@ def test_a_closed_port_is_a_retried_failure(hook, receiver):
 
 
 def test_replay_sends_a_delivered_event_again(hook, receiver):
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
     webhooks.deliver_due()
     delivery = WebhookDelivery.objects.get()
 
@@ -313,7 +313,7 @@ def test_replay_sends_a_delivered_event_again(hook, receiver):
 def test_replay_revives_a_delivery_that_gave_up(hook, receiver, settings):
     settings.WEBHOOK_MAX_ATTEMPTS = 1
     receiver.fail_next = 1
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
     webhooks.deliver_due()
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == DeliveryStatus.FAILED
@@ -327,7 +327,7 @@ def test_replay_revives_a_delivery_that_gave_up(hook, receiver, settings):
 
 
 def test_a_failed_replay_leaves_a_succeeded_delivery_succeeded(hook, receiver):
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
     webhooks.deliver_due()
     receiver.status = 500
 
@@ -345,7 +345,7 @@ def test_a_failed_replay_leaves_a_succeeded_delivery_succeeded(hook, receiver):
 def test_a_claim_leases_deliveries_so_a_second_worker_skips_them(hook, receiver):
     model = RegisteredModelFactory()
     for _ in range(3):
-        catalog.version_create(model=model)
+        version_create(model=model)
 
     claimed = webhooks._claim(10)
 
@@ -358,7 +358,7 @@ def test_a_claim_leases_deliveries_so_a_second_worker_skips_them(hook, receiver)
 def test_deliver_due_respects_its_limit(hook, receiver):
     model = RegisteredModelFactory()
     for _ in range(15):
-        catalog.version_create(model=model)
+        version_create(model=model)
 
     assert webhooks.deliver_due(limit=12) == 12
     assert webhooks.deliver_due(limit=12) == 3
@@ -368,7 +368,7 @@ def test_deliver_due_respects_its_limit(hook, receiver):
 def test_a_stop_request_mid_round_releases_the_deliveries_not_yet_sent(hook, receiver):
     model = RegisteredModelFactory()
     for _ in range(3):
-        catalog.version_create(model=model)
+        version_create(model=model)
 
     attempts = webhooks.deliver_due_attempts(stop=lambda: len(receiver.requests) >= 1)
 
@@ -411,7 +411,7 @@ def test_private_targets_are_refused_before_connecting(db, receiver, no_connecti
     settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
     url = url.format(port=receiver.port)
     Webhook.objects.create(name="evil", url=url, events=["version.created"], secret=SECRET)
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
 
     with pytest.raises(webhooks.TargetRefused, match=reason):
         webhooks.check_target(url)
@@ -435,7 +435,7 @@ def test_non_http_schemes_are_refused(db, no_connections, settings):
             webhooks.check_target(url)
 
     Webhook.objects.create(name="ftp", url="http://placeholder.invalid/", events=["version.created"], secret="s")
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
     delivery = WebhookDelivery.objects.select_related("webhook", "event").get()
     delivery.webhook.url = "ftp://x"  # the database refuses to store it; the worker must refuse it too
     attempt = webhooks.deliver(delivery)
@@ -475,7 +475,7 @@ def test_the_connection_goes_to_the_address_that_was_checked(hook, receiver, mon
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding_getaddrinfo)
     Webhook.objects.filter(pk=hook.pk).update(url=f"http://hooks.example:{receiver.port}/hook")
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
 
     assert webhooks.deliver_due() == 1
 
@@ -519,7 +519,7 @@ def test_address_classification(address, reason):
 
 
 def test_the_command_delivers_once_and_prints_a_summary(hook, receiver):
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
     out = io.StringIO()
 
     call_command("deliver_webhooks", stdout=out)
@@ -533,7 +533,7 @@ def test_the_command_delivers_once_and_prints_a_summary(hook, receiver):
 
 def test_the_command_reports_failures(hook, receiver):
     receiver.status = 500
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
     out = io.StringIO()
 
     call_command("deliver_webhooks", stdout=out)
@@ -543,7 +543,7 @@ def test_the_command_reports_failures(hook, receiver):
 
 
 def test_the_loop_stops_cleanly_on_sigterm(hook, receiver, monkeypatch):
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
     # The test's transaction must survive the worker's housekeeping between rounds.
     monkeypatch.setattr(deliver_webhooks, "close_old_connections", lambda: None)
     rounds = []
@@ -578,7 +578,7 @@ def test_concurrent_workers_send_each_delivery_once(receiver, settings):
     Webhook.objects.create(name="ci", url=receiver.url, events=["version.created"], secret=SECRET)
     model = RegisteredModelFactory()
     for _ in range(30):
-        catalog.version_create(model=model)
+        version_create(model=model)
     counts: list[int] = []
     errors: list[BaseException] = []
     start = threading.Barrier(4)
@@ -608,7 +608,7 @@ def test_concurrent_workers_send_each_delivery_once(receiver, settings):
 
 def test_a_url_that_cannot_be_sent_is_a_recorded_failure_not_a_crash(hook, receiver):
     Webhook.objects.filter(pk=hook.pk).update(url=f"http://127.0.0.1:{receiver.port}/hoök")
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
 
     assert webhooks.deliver_due() == 1
 
@@ -641,7 +641,7 @@ def test_https_is_verified_against_the_url_host_name(
     Webhook.objects.create(
         name="tls", url=f"https://hooks.example:{receiver.port}/hook", events=["version.created"], secret=SECRET
     )
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
 
     # The system's trust store does not know the test CA: the certificate is refused, nothing is sent.
     assert webhooks.deliver_due() == 1
@@ -664,7 +664,7 @@ def test_https_to_an_address_the_certificate_does_not_name_is_refused(db, tls_re
     real_context = ssl.create_default_context
     monkeypatch.setattr(webhooks.ssl, "create_default_context", lambda: real_context(cafile=str(ca_file)))
     Webhook.objects.create(name="tls", url=receiver.url, events=["version.created"], secret=SECRET)
-    catalog.version_create(model=RegisteredModelFactory())
+    version_create(model=RegisteredModelFactory())
 
     webhooks.deliver_due()
 

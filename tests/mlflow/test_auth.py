@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 from registry.accounts.models import ApiToken
 from registry.mlflow_compat.auth import basic_cache
 from registry.tracking.models import Experiment, Run
+from tests.builders import grant
 from tests.factories import UserFactory
 from tests.mlflow.conftest import error_code
 
@@ -127,8 +128,12 @@ def test_runs_of_other_users_are_read_only_to_them(client, trainer, as_token):
     with pytest.raises(MlflowException):
         client.delete_run(run_id)
     assert Run.objects.get(pk=run_id).deleted_at is None
-    as_token(ApiToken.issue(user=UserFactory(username="ops", is_staff=True), name="s")[1])
-    client.log_param(run_id, "p", "1")  # staff may
+    ops = UserFactory(username="ops", is_staff=True)
+    as_token(ApiToken.issue(user=ops, name="s")[1])
+    with pytest.raises(MlflowException):
+        client.log_param(run_id, "p", "1")  # being staff is not enough
+    grant(Experiment.objects.get(name="mine"), ops, "MANAGE")
+    client.log_param(run_id, "p", "1")  # managing the experiment is
 
 
 def test_deleting_a_model_needs_its_owner(client, as_token):

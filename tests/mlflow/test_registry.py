@@ -14,12 +14,15 @@ from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LogisticRegression
 
 from registry.accounts.models import ApiToken
+from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog import services as catalog
-from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage, StageChange
-from registry.catalog.models import StageTransitionRequest as TransitionRequest
-from registry.governance.models import AuditAction, AuditEvent, StagePolicy
+from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
+from registry.governance import services as governance
+from registry.governance.models import StageChange, StagePolicy
+from registry.governance.models import StageTransitionRequest as TransitionRequest
 from registry.mlflow_compat.models import LoggedModel, RunModelLink
 from registry.tracking.models import MetricPoint
+from tests.factories import UserFactory
 from tests.mlflow.conftest import error_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,7 +54,9 @@ def test_log_model_register_and_load_by_alias_and_version(client, rest):
     assert version.source == f"runs:/{run_id}/models/{logged.pk}"
     version_files = set(ArtifactFile.objects.filter(version=version).values_list("path", flat=True))
     assert "MLmodel" in version_files and len(version_files) == len([p for p in run_files if logged.pk in p])
-    assert AuditEvent.objects.filter(action=AuditAction.VERSION_CREATED, version=version).exists()
+    assert AuditEvent.objects.filter(
+        action=AuditAction.VERSION_CREATED, model_id=version.model_id, version_number=version.version
+    ).exists()
 
     fetched = client.get_model_version("credit-scorer", "1")
     assert fetched.run_id == run_id and fetched.status == "READY"
@@ -62,9 +67,9 @@ def test_log_model_register_and_load_by_alias_and_version(client, rest):
         f"mlflow-artifacts:/models/{version.model_id}/versions/1/artifacts"
     )
 
-    client.set_registered_model_alias("credit-scorer", "champion", "1")
-    assert ModelAlias.objects.get(model=version.model, alias="champion").version == version
-    by_alias = mlflow.sklearn.load_model("models:/credit-scorer@champion")
+    client.set_registered_model_alias("credit-scorer", "candidate", "1")
+    assert ModelAlias.objects.get(model=version.model, alias="candidate").version == version
+    by_alias = mlflow.sklearn.load_model("models:/credit-scorer@candidate")
     by_number = mlflow.sklearn.load_model("models:/credit-scorer/1")
     by_logged_model = mlflow.sklearn.load_model(f"models:/{logged.pk}")
     expected = model.predict_proba(X)
@@ -137,10 +142,10 @@ def test_versions_tags_aliases_and_latest(client, run_with_model_files):
     assert ModelVersion.objects.get(model__name="scorer", version=1).tags == {"validated": "yes"}
     assert client.get_model_version("scorer", "1").description == "the first"
 
-    client.set_registered_model_alias("scorer", "champion", "2")
+    client.set_registered_model_alias("scorer", "candidate", "2")
     client.set_registered_model_alias("scorer", "challenger", "1")
-    assert client.get_model_version_by_alias("scorer", "champion").version == "2"
-    assert client.get_registered_model("scorer").aliases == {"champion": "2", "challenger": "1"}
+    assert client.get_model_version_by_alias("scorer", "candidate").version == "2"
+    assert client.get_registered_model("scorer").aliases == {"candidate": "2", "challenger": "1"}
     client.delete_registered_model_alias("scorer", "challenger")
     with pytest.raises(MlflowException) as gone:
         client.get_model_version_by_alias("scorer", "challenger")
@@ -241,9 +246,10 @@ def test_stage_transition_needs_approval_even_for_approvers(client, superuser, a
     assert ModelVersion.objects.get(model__name="scorer", version=1).stage == Stage.NONE
 
 
-def test_stage_transition_refused_without_permission(client, run_with_model_files):
+def test_stage_transition_refused_without_permission(client, as_token, run_with_model_files):
     client.create_registered_model("scorer")
     client.create_model_version("scorer", f"runs:/{run_with_model_files}/model")
+    as_token(ApiToken.issue(user=UserFactory(username="reader"), name="r")[1])  # READ, no role, no grant
     with pytest.raises(MlflowException) as refused:
         client.transition_model_version_stage("scorer", "1", "Staging")
     assert error_code(refused) == "PERMISSION_DENIED"
@@ -287,10 +293,10 @@ def test_search_registered_models_costs_the_same_queries_for_1_or_20_models(trai
 
     def add_models(start: int, count: int) -> None:
         for i in range(start, start + count):
-            model = catalog.model_create(name=f"model-{i:02d}", owner=trainer, tags={"team": "x"})
-            first = catalog.version_create(model=model, created_by=trainer)
-            catalog.version_create(model=model, created_by=trainer)
-            catalog.alias_set(model=model, alias="champion", version=first, by=trainer)
+            model = catalog.model_create(name=f"model-{i:02d}", by=trainer, tags={"team": "x"})
+            first = catalog.version_create(model=model, by=trainer)
+            catalog.version_create(model=model, by=trainer)
+            governance.alias_set(model=model, alias="candidate", version=first, by=trainer)
 
     browser = Client(headers={"Authorization": f"Bearer {trainer_token}"})
 
@@ -299,7 +305,7 @@ def test_search_registered_models_costs_the_same_queries_for_1_or_20_models(trai
             response = browser.get("/api/2.0/mlflow/registered-models/search", {"filter": "tags.team = 'x'"})
         assert response.status_code == 200
         models = response.json()["registered_models"]
-        assert all(m["aliases"] == [{"alias": "champion", "version": "1"}] for m in models)
+        assert all(m["aliases"] == [{"alias": "candidate", "version": "1"}] for m in models)
         assert all([v["version"] for v in m["latest_versions"]] == ["2"] for m in models)
         return len(models), len(queries)
 

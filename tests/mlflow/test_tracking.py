@@ -343,15 +343,16 @@ def test_read_only_token_reads_mlflow_runs(client, trainer, as_token):
 
 def test_search_runs_costs_the_same_queries_for_1_or_20_runs(trainer, trainer_token):
     """Runs come with params, metrics, tags, inputs and outputs: one query per relation, whatever the page size."""
-    experiment = Experiment.objects.create(name="counted")
-    dataset = tracking.dataset_register(name="d", digest="abc")
+    experiment = tracking.experiment_create(name="counted", by=trainer)
+    dataset = tracking.dataset_register(name="d", digest="abc", by=trainer)
 
     def add_runs(count: int) -> None:
         for i in range(count):
-            run = tracking.run_create(experiment=experiment, user=trainer, name=f"r{i}", tags={"t": "v"})
-            tracking.params_log(run=run, params={"a": "1", "b": "2"})
-            tracking.metrics_log(run=run, points=[tracking.Point("m", 0.5, 0), tracking.Point("n", 1.0, 0)])
-            tracking.run_input_add(run=run, dataset=dataset, context="training")
+            run = tracking.run_create(experiment=experiment, by=trainer, name=f"r{i}", tags={"t": "v"})
+            tracking.params_log(run=run, by=trainer, params={"a": "1", "b": "2"})
+            points = [tracking.Point("m", 0.5, 0), tracking.Point("n", 1.0, 0)]
+            tracking.metrics_log(run=run, by=trainer, points=points)
+            tracking.run_input_add(run=run, by=trainer, dataset=dataset, context="training")
 
     browser = Client(headers={"Authorization": f"Bearer {trainer_token}"})
     body = json.dumps({"experiment_ids": [str(experiment.pk)], "filter": "metrics.m > 0.1"})

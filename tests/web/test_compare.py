@@ -9,17 +9,20 @@ import re
 import pytest
 from django.db import connection
 
-from registry.catalog.services import alias_set, model_create, version_create, version_stage_set
 from registry.tracking.models import MetricPoint, MetricSeries
-from registry.tracking.services import (
-    Point,
+from registry.tracking.services import Point
+from registry.web.views import compare as compare_view
+from tests.builders import (
+    alias_set,
     dataset_register,
     metrics_log,
+    model_create,
     params_log,
     run_create,
     run_input_add,
+    version_create,
+    version_stage_set,
 )
-from registry.web.views import compare as compare_view
 from tests.factories import ExperimentFactory
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.catalog.services import model_create
+from tests.builders import model_create
 from tests.factories import UserFactory
 from tests.web.test_compare import SCHEMA, build, dataset
 

@@ -12,7 +12,7 @@ from registry_client.profiling import profile_table
 
 from registry.lib import diff
 from registry.tracking.models import Dataset
-from registry.tracking.services import dataset_register, run_create, run_input_add
+from tests.builders import dataset_register, run_create, run_input_add
 from tests.factories import DatasetFactory, RunFactory, RunInputFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,9 @@ import pytest
 from django.test import RequestFactory
 from django.utils import timezone
 
-from registry.tracking.services import Point, metrics_log, params_log
+from registry.tracking.services import Point
 from registry.web.query import MetricFilter, key_list, metric_filters, metric_order, parse_metric_filter
+from tests.builders import metrics_log, params_log
 from tests.factories import ExperimentFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -202,9 +203,10 @@ def test_detail_query_count_does_not_grow_with_rows(signed_in, django_assert_num
     experiment = ExperimentFactory(name="big")
     for n in range(rows):
         run_with(experiment, f"r{n}", {"accuracy": n / 100, "f1": 0.5}, {"lr": n, "depth": 3})
-    # session, user, experiment, param key counts, metric key counts, runs COUNT, runs page (user joined),
-    # param values for the page, metric values for the page
-    with django_assert_num_queries(9):
+    # session, user, experiment (owner joined), the user's grants on it, param key counts, metric key counts, runs
+    # COUNT, runs page (user joined), param values for the page, metric values for the page, and for the access
+    # panel the experiment's grants with their users and groups
+    with django_assert_num_queries(11):
         response = signed_in.get(url(experiment), {"filter": "accuracy>=0", "order": "-accuracy"})
     assert len(response.context["rows"]) == min(rows, 25)
 

@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from registry.catalog.models import Stage, StageChange, stage_intervals
-from registry.catalog.services import alias_set, model_create, version_create, version_stage_set
-from registry.tracking.services import Point, metrics_log, run_create
+from registry.catalog.models import Stage
+from registry.governance.models import StageChange, stage_intervals
+from registry.tracking.services import Point
+from tests.builders import alias_set, grant, metrics_log, model_create, run_create, version_create, version_stage_set
 from tests.factories import (
     ModelVersionFactory,
     RegisteredModelFactory,
@@ -77,6 +78,7 @@ def test_description_is_rendered_as_safe_markdown_with_tags_and_aliases(signed_i
 
 
 def test_versions_table_shows_stage_aliases_creator_run_and_default_metric_columns(signed_in, fraud, member):
+    grant(fraud, member, "EDIT")
     v1 = register(fraud, {"accuracy": 0.8, "f1": 0.7, "auc": 0.9, "rare": 1.0}, created_by=member)
     v2 = register(fraud, {"accuracy": 0.85, "f1": 0.75, "auc": 0.91}, created_by=member)
     register(fraud, {"accuracy": 0.9, "f1": 0.8, "auc": 0.92, "loss": 0.1})
@@ -203,8 +205,9 @@ def test_versions_are_paginated(signed_in):
 
 def test_htmx_paging_renders_only_the_versions_partial(signed_in, fraud, django_assert_num_queries):
     register(fraud, {"accuracy": 0.9})
-    # session, user, model (owner joined), aliases, recent metric keys, versions COUNT, versions page, metric values
-    with django_assert_num_queries(8):
+    # session, user, model (owner joined), the user's grants on it, aliases, recent metric keys, versions COUNT,
+    # versions page, metric values
+    with django_assert_num_queries(9):
         response = signed_in.get(url(), {"page": 1}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="versions")
     body = response.content.decode()
     assert body.lstrip().startswith('<div id="versions"')
@@ -226,7 +229,7 @@ def _versions(model, count: int) -> None:
         run = RunFactory()
         metrics_log(run=run, points=[Point("accuracy", 0.5 + n / 1000), Point("f1", 0.4)])
         version = ModelVersionFactory(model=model, run=run)
-        version.record_stage_change(Stage.STAGING)
+        version_stage_set(version=version, stage=Stage.STAGING)
         StageTransitionRequestFactory(version=version, from_stage="Staging", to_stage="Production")
         alias_set(model=model, alias=f"a{n}", version=version)
 
@@ -235,11 +238,12 @@ def _versions(model, count: int) -> None:
 def test_query_count_does_not_grow_with_rows(signed_in, django_assert_num_queries, rows):
     model = RegisteredModelFactory(name="fraud")
     _versions(model, rows)
-    # session, user, model (owner joined), aliases with version numbers, recent metric keys, versions COUNT,
-    # versions page (creator and run joined), metric values for the page's runs, trend points, stage changes,
-    # pending requests (version, model, requester joined), the model's policy and its gates, the user's permissions
-    # (user, groups), the newest audit events
-    with django_assert_num_queries(16):
+    # session, user, model (owner joined), the user's grants on it, aliases with version numbers, recent metric keys,
+    # versions COUNT, versions page (creator and run joined), metric values for the page's runs, trend points, stage
+    # changes, pending requests (version, model, requester joined), the model's policy and its gates, the user's
+    # permissions (user, groups), their stage rights on the model (grants), the newest audit events, and for the
+    # access panel the model's grants with their users and groups
+    with django_assert_num_queries(19):
         response = signed_in.get(url())
     assert len(response.context["version_rows"]) == min(rows, 25)
     assert len(response.context["intervals"]) == min(rows, 25)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from registry.catalog.services import alias_set, model_create, version_create, version_stage_set
+from tests.builders import alias_set, model_create, version_create, version_stage_set
 from tests.factories import ModelAliasFactory, ModelVersionFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,17 @@ import math
 import pytest
 from django.utils import timezone
 
-from registry.catalog.services import artifact_store, model_create, version_create, version_stage_set
-from registry.tracking.services import Point, metrics_log, params_log, run_steps_set
+from registry.tracking.services import Point
 from registry.web.views import browse
+from tests.builders import (
+    artifact_store,
+    metrics_log,
+    model_create,
+    params_log,
+    run_steps_set,
+    version_create,
+    version_stage_set,
+)
 from tests.factories import (
     ArtifactFileFactory,
     ExperimentFactory,
@@ -95,9 +103,10 @@ def _run_rows(count: int):
 @pytest.mark.parametrize("rows", [1, 50])
 def test_run_page_query_count_does_not_grow_with_rows(signed_in, django_assert_num_queries, rows):
     run = _run_rows(rows)
-    # session, user, run (experiment and user joined), params, metric summaries, inputs (with datasets), steps,
-    # artifacts, registered versions (with their models). Single-point metrics draw no chart.
-    with django_assert_num_queries(9):
+    # session, user, run (experiment and user joined), the user's grants on the experiment, params, metric summaries,
+    # inputs (with datasets), steps, artifacts, registered versions (with their models). Single-point metrics draw no
+    # chart.
+    with django_assert_num_queries(10):
         response = signed_in.get(f"/runs/{run.pk}/")
     assert len(response.context["run"].model_versions.all()) == rows
 
@@ -122,8 +131,8 @@ def test_unknown_metric_or_run_is_404(signed_in, run):
 
 
 def test_history_draws_every_point_when_it_fits(signed_in, run, django_assert_num_queries):
-    # session, user, the series (run and experiment joined), its points
-    with django_assert_num_queries(4):
+    # session, user, the series (run and experiment joined), the user's grants on the experiment, its points
+    with django_assert_num_queries(5):
         response = signed_in.get(f"/runs/{run.pk}/metrics/loss/")
     trace = history_figure(response)["data"][0]
     assert trace["x"] == list(range(100))

@@ -9,15 +9,19 @@ import math
 import pytest
 
 from registry.catalog.models import ArtifactFile
-from registry.catalog.services import alias_set, artifact_store, model_create, version_create, version_stage_set
-from registry.tracking.services import (
-    Point,
+from registry.tracking.services import Point
+from tests.builders import (
+    alias_set,
+    artifact_store,
     dataset_register,
     metrics_log,
+    model_create,
     params_log,
     run_create,
     run_input_add,
     run_steps_set,
+    version_create,
+    version_stage_set,
 )
 from tests.factories import (
     ArtifactFileFactory,
@@ -224,10 +228,11 @@ def _build_rows(count: int):
 def test_query_count_does_not_grow_with_rows(signed_in, django_assert_num_queries, rows):
     _build_rows(rows)
     # session, user, version (model, creator, run, experiment and run user joined), aliases, artifacts,
-    # stage changes (with who made them), params, metric summaries, dataset inputs (with datasets), steps; the stage
-    # panel: the model's policy and its gates, the user's permissions (user, groups), the version's pending requests.
+    # stage changes (with who made them), params, metric summaries, dataset inputs (with datasets), steps, the user's
+    # level on the model (their grants); the stage panel: the model's policy and its gates, the user's permissions
+    # (user, groups), their stage rights on the model (grants), the version's pending requests.
     # Single-point metrics draw no chart, so no history query.
-    with django_assert_num_queries(15):
+    with django_assert_num_queries(17):
         response = signed_in.get(URL)
     assert len(response.context["params"]) == rows
 
@@ -236,8 +241,8 @@ def test_charted_metrics_cost_one_history_query_whatever_their_number(signed_in,
     run = RunFactory()
     metrics_log(run=run, points=[Point(k, s, s) for s in range(10) for k in ("loss", "accuracy", "f1")])
     ModelVersionFactory(model__name="fraud", run=run)
-    # the fifteen queries above, then one (series, step, value) read for every charted metric at once.
-    with django_assert_num_queries(16):
+    # the seventeen queries above, then one (series, step, value) read for every charted metric at once.
+    with django_assert_num_queries(18):
         response = signed_in.get(URL)
     assert len(response.context["charts"]) == 3
 
@@ -250,11 +255,11 @@ def test_long_histories_are_read_once_then_served_from_their_cached_preview(sign
     points[1234] = Point("loss", 50.0, 1234)  # a spike that downsampling must keep
     metrics_log(run=run, points=points)
     ModelVersionFactory(model__name="fraud", run=run)
-    # First view: the fifteen queries above, the previews (none yet), both full histories, the preview upsert.
-    with django_assert_num_queries(18):
+    # First view: the seventeen queries above, the previews (none yet), both full histories, the preview upsert.
+    with django_assert_num_queries(20):
         first = signed_in.get(URL)
-    # Later views: the fifteen queries above and the previews.
-    with django_assert_num_queries(16):
+    # Later views: the seventeen queries above and the previews.
+    with django_assert_num_queries(18):
         again = signed_in.get(URL)
     for response in (first, again):
         charts = {chart["series"].key: chart for chart in response.context["charts"]}

@@ -30,7 +30,7 @@ from registry.mlflow_compat.errors import (
     translate,
 )
 from registry.mlflow_compat.inputs import Params
-from registry.mlflow_compat.views import artifacts, logged_models, registry, tracking
+from registry.mlflow_compat.views import artifacts, logged_models, permissions, registry, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,29 @@ ROUTES = _routes(
     ("GET", "model-versions/get-download-uri", registry.get_model_version_download_uri, READ),
     ("POST", "model-versions/set-tag", registry.set_model_version_tag, WRITE),
     ("DELETE", "model-versions/delete-tag", registry.delete_model_version_tag, WRITE),
+    # MLflow's auth API: users and per-resource permissions
+    ("POST", "users/create", permissions.create_user, WRITE),
+    ("GET", "users/get", permissions.get_user, READ),
+    ("GET", "users/current", permissions.current_user, READ),
+    ("GET", "users/list", permissions.list_users, READ),
+    ("PATCH", "users/update-password", permissions.update_user_password, WRITE),
+    ("PATCH", "users/update-admin", permissions.update_user_admin, WRITE),
+    ("DELETE", "users/delete", permissions.delete_user, WRITE),
+    ("POST", "experiments/permissions/create", permissions.create_experiment_permission, WRITE),
+    ("GET", "experiments/permissions/get", permissions.get_experiment_permission, READ),
+    ("PATCH", "experiments/permissions/update", permissions.update_experiment_permission, WRITE),
+    ("DELETE", "experiments/permissions/delete", permissions.delete_experiment_permission, WRITE),
+    ("POST", "registered-models/permissions/create", permissions.create_registered_model_permission, WRITE),
+    ("GET", "registered-models/permissions/get", permissions.get_registered_model_permission, READ),
+    ("PATCH", "registered-models/permissions/update", permissions.update_registered_model_permission, WRITE),
+    ("DELETE", "registered-models/permissions/delete", permissions.delete_registered_model_permission, WRITE),
+)
+
+# /api/3.0/mlflow/...: MLflow 3's unified permission routes (the 2.0 ones above serve older clients).
+ROUTES_V3 = _routes(
+    ("POST", "users/permissions/grant", permissions.grant_user_permission, WRITE),
+    ("POST", "users/permissions/revoke", permissions.revoke_user_permission, WRITE),
+    ("GET", "users/permissions/get", permissions.get_user_permission, READ),
 )
 
 
@@ -121,9 +144,9 @@ ARTIFACT_HANDLERS = {
 }
 
 
-def match(endpoint: str, method: str) -> tuple[Route, dict]:
+def match(endpoint: str, method: str, routes: list[Route] = ROUTES, prefix: str = "2.0") -> tuple[Route, dict]:
     allowed = []
-    for route in ROUTES:
+    for route in routes:
         found = route.pattern.match(endpoint)
         if found is None:
             continue
@@ -133,11 +156,11 @@ def match(endpoint: str, method: str) -> tuple[Route, dict]:
     if allowed:
         raise MlflowError(
             ENDPOINT_NOT_FOUND,
-            f"{method} is not allowed on /api/2.0/mlflow/{endpoint}; use {', '.join(sorted(set(allowed)))}.",
+            f"{method} is not allowed on /api/{prefix}/mlflow/{endpoint}; use {', '.join(sorted(set(allowed)))}.",
             status=405,
             headers={"Allow": ", ".join(sorted(set(allowed)))},
         )
-    raise MlflowError(ENDPOINT_NOT_FOUND, f"No MLflow endpoint at /api/2.0/mlflow/{endpoint}.")
+    raise MlflowError(ENDPOINT_NOT_FOUND, f"No MLflow endpoint at /api/{prefix}/mlflow/{endpoint}.")
 
 
 def _answer(request: HttpRequest, work: Callable[[], HttpResponse]) -> HttpResponse:
@@ -158,9 +181,12 @@ def _answer(request: HttpRequest, work: Callable[[], HttpResponse]) -> HttpRespo
 
 @csrf_exempt
 @login_not_required
-def api(request: HttpRequest, endpoint: str) -> HttpResponse:
+def api(request: HttpRequest, endpoint: str, version: str = "2.0") -> HttpResponse:
     def work() -> HttpResponse:
-        route, kwargs = match(endpoint, request.method)
+        if version == "3.0":
+            route, kwargs = match(endpoint, request.method, ROUTES_V3, "3.0")
+        else:
+            route, kwargs = match(endpoint, request.method)
         caller = authenticate_caller(request)
         if route.writes:
             require_write(caller)

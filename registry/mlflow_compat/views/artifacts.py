@@ -16,13 +16,15 @@ from django.conf import settings
 from django.db.models import Q
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 
+from registry.accounts.access import level_of
 from registry.catalog import services as catalog
 from registry.catalog.models import ArtifactFile, ModelVersion
+from registry.lib.access import Level
 from registry.lib.paths import PathError, normalise_artifact_path
 from registry.mlflow_compat.auth import Caller, require_write
 from registry.mlflow_compat.errors import invalid, json_response, not_found
 from registry.mlflow_compat.models import LoggedModel
-from registry.mlflow_compat.views.common import is_row_id, require_run_writer
+from registry.mlflow_compat.views.common import is_row_id, run_or_404
 from registry.tracking.models import Run
 
 
@@ -33,27 +35,28 @@ def _normalised(path: str) -> str:
         raise invalid(str(exc)) from None
 
 
-def locate(path: str) -> tuple[Run | ModelVersion | None, str]:
-    """(owner, path inside the owner) for a proxy path; the owner is None for a run-less logged model."""
-    owner, relative = _owner(_normalised(path).split("/"), path)
+def locate(path: str, user) -> tuple[Run | ModelVersion | None, str]:
+    """(owner, path inside the owner) for a proxy path, if `user` may read the owner; the owner is None for a
+    run-less logged model."""
+    owner, relative = _owner(_normalised(path).split("/"), path, user)
     return owner, _normalised(relative)  # the part inside the owner obeys the same rules on its own (`C:/x`)
 
 
-def _owner(parts: list[str], path: str) -> tuple[Run | ModelVersion | None, str]:
+def _owner(parts: list[str], path: str, user) -> tuple[Run | ModelVersion | None, str]:
     if len(parts) >= 3 and parts[0] == "runs" and parts[2] == "artifacts":
-        run = Run.objects.select_related("user").filter(pk=parts[1].lower()).first()
-        if run is None:
-            raise not_found(f"Run with id={parts[1]} not found.")
-        return run, "/".join(parts[3:])
+        return run_or_404(parts[1], user), "/".join(parts[3:])
     if len(parts) >= 5 and parts[0] == "models" and parts[2] == "versions" and parts[4] == "artifacts":
         if not (is_row_id(parts[1]) and is_row_id(parts[3])):
             raise not_found(f"No model version at {path!r}.")
-        version = ModelVersion.objects.filter(model_id=int(parts[1]), version=int(parts[3])).first()
-        if version is None:
+        version = (
+            ModelVersion.objects.select_related("model").filter(model_id=int(parts[1]), version=int(parts[3])).first()
+        )
+        if version is None or level_of(version.model, user) < Level.READ:
             raise not_found(f"No model version at {path!r}.")
         return version, "/".join(parts[5:])
     if len(parts) >= 3 and parts[0] == "logged-models" and parts[2] == "artifacts":
-        if not LoggedModel.objects.filter(pk=parts[1]).exists():
+        logged = LoggedModel.objects.select_related("experiment").filter(pk=parts[1]).first()
+        if logged is None or level_of(logged.experiment, user) < Level.READ:
             raise not_found(f"Logged model with ID '{parts[1]}' not found.")
         return None, "/".join(parts[3:])
     raise not_found(f"No artifacts at {path!r}; paths start with runs/<run id>/artifacts/.")
@@ -71,7 +74,7 @@ def list_artifacts(request: HttpRequest, caller: Caller) -> HttpResponse:
     path = request.GET.get("path", "")
     if not _normalised(path):
         return json_response({})
-    owner, folder = locate(path)
+    owner, folder = locate(path, caller.user)
     files = _files(owner)
     if folder:
         files = files.filter(Q(path__startswith=folder + "/") | Q(path=folder))
@@ -90,7 +93,7 @@ def list_artifacts(request: HttpRequest, caller: Caller) -> HttpResponse:
 
 
 def download_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
-    owner, relative = locate(path)
+    owner, relative = locate(path, caller.user)
     artifact = _files(owner).filter(path=relative).first() if relative else None
     if artifact is None:
         raise not_found(f"No artifact at {path!r}.")
@@ -113,12 +116,13 @@ def _writable_run(caller: Caller, owner) -> Run:
             "Only a run's artifacts can be written here: a version's files come from the run it was registered "
             "from, and a logged model's files live with its source run (log the model inside a run)."
         )
-    require_run_writer(caller.user, owner)
+    if owner.deleted_at is not None:
+        raise invalid(f"The run {owner.pk} must be in the 'active' state; it is deleted.")
     return owner
 
 
 def upload_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
-    owner, relative = locate(path)
+    owner, relative = locate(path, caller.user)
     run = _writable_run(caller, owner)
     if not relative:
         raise invalid("The upload needs a file path after runs/<run id>/artifacts/.")
@@ -128,16 +132,17 @@ def upload_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResp
     limit = settings.ARTIFACT_MAX_UPLOAD_BYTES
     if int(length) > limit:
         raise invalid(f"The file is {int(length):,} bytes; the limit is {limit:,} (ARTIFACT_MAX_UPLOAD_BYTES).")
-    catalog.artifact_store(owner=run, path=relative, stream=request, limit=limit)
+    catalog.artifact_store(owner=run, path=relative, stream=request, by=caller.user, limit=limit)
     return json_response({})
 
 
 def delete_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
-    owner, relative = locate(path)
+    owner, relative = locate(path, caller.user)
     run = _writable_run(caller, owner)
     files = ArtifactFile.objects.filter(run=run)
     if relative:
         files = files.filter(Q(path__startswith=relative + "/") | Q(path=relative))
     for artifact in files:
-        catalog.artifact_delete(artifact)
+        artifact.run = run  # the run whose writer was checked, not a fresh copy to check again
+        catalog.artifact_delete(artifact=artifact, by=caller.user)
     return json_response({})

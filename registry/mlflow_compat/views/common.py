@@ -1,15 +1,20 @@
-"""Loading rows for the MLflow endpoints: one helper per object, answering RESOURCE_DOES_NOT_EXIST in MLflow's words,
-and the permission checks that go with writing."""
+"""Loading rows for the MLflow endpoints: one helper per object that checks the caller's access through the
+registry's own helpers (catalog.access, tracking.access) and answers RESOURCE_DOES_NOT_EXIST in MLflow's words, for
+rows that do not exist and rows the caller may not read alike."""
 
 from __future__ import annotations
 
 from django.db.models import Prefetch
 
-from registry import rawsql
+from registry.accounts.access import level_of
+from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ModelAlias, ModelVersion, RegisteredModel
-from registry.mlflow_compat.errors import denied, invalid, not_found
+from registry.lib.access import Level
+from registry.lib.errors import NotFound
+from registry.mlflow_compat.errors import invalid, not_found
 from registry.mlflow_compat.inputs import Params
 from registry.mlflow_compat.models import LoggedModel, RunModelLink
+from registry.tracking.access import require_experiment, run_for
 from registry.tracking.models import Experiment, MetricSeries, Param, Run, RunInput
 
 DEFAULT_EXPERIMENT_ID = "0"  # what MLflow clients send when no experiment was chosen
@@ -20,14 +25,16 @@ def is_row_id(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 18
 
 
-def experiment_or_404(experiment_id: str) -> Experiment:
+def experiment_or_404(experiment_id: str, user, *, need: Level = Level.READ) -> Experiment:
     if experiment_id == DEFAULT_EXPERIMENT_ID:
-        return Experiment.default()
-    if not is_row_id(experiment_id):
+        experiment = Experiment.default()
+    elif not is_row_id(experiment_id):
         raise invalid(f"Experiment ids are numbers (got {experiment_id!r}).")
-    experiment = Experiment.objects.filter(pk=int(experiment_id)).first()
-    if experiment is None:
+    else:
+        experiment = Experiment.objects.filter(pk=int(experiment_id)).first()
+    if experiment is None or level_of(experiment, user) < Level.READ:
         raise not_found(f"No experiment with id {experiment_id}.")
+    require_experiment(experiment, user, need)
     return experiment
 
 
@@ -57,32 +64,22 @@ def run_id_param(params: Params) -> str:
     return (params.str("run_id") or params.str("run_uuid")).lower()
 
 
-def run_or_404(run_id: str, *, details: bool = False) -> Run:
+def run_or_404(run_id: str, user, *, details: bool = False, write: bool = False) -> Run:
+    """The run, if the caller may read it (and write it: its author with EDIT, or a manager of the experiment; an
+    active run). Without details, one hand-written statement: every logging call starts here."""
     if not run_id:
         raise invalid("Missing value for required parameter 'run_id'.")
-    # Every logging call starts here: without details, one hand-written query (see registry.rawsql) that leaves the
-    # installed packages (often hundreds) unread.
-    if details:
-        run = runs_for_output().filter(pk=run_id.lower()).first()
-    else:
-        run = rawsql.get(Run, pk=run_id.lower(), defer=Run.HEAVY_FIELDS)
-    if run is None:
-        raise not_found(f"Run with id={run_id} not found.")
-    return run
-
-
-def require_run_writer(user, run: Run) -> None:
-    """Runs are written by whoever created them, or by staff (as in our own API); deleted runs not at all."""
-    if run.user_id not in (None, user.pk) and not (user.is_staff or user.is_superuser):
-        raise denied(f"Run {run.pk} belongs to {run.user}; only its owner or staff may change it.")
-    if run.deleted_at is not None:
+    try:
+        run = run_for(user, run_id, write=write, queryset=runs_for_output() if details else None)
+    except NotFound:
+        raise not_found(f"Run with id={run_id} not found.") from None
+    if write and run.deleted_at is not None:
         raise invalid(f"The run {run.pk} must be in the 'active' state; it is deleted.")
+    return run
 
 
 def writable_run(params: Params, user) -> Run:
-    run = run_or_404(run_id_param(params))
-    require_run_writer(user, run)
-    return run
+    return run_or_404(run_id_param(params), user, write=True)
 
 
 def models_for_output():
@@ -92,14 +89,13 @@ def models_for_output():
     )
 
 
-def model_or_404(name: str, *, details: bool = False) -> RegisteredModel:
+def model_or_404(name: str, user, *, details: bool = False, need: Level = Level.READ):
     if not name:
         raise invalid("Missing value for required parameter 'name'.")
-    queryset = models_for_output() if details else RegisteredModel.objects.all()
-    model = queryset.filter(name=name).first()
-    if model is None:
-        raise not_found(f"Registered Model with name={name} not found")
-    return model
+    try:
+        return model_for(user, name, need=need, queryset=models_for_output() if details else None)
+    except NotFound:
+        raise not_found(f"Registered Model with name={name} not found") from None
 
 
 def versions_for_output():
@@ -110,26 +106,22 @@ def versions_for_output():
     )
 
 
-def version_or_404(name: str, version: str) -> ModelVersion:
+def version_or_404(name: str, version: str, user, *, need: Level = Level.READ) -> ModelVersion:
     if not name:
         raise invalid("Missing value for required parameter 'name'.")
     if not is_row_id(str(version)) or int(version) < 1:
         raise invalid(f"Model versions are positive integers (got {version!r}).")
-    found = versions_for_output().filter(model__name=name, version=int(version)).first()
-    if found is None:
-        model_or_404(name)
-        raise not_found(f"Model Version (name={name}, version={version}) not found")
-    return found
+    model_or_404(name, user)
+    try:
+        return version_for(user, name, int(version), need=need, queryset=versions_for_output())
+    except NotFound:
+        raise not_found(f"Model Version (name={name}, version={version}) not found") from None
 
 
-def logged_model_or_404(model_id: str, *, allow_deleted: bool = False) -> LoggedModel:
+def logged_model_or_404(model_id: str, user, *, allow_deleted: bool = False) -> LoggedModel:
+    """A logged model of an experiment the caller may read."""
     queryset = LoggedModel.objects.all() if allow_deleted else LoggedModel.objects.active()
-    logged = queryset.filter(pk=model_id).first()
-    if logged is None:
+    logged = queryset.select_related("experiment").filter(pk=model_id).first()
+    if logged is None or level_of(logged.experiment, user) < Level.READ:
         raise not_found(f"Logged model with ID '{model_id}' not found.")
     return logged
-
-
-def require_logged_model_writer(user, logged: LoggedModel) -> None:
-    if logged.creator_id not in (None, user.pk) and not (user.is_staff or user.is_superuser):
-        raise denied(f"Logged model {logged.pk} belongs to another user; only its creator or staff may change it.")

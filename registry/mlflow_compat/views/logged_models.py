@@ -7,7 +7,6 @@ without a run can be recorded but holds no files here.
 from __future__ import annotations
 
 from django.http import HttpRequest
-from django.utils import timezone
 
 from registry.lib.search import SearchError
 from registry.mlflow_compat import search, services, wire
@@ -15,14 +14,8 @@ from registry.mlflow_compat.auth import Caller
 from registry.mlflow_compat.errors import invalid, not_found
 from registry.mlflow_compat.inputs import Params, page, to_str
 from registry.mlflow_compat.models import LoggedModel
-from registry.mlflow_compat.views.common import (
-    experiment_ids,
-    experiment_or_404,
-    logged_model_or_404,
-    require_logged_model_writer,
-    require_run_writer,
-    run_or_404,
-)
+from registry.mlflow_compat.views.common import experiment_ids, experiment_or_404, logged_model_or_404, run_or_404
+from registry.tracking.models import Experiment
 
 MAX_PARAMS_PER_REQUEST = 100
 
@@ -40,74 +33,65 @@ def _params(params: Params) -> dict[str, str]:
 
 def create_logged_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
     run_id = params.str("source_run_id")
-    run = run_or_404(run_id) if run_id else None
-    if run is not None:
-        require_run_writer(caller.user, run)
+    run = run_or_404(run_id, caller.user, write=True) if run_id else None
     experiment_id = params.str("experiment_id")
-    experiment = experiment_or_404(experiment_id) if experiment_id else (run.experiment if run else None)
-    if experiment is None:
+    if experiment_id:
+        experiment = experiment_or_404(experiment_id, caller.user)
+    elif run is not None:
+        experiment = Experiment.objects.get(pk=run.experiment_id)
+    else:
         raise invalid("A logged model needs an experiment_id or a source_run_id.")
-    if run is not None and run.experiment_id != experiment.pk:
-        raise invalid(f"Run {run.pk} belongs to experiment {run.experiment_id}, not {experiment.pk}.")
-    logged = LoggedModel(
+    logged = services.logged_model_create(
+        by=caller.user,
         experiment=experiment,
         run=run,
+        name=params.str("name", max_length=256),
         model_type=params.str("model_type", max_length=256),
-        creator=caller.user,
         tags=services.checked_tags(params.objects("tags"), "logged model tag"),
         params=_params(params),
     )
-    logged.name = params.str("name", max_length=256) or f"model-{logged.id[2:10]}"
-    logged.save(force_insert=True)
     return {"model": wire.logged_model_json(logged)}
 
 
 def get_logged_model(request: HttpRequest, params: Params, caller: Caller, model_id: str) -> dict:
-    logged = logged_model_or_404(model_id, allow_deleted=params.bool("allow_deleted"))
+    logged = logged_model_or_404(model_id, caller.user, allow_deleted=params.bool("allow_deleted"))
     return {"model": wire.logged_model_json(logged)}
 
 
 def finalize_logged_model(request: HttpRequest, params: Params, caller: Caller, model_id: str) -> dict:
-    logged = logged_model_or_404(model_id)
-    require_logged_model_writer(caller.user, logged)
+    logged = logged_model_or_404(model_id, caller.user)
     status = str(params.raw("status", "")).upper()
     if status not in wire.LOGGED_MODEL_STATUS_FROM_MLFLOW:
         raise invalid(f"status must be one of {', '.join(wire.LOGGED_MODEL_STATUS.values())} (got {status!r}).")
-    logged.status = wire.LOGGED_MODEL_STATUS_FROM_MLFLOW[status]
-    logged.updated_at = timezone.now()
-    logged.save(update_fields=["status", "updated_at"])
+    services.logged_model_finish(
+        logged_model=logged, status=wire.LOGGED_MODEL_STATUS_FROM_MLFLOW[status], by=caller.user
+    )
     return {"model": wire.logged_model_json(logged)}
 
 
 def delete_logged_model(request: HttpRequest, params: Params, caller: Caller, model_id: str) -> dict:
-    logged = logged_model_or_404(model_id)
-    require_logged_model_writer(caller.user, logged)
-    logged.deleted_at = timezone.now()
-    logged.save(update_fields=["deleted_at"])
+    services.logged_model_delete(logged_model=logged_model_or_404(model_id, caller.user), by=caller.user)
     return {}
 
 
 def set_logged_model_tags(request: HttpRequest, params: Params, caller: Caller, model_id: str) -> dict:
-    logged = logged_model_or_404(model_id)
-    require_logged_model_writer(caller.user, logged)
+    logged = logged_model_or_404(model_id, caller.user)
     tags = services.checked_tags(params.objects("tags"), "logged model tag")
-    services.logged_model_dict_update(logged_model=logged, field="tags", values=tags)
+    services.logged_model_dict_update(logged_model=logged, by=caller.user, field="tags", values=tags)
     return {}
 
 
 def delete_logged_model_tag(request: HttpRequest, params: Params, caller: Caller, model_id: str, tag_key: str) -> dict:
-    logged = logged_model_or_404(model_id)
-    require_logged_model_writer(caller.user, logged)
+    logged = logged_model_or_404(model_id, caller.user)
     if tag_key not in logged.tags:
         raise not_found(f"Logged model {model_id} has no tag {tag_key!r}.")
-    services.logged_model_dict_update(logged_model=logged, field="tags", values={}, remove=(tag_key,))
+    services.logged_model_dict_update(logged_model=logged, by=caller.user, field="tags", values={}, remove=(tag_key,))
     return {}
 
 
 def log_logged_model_params(request: HttpRequest, params: Params, caller: Caller, model_id: str) -> dict:
-    logged = logged_model_or_404(model_id)
-    require_logged_model_writer(caller.user, logged)
-    services.logged_model_dict_update(logged_model=logged, field="params", values=_params(params))
+    logged = logged_model_or_404(model_id, caller.user)
+    services.logged_model_dict_update(logged_model=logged, by=caller.user, field="params", values=_params(params))
     return {}
 
 
@@ -122,7 +106,7 @@ def _order_texts(params: Params) -> list[str]:
 def search_logged_models(request: HttpRequest, params: Params, caller: Caller) -> dict:
     if params.objects("datasets"):
         raise invalid("Searching logged models by dataset metrics is not supported by this registry.")
-    queryset = LoggedModel.objects.active()
+    queryset = LoggedModel.objects.active().filter(experiment__in=Experiment.objects.readable_by(caller.user))
     ids = experiment_ids(params.strings("experiment_ids"))
     if ids:
         queryset = queryset.filter(experiment_id__in=ids)

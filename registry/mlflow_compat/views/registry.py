@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from django.db.models import Max
 from django.http import HttpRequest
-from django.utils import timezone
 
 from registry.catalog import services as catalog
-from registry.catalog.models import ModelVersion, RegisteredModel
+from registry.catalog.models import ModelVersion, RegisteredModel, Stage
+from registry.governance import services as governance
+from registry.lib.errors import NotFound
 from registry.lib.references import Reference
 from registry.mlflow_compat import search, services, wire
 from registry.mlflow_compat.auth import Caller
-from registry.mlflow_compat.errors import not_found
+from registry.mlflow_compat.errors import invalid, not_found
 from registry.mlflow_compat.inputs import Params, page
 from registry.mlflow_compat.views.common import model_or_404, models_for_output, version_or_404, versions_for_output
 
@@ -46,13 +47,13 @@ def _latest_by_model(models: list[RegisteredModel]) -> dict[int, list[ModelVersi
     return by_model
 
 
-def _model_body(model: RegisteredModel) -> dict:
-    model = model_or_404(model.name, details=True)
+def _model_body(model: RegisteredModel, user) -> dict:
+    model = model_or_404(model.name, user, details=True)
     return {"registered_model": wire.registered_model_json(model, _latest_by_model([model]).get(model.pk, []))}
 
 
-def _version_body(version: ModelVersion) -> dict:
-    return {"model_version": wire.version_json(version_or_404(version.model.name, str(version.version)))}
+def _version_body(version: ModelVersion, user) -> dict:
+    return {"model_version": wire.version_json(version_or_404(version.model.name, str(version.version), user))}
 
 
 # --- Registered models ----------------------------------------------------------------------------------------------
@@ -61,40 +62,41 @@ def _version_body(version: ModelVersion) -> dict:
 def create_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
     model = catalog.model_create(
         name=params.str("name", required=True),
-        owner=caller.user,
+        by=caller.user,
         description=params.str("description"),
         tags=services.checked_tags(params.objects("tags"), "registered model tag"),
     )
-    return _model_body(model)
+    return _model_body(model, caller.user)
 
 
 def get_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    return _model_body(model_or_404(params.str("name", required=True)))
+    return _model_body(model_or_404(params.str("name", required=True), caller.user), caller.user)
 
 
 def rename_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    model = model_or_404(params.str("name", required=True))
-    services.model_rename(model=model, new_name=params.str("new_name", required=True))
-    return _model_body(model)
+    model = model_or_404(params.str("name", required=True), caller.user)
+    catalog.model_rename(model=model, new_name=params.str("new_name", required=True), by=caller.user)
+    return _model_body(model, caller.user)
 
 
 def update_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    model = model_or_404(params.str("name", required=True))
+    model = model_or_404(params.str("name", required=True), caller.user)
     if "description" in params:
-        model.description = params.str("description")
-        model.updated_at = timezone.now()
-        model.save(update_fields=["description", "updated_at"])
-    return _model_body(model)
+        catalog.model_update(model=model, by=caller.user, description=params.str("description"))
+    return _model_body(model, caller.user)
 
 
 def delete_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    services.model_delete(model=model_or_404(params.str("name", required=True)), by=caller.user)
+    catalog.model_delete(model=model_or_404(params.str("name", required=True), caller.user), by=caller.user)
     return {}
 
 
 def search_registered_models(request: HttpRequest, params: Params, caller: Caller) -> dict:
     queryset = search.filter_rows(
-        models_for_output(), params.str("filter"), search.MODEL_ATTRIBUTES, missing_tag_differs=True
+        models_for_output().readable_by(caller.user),
+        params.str("filter"),
+        search.MODEL_ATTRIBUTES,
+        missing_tag_differs=True,
     )
     queryset = search.order_rows(queryset, params.strings("order_by"), search.MODEL_ATTRIBUTES, ["name", "pk"])
     rows, token = page(queryset, params, default=SEARCH_MODELS_DEFAULT, maximum=SEARCH_MODELS_MAX)
@@ -106,22 +108,22 @@ def search_registered_models(request: HttpRequest, params: Params, caller: Calle
 
 
 def get_latest_versions(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    model = model_or_404(params.str("name", required=True))
+    model = model_or_404(params.str("name", required=True), caller.user)
     versions = services.latest_versions(model, params.strings("stages"))
     return {"model_versions": [wire.version_json(v, model.name) for v in versions]}
 
 
 def set_registered_model_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    model = model_or_404(params.str("name", required=True))
+    model = model_or_404(params.str("name", required=True), caller.user)
     tags = services.checked_tags([{"key": params.raw("key"), "value": params.raw("value")}], "registered model tag")
     for key, value in tags.items():
-        services.tags_update(model, key=key, value=value)
+        catalog.model_tag_set(model=model, key=key, value=value, by=caller.user)
     return {}
 
 
 def delete_registered_model_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    model = model_or_404(params.str("name", required=True))
-    services.tags_update(model, key=params.str("key", required=True), value=None)
+    model = model_or_404(params.str("name", required=True), caller.user)
+    catalog.model_tag_set(model=model, key=params.str("key", required=True), value=None, by=caller.user)
     return {}
 
 
@@ -129,7 +131,7 @@ def delete_registered_model_tag(request: HttpRequest, params: Params, caller: Ca
 
 
 def create_model_version(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    model = model_or_404(params.str("name", required=True))
+    model = model_or_404(params.str("name", required=True), caller.user)
     version = services.version_register(
         model=model,
         source=params.str("source", required=True, max_length=2048),
@@ -145,39 +147,51 @@ def create_model_version(request: HttpRequest, params: Params, caller: Caller) -
 
 
 def get_model_version(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
+    version = _version(params, caller)
     return {"model_version": wire.version_json(version)}
 
 
+def _version(params: Params, caller: Caller) -> ModelVersion:
+    return version_or_404(params.str("name", required=True), params.str("version", required=True), caller.user)
+
+
 def update_model_version(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
+    version = _version(params, caller)
     if "description" in params:
-        version.description = params.str("description")
-        version.updated_at = timezone.now()
-        version.save(update_fields=["description", "updated_at"])
-    return _version_body(version)
+        catalog.version_update(version=version, by=caller.user, description=params.str("description"))
+    return _version_body(version, caller.user)
 
 
 def delete_model_version(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
-    services.version_delete(version=version, by=caller.user)
+    catalog.version_delete(version=_version(params, caller), by=caller.user)
     return {}
 
 
 def transition_model_version_stage(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
-    services.stage_transition(
+    """Moves now where the model's policy allows it; where it needs approval the stage is not moved, a request is
+    opened (or the pending one named) and the answer is PERMISSION_DENIED saying so (MLflow's API cannot carry an
+    approval, a comment or a gate override)."""
+    version = _version(params, caller)
+    try:
+        stage = Stage.parse(params.str("stage", required=True))
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+    governance.stage_move(
         version=version,
-        stage=params.str("stage", required=True),
+        to_stage=stage,
         by=caller.user,
         archive_existing=params.bool("archive_existing_versions"),
+        comment="Through the MLflow API (transition_model_version_stage).",
     )
-    return _version_body(version)
+    return _version_body(version, caller.user)
 
 
 def search_model_versions(request: HttpRequest, params: Params, caller: Caller) -> dict:
     queryset = search.filter_rows(
-        versions_for_output(), params.str("filter"), search.VERSION_ATTRIBUTES, missing_tag_differs=True
+        versions_for_output().readable_by(caller.user),
+        params.str("filter"),
+        search.VERSION_ATTRIBUTES,
+        missing_tag_differs=True,
     )
     queryset = search.order_rows(
         queryset, params.strings("order_by"), search.VERSION_ATTRIBUTES, ["model__name", "-version"]
@@ -190,21 +204,20 @@ def search_model_versions(request: HttpRequest, params: Params, caller: Caller) 
 
 
 def get_model_version_download_uri(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
-    return {"artifact_uri": wire.version_artifact_uri(version)}
+    return {"artifact_uri": wire.version_artifact_uri(_version(params, caller))}
 
 
 def set_model_version_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
+    version = _version(params, caller)
     tags = services.checked_tags([{"key": params.raw("key"), "value": params.raw("value")}], "model version tag")
     for key, value in tags.items():
-        services.tags_update(version, key=key, value=value)
+        catalog.version_tag_set(version=version, key=key, value=value, by=caller.user)
     return {}
 
 
 def delete_model_version_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
-    services.tags_update(version, key=params.str("key", required=True), value=None)
+    version = _version(params, caller)
+    catalog.version_tag_set(version=version, key=params.str("key", required=True), value=None, by=caller.user)
     return {}
 
 
@@ -212,16 +225,20 @@ def delete_model_version_tag(request: HttpRequest, params: Params, caller: Calle
 
 
 def set_registered_model_alias(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    version = version_or_404(params.str("name", required=True), params.str("version", required=True))
-    catalog.alias_set(model=version.model, alias=params.str("alias", required=True), version=version, by=caller.user)
+    """A protected alias (by default champion and production) moves like a Production stage: for callers who may
+    not approve that directly, a request is opened and the answer is PERMISSION_DENIED naming it."""
+    version = _version(params, caller)
+    governance.alias_set(model=version.model, alias=params.str("alias", required=True), version=version, by=caller.user)
     return {}
 
 
 def delete_registered_model_alias(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    model = model_or_404(params.str("name", required=True))
+    model = model_or_404(params.str("name", required=True), caller.user)
     alias = params.str("alias", required=True)
-    if not catalog.alias_delete(model=model, alias=alias, by=caller.user):
-        raise not_found(f"Registered model alias {alias} not found.")
+    try:
+        governance.alias_delete(model=model, alias=alias, by=caller.user)
+    except NotFound:
+        raise not_found(f"Registered model alias {alias} not found.") from None
     return {}
 
 
@@ -229,8 +246,8 @@ def get_model_version_by_alias(request: HttpRequest, params: Params, caller: Cal
     name, alias = params.str("name", required=True), params.str("alias", required=True)
     try:
         # What serving code calls on every start: the same hand-written lookup as /api/v1/resolve.
-        version = ModelVersion.objects.resolve(Reference(model=name, alias=alias))
+        version = ModelVersion.objects.resolve(Reference(model=name, alias=alias), caller.user)
     except ModelVersion.DoesNotExist:
-        model_or_404(name)
+        model_or_404(name, caller.user)
         raise not_found(f"Registered model alias {alias} not found.") from None
     return {"model_version": wire.version_json(version, aliases=version.alias_names())}

@@ -6,12 +6,11 @@ import json
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 
 from registry.lib.numbers import float_from_json
 from registry.mlflow_compat import search, services, wire
 from registry.mlflow_compat.auth import Caller
-from registry.mlflow_compat.errors import denied, invalid, not_found
+from registry.mlflow_compat.errors import invalid, not_found
 from registry.mlflow_compat.inputs import (
     Params,
     decode_cursor,
@@ -30,7 +29,7 @@ from registry.mlflow_compat.views.common import (
     writable_run,
 )
 from registry.tracking import services as tracking
-from registry.tracking.models import Experiment, MetricPoint, MetricSeries, Run
+from registry.tracking.models import Experiment, MetricPoint, MetricSeries
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
@@ -70,7 +69,7 @@ def _by_lifecycle(queryset, view: str):
 
 def get_experiment_by_name(request: HttpRequest, params: Params, caller: Caller) -> dict:
     name = params.str("experiment_name", required=True)
-    experiment = Experiment.objects.filter(name=name).first()
+    experiment = Experiment.objects.readable_by(caller.user).filter(name=name).first()
     if experiment is None:
         raise not_found(f"Could not find experiment with name '{name}'")
     return {"experiment": wire.experiment_json(experiment)}
@@ -80,18 +79,19 @@ def create_experiment(request: HttpRequest, params: Params, caller: Caller) -> d
     experiment = services.experiment_create(
         name=params.str("name", required=True),
         tags=services.checked_tags(params.objects("tags"), "experiment tag"),
+        by=caller.user,
         artifact_location=params.str("artifact_location"),
     )
     return {"experiment_id": str(experiment.pk)}
 
 
 def get_experiment(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    experiment = experiment_or_404(params.str("experiment_id", required=True))
+    experiment = experiment_or_404(params.str("experiment_id", required=True), caller.user)
     return {"experiment": wire.experiment_json(experiment)}
 
 
 def search_experiments(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    queryset = _by_lifecycle(Experiment.objects.all(), _view_type(params, "view_type"))
+    queryset = _by_lifecycle(Experiment.objects.readable_by(caller.user), _view_type(params, "view_type"))
     queryset = search.filter_rows(
         queryset, params.str("filter"), search.EXPERIMENT_ATTRIBUTES, tag_columns={wire.NOTE_TAG: "description"}
     )
@@ -106,35 +106,35 @@ def search_experiments(request: HttpRequest, params: Params, caller: Caller) -> 
 
 
 def delete_experiment(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    experiment = experiment_or_404(params.str("experiment_id", required=True))
-    services.experiment_set_deleted(experiment=experiment, deleted=True)
+    experiment = experiment_or_404(params.str("experiment_id", required=True), caller.user)
+    tracking.experiment_set_deleted(experiment=experiment, deleted=True, by=caller.user)
     return {}
 
 
 def restore_experiment(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    experiment = experiment_or_404(params.str("experiment_id", required=True))
-    services.experiment_set_deleted(experiment=experiment, deleted=False)
+    experiment = experiment_or_404(params.str("experiment_id", required=True), caller.user)
+    tracking.experiment_set_deleted(experiment=experiment, deleted=False, by=caller.user)
     return {}
 
 
 def update_experiment(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    experiment = experiment_or_404(params.str("experiment_id", required=True))
+    experiment = experiment_or_404(params.str("experiment_id", required=True), caller.user)
     if "new_name" in params:
-        services.experiment_rename(experiment=experiment, name=params.str("new_name"))
+        tracking.experiment_rename(experiment=experiment, name=params.str("new_name"), by=caller.user)
     return {}
 
 
 def set_experiment_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    experiment = experiment_or_404(params.str("experiment_id", required=True))
+    experiment = experiment_or_404(params.str("experiment_id", required=True), caller.user)
     tags = services.checked_tags([{"key": params.raw("key"), "value": params.raw("value")}], "experiment tag")
     for key, value in tags.items():
-        services.experiment_tag_set(experiment=experiment, key=key, value=value)
+        services.experiment_tag_set(experiment=experiment, key=key, value=value, by=caller.user)
     return {}
 
 
 def delete_experiment_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    experiment = experiment_or_404(params.str("experiment_id", required=True))
-    services.experiment_tag_set(experiment=experiment, key=params.str("key", required=True), value=None)
+    experiment = experiment_or_404(params.str("experiment_id", required=True), caller.user)
+    services.experiment_tag_set(experiment=experiment, key=params.str("key", required=True), value=None, by=caller.user)
     return {}
 
 
@@ -153,7 +153,7 @@ def _run_status(params: Params) -> str | None:
 
 
 def create_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    experiment = experiment_or_404(params.str("experiment_id") or "0")
+    experiment = experiment_or_404(params.str("experiment_id") or "0", caller.user)
     if experiment.deleted_at is not None:
         raise invalid(f"The experiment {experiment.pk} must be in the 'active' state; it is deleted.")
     tags = services.checked_tags(params.objects("tags"), "run tag")
@@ -166,12 +166,12 @@ def create_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
         run = tracking.run_create(
             experiment=experiment,
             name=columns.pop("name", ""),
-            user=caller.user,
+            by=caller.user,
             start_time=ms_to_datetime(start, "start_time") if start is not None else None,
             code=columns,
             tags=plain,
         )
-    return {"run": wire.run_json(run_or_404(run.pk, details=True))}
+    return {"run": wire.run_json(run_or_404(run.pk, caller.user, details=True))}
 
 
 def update_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
@@ -181,11 +181,11 @@ def update_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
     name = params.str("run_name", max_length=256)
     with transaction.atomic():
         if name:
-            Run.objects.filter(pk=run.pk).update(name=name)
-            run.name = name
+            tracking.run_rename(run=run, name=name, by=caller.user)
         if status is not None or end is not None:
             tracking.run_finish(
                 run=run,
+                by=caller.user,
                 status=status or run.status,
                 end_time=ms_to_datetime(end, "end_time") if end is not None else None,
             )
@@ -193,10 +193,8 @@ def update_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
 
 
 def _set_deleted(params: Params, caller: Caller, deleted: bool) -> dict:
-    run = run_or_404(run_id_param(params))
-    if run.user_id not in (None, caller.user.pk) and not (caller.user.is_staff or caller.user.is_superuser):
-        raise denied(f"Run {run.pk} belongs to {run.user}; only its owner or staff may change it.")
-    Run.objects.filter(pk=run.pk).update(deleted_at=timezone.now() if deleted else None)
+    run = run_or_404(run_id_param(params), caller.user)
+    tracking.run_set_deleted(run=run, deleted=deleted, by=caller.user)
     return {}
 
 
@@ -209,12 +207,12 @@ def restore_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
 
 
 def get_run(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    return {"run": wire.run_json(run_or_404(run_id_param(params), details=True))}
+    return {"run": wire.run_json(run_or_404(run_id_param(params), caller.user, details=True))}
 
 
 def search_runs(request: HttpRequest, params: Params, caller: Caller) -> dict:
     ids = experiment_ids(params.strings("experiment_ids"))
-    queryset = _by_lifecycle(runs_for_output(), _view_type(params, "run_view_type"))
+    queryset = _by_lifecycle(runs_for_output().readable_by(caller.user), _view_type(params, "run_view_type"))
     if ids:
         queryset = queryset.filter(experiment_id__in=ids)
     queryset = search.search_runs(queryset, params.str("filter"), params.strings("order_by"))
@@ -290,26 +288,26 @@ def _params(items: list[dict]) -> dict[str, str]:
 def log_metric(request: HttpRequest, params: Params, caller: Caller) -> dict:
     run = writable_run(params, caller.user)
     points, model_metrics = _metrics([params.data], tracking.now_ms())
-    services.metrics_log(run=run, points=points, model_metrics=model_metrics)
+    services.metrics_log(run=run, by=caller.user, points=points, model_metrics=model_metrics)
     return {}
 
 
 def log_param(request: HttpRequest, params: Params, caller: Caller) -> dict:
     run = writable_run(params, caller.user)
-    tracking.params_log(run=run, params=_params([params.data]))
+    tracking.params_log(run=run, by=caller.user, params=_params([params.data]))
     return {}
 
 
 def set_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
     run = writable_run(params, caller.user)
     tags = services.checked_tags([{"key": params.raw("key"), "value": params.raw("value")}], "run tag")
-    services.run_tags_apply(run=run, tags=tags)
+    services.run_tags_apply(run=run, by=caller.user, tags=tags)
     return {}
 
 
 def delete_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
     run = writable_run(params, caller.user)
-    services.run_tag_delete(run=run, key=params.str("key", required=True))
+    services.run_tag_delete(run=run, by=caller.user, key=params.str("key", required=True))
     return {}
 
 
@@ -325,6 +323,7 @@ def log_batch(request: HttpRequest, params: Params, caller: Caller) -> dict:
     points, model_metrics = _metrics(metrics, tracking.now_ms())
     services.log_batch(
         run=run,
+        by=caller.user,
         points=points,
         model_metrics=model_metrics,
         params=_params(param_items),
@@ -358,9 +357,9 @@ def log_inputs(request: HttpRequest, params: Params, caller: Caller) -> dict:
     models = [to_str(m.get("model_id"), "model_id", required=True) for m in params.objects("models")]
     with transaction.atomic():
         if datasets:
-            services.datasets_log(run=run, datasets=datasets)
+            services.datasets_log(run=run, by=caller.user, datasets=datasets)
         if models:
-            services.model_links_add(run=run, model_ids=models, direction="input")
+            services.model_links_add(run=run, by=caller.user, model_ids=models, direction="input")
     return {}
 
 
@@ -369,7 +368,7 @@ def log_outputs(request: HttpRequest, params: Params, caller: Caller) -> dict:
     items = params.objects("models")
     model_ids = [to_str(m.get("model_id"), "model_id", required=True) for m in items]
     steps = [to_int(m.get("step") or 0, "step") for m in items]
-    services.model_links_add(run=run, model_ids=model_ids, direction="output", steps=steps)
+    services.model_links_add(run=run, by=caller.user, model_ids=model_ids, direction="output", steps=steps)
     return {}
 
 
@@ -381,13 +380,13 @@ def log_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
     except ValueError:
         raise invalid("model_json is not valid JSON.") from None
     with transaction.atomic():
-        locked = Run.objects.select_for_update().get(pk=run.pk)
+        tags = type(run).objects.select_for_update().values_list("tags", flat=True).get(pk=run.pk)
         try:
-            history = json.loads(locked.tags.get("mlflow.log-model.history") or "[]")
+            history = json.loads(tags.get("mlflow.log-model.history") or "[]")
         except ValueError:
             history = []
         history = [*(history if isinstance(history, list) else []), model]
-        tracking.run_tags_set(run=locked, tags={"mlflow.log-model.history": json.dumps(history)})
+        tracking.run_tags_set(run=run, by=caller.user, tags={"mlflow.log-model.history": json.dumps(history)})
     return {}
 
 
@@ -397,7 +396,7 @@ def get_metric_history(request: HttpRequest, params: Params, caller: Caller) -> 
     Pages are read by keyset (the token says where the next page starts), so the thousandth page of a long history
     costs what the first does; rows skip the ORM's per-value conversion, since a page holds up to 100,000 points.
     """
-    run = run_or_404(run_id_param(params))
+    run = run_or_404(run_id_param(params), caller.user)
     key = params.str("metric_key", required=True)
     series = MetricSeries.objects.filter(run=run, key=key).only("id").first()
     if series is None:

@@ -1,6 +1,8 @@
 """Browsing pages: models and their versions, experiments and runs, metric histories.
 
-Every signed-in user may read everything (LoginRequiredMiddleware guards each page). Each page reads a fixed number of
+Every page needs a signed-in user (LoginRequiredMiddleware) and shows only what that user may read: lists go
+through `readable_by`, single objects through the catalog's and tracking's `*_for` helpers, whose NotFound and
+Forbidden become the 404 and 403 pages (registry.middleware.DomainErrorPages). Each page reads a fixed number of
 queries whatever the data size; tests/web/ counts them at 1 and at 50 rows. An htmx request that targets one of a
 page's partials (by the element id it swaps) gets just that partial.
 """
@@ -19,24 +21,20 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import content_disposition_header
 
-from registry.catalog.models import (
-    STAGE_VALUES,
-    ArtifactFile,
-    ModelAlias,
-    ModelVersion,
-    RegisteredModel,
-    Stage,
-    StageChange,
-    stage_intervals,
-)
+from registry.accounts.access import level_of
+from registry.catalog.access import model_for, version_for
+from registry.catalog.models import STAGE_VALUES, ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
 from registry.catalog.services import artifact_open
+from registry.governance.models import StageChange, stage_intervals
 from registry.lib.numbers import float_to_json
 from registry.lib.series import DEFAULT_POINTS
+from registry.tracking.access import experiment_for, require_run_read, run_for
 from registry.tracking.history import chart_histories
 from registry.tracking.models import Experiment, MetricSeries, Param, Run, build_prefetches
 from registry.web.figures import metric_history_figure, stage_timeline_figure, version_trend_figure
 from registry.web.query import choice, key_list, metric_filters, metric_order
 from registry.web.views import governance
+from registry.web.views.access import Target, access_context
 
 PAGE_SIZE = 25
 DEFAULT_KEY_COLUMNS = 3
@@ -97,7 +95,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
     stage = stage if stage in STAGE_VALUES else ""
     sort = choice(request, "sort", tuple(MODEL_SORTS), "name")
 
-    models = RegisteredModel.objects.search(q)
+    models = RegisteredModel.objects.readable_by(request.user).search(q)
     if tag:
         models = models.tagged(tag)
     if stage:
@@ -118,15 +116,11 @@ def model_list(request: HttpRequest) -> HttpResponse:
     return _render(request, "web/model_list.html", context, partial=_htmx_partial(request, {"models"}))
 
 
-def _get_model_or_404(name: str) -> RegisteredModel:
-    return get_object_or_404(RegisteredModel.objects.select_related("owner").prefetch_aliases(), name=name)
-
-
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     """Queries: model, aliases, recent metric keys, versions COUNT and page, the page's metric values, trend points,
     stage changes (8), then the governance parts (governance.model_context: pending requests, policy, permissions,
     audit events). An htmx request for the versions table or the trend chart reads only what that partial needs."""
-    model = _get_model_or_404(name)
+    model = model_for(request.user, name, queryset=RegisteredModel.objects.select_related("owner").prefetch_aliases())
     known_keys = [key for key, _ in model.recent_metric_keys()]
     chosen = key_list(request, "metrics")
     chosen = known_keys[:DEFAULT_KEY_COLUMNS] if chosen is None else chosen
@@ -135,6 +129,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         "nav": "models",
         "breadcrumbs": [("Models", reverse("model_list")), (model.name, None)],
         "model": model,
+        "user_level": level_of(model, request.user),
         "known_keys": known_keys,
         "chosen_keys": chosen,
         "metrics_chosen": "metrics" in request.GET,
@@ -146,6 +141,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     if partial is None:
         context.update(_timeline_context(model))
         context.update(governance.model_context(request, model, context["production_timeline"]))
+        context.update(access_context(Target(model, "model"), request.user))
     return _render(request, "web/model_detail.html", context, partial=partial)
 
 
@@ -202,9 +198,7 @@ def _timeline_context(model: RegisteredModel) -> dict:
     }
 
 
-def _get_version_or_404(name: str, number: int) -> ModelVersion:
-    if number > INT_MAX:
-        raise Http404("No such version.")
+def _get_version_or_404(user, name: str, number: int) -> ModelVersion:
     versions = ModelVersion.objects.select_related(
         "model", "created_by", "run__experiment", "run__user"
     ).prefetch_related(
@@ -215,14 +209,14 @@ def _get_version_or_404(name: str, number: int) -> ModelVersion:
         ),
         *build_prefetches("run__"),
     )
-    return get_object_or_404(versions, model__name=name, version=number)
+    return version_for(user, name, number, queryset=versions)
 
 
 def version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
     """Queries: version with model, run and people; aliases, artifacts, stage changes, params, metrics, inputs, steps
     (8), one history query per charted metric (see _build_context), then the stage panel (governance.version_context:
     policy and gates, permissions, pending requests, and whatever the policy's gates read)."""
-    mv = _get_version_or_404(name, version)
+    mv = _get_version_or_404(request.user, name, version)
     context = {
         "nav": "models",
         "breadcrumbs": [
@@ -232,6 +226,7 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         ],
         "version": mv,
         "model": mv.model,
+        "user_level": level_of(mv.model, request.user),
         "run": mv.run,
         "artifact_tree": ArtifactFile.tree(mv.artifacts.all()),
         **_build_context(mv.run),
@@ -241,9 +236,8 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
 
 
 def version_artifact_download(request: HttpRequest, name: str, version: int, path: str) -> FileResponse:
-    if version > INT_MAX:
-        raise Http404("No such version.")
-    artifact = get_object_or_404(ArtifactFile, version__model__name=name, version__version=version, path=path)
+    mv = version_for(request.user, name, version)
+    artifact = get_object_or_404(ArtifactFile, version=mv, path=path)
     return _serve_artifact(artifact)
 
 
@@ -302,7 +296,13 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
     """Queries: COUNT, the page of experiments with run count and last run as indexed subqueries (2)."""
     q = request.GET.get("q", "").strip()
     sort = choice(request, "sort", tuple(EXPERIMENT_SORTS), "name")
-    experiments = Experiment.objects.active().search(q).with_run_stats().order_by(*EXPERIMENT_SORTS[sort])
+    experiments = (
+        Experiment.objects.active()
+        .readable_by(request.user)
+        .search(q)
+        .with_run_stats()
+        .order_by(*EXPERIMENT_SORTS[sort])
+    )
     context = {
         "nav": "experiments",
         "breadcrumbs": [("Experiments", None)],
@@ -313,18 +313,14 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
     return _render(request, "web/experiment_list.html", context, partial=_htmx_partial(request, {"experiments"}))
 
 
-def _get_experiment_or_404(pk: int) -> Experiment:
-    if pk > BIGINT_MAX:
-        raise Http404("No such experiment.")
-    return get_object_or_404(Experiment.objects.active(), pk=pk)
-
-
 def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Queries: experiment, param and metric key counts, runs COUNT and page, the page's param and metric values (7).
 
     Filters and ordering read the metric summary rows (MetricSeries), never the point history.
     """
-    experiment = _get_experiment_or_404(pk)
+    if pk > BIGINT_MAX:
+        raise Http404("No such experiment.")
+    experiment = experiment_for(request.user, pk, queryset=Experiment.objects.active().select_related("owner"))
     runs = experiment.runs.active()
     recent = runs.order_by("-start_time").values("pk")[:RECENT_RUNS]
     param_keys = [key for key, _ in Param.objects.key_counts(recent)]
@@ -364,6 +360,8 @@ def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "nav": "experiments",
         "breadcrumbs": [("Experiments", reverse("experiment_list")), (experiment.name, None)],
         "experiment": experiment,
+        "user_level": level_of(experiment, request.user),
+        **access_context(Target(experiment, "experiment"), request.user),
         "page": page,
         "rows": rows,
         "param_keys": param_keys,
@@ -387,7 +385,7 @@ def _order_column(key: str, order: tuple[str, bool] | None) -> dict:
     }
 
 
-def _get_run_or_404(run_id: str) -> Run:
+def _get_run_or_404(user, run_id: str) -> Run:
     runs = (
         Run.objects.active()
         .select_related("experiment", "user")
@@ -402,13 +400,13 @@ def _get_run_or_404(run_id: str) -> Run:
             ),
         )
     )
-    return get_object_or_404(runs, pk=run_id)
+    return run_for(user, run_id, queryset=runs)
 
 
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     """Queries: run with experiment and user; params, metrics, inputs, steps, artifacts, registered versions (7), then
     one history query per charted metric."""
-    run = _get_run_or_404(run_id)
+    run = _get_run_or_404(request.user, run_id)
     context = {
         "nav": "experiments",
         "breadcrumbs": [
@@ -424,15 +422,18 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
 
 
 def run_artifact_download(request: HttpRequest, run_id: str, path: str) -> FileResponse:
-    artifact = get_object_or_404(ArtifactFile, run_id=run_id, run__deleted_at__isnull=True, path=path)
+    run = run_for(request.user, run_id, queryset=Run.objects.active())
+    artifact = get_object_or_404(ArtifactFile, run=run, path=path)
     return _serve_artifact(artifact)
 
 
 def metric_history(request: HttpRequest, run_id: str, key: str) -> HttpResponse:
-    """Queries: the series, its points (2). The CSV streams every point from one server-side cursor."""
+    """Queries: the series (run and experiment joined), the user's grants on the experiment, its points (3). The CSV
+    streams every point from one server-side cursor."""
     series = get_object_or_404(
         MetricSeries.objects.select_related("run__experiment"), run_id=run_id, run__deleted_at__isnull=True, key=key
     )
+    require_run_read(series.run, request.user)  # 404 alike for a run one may not read
     if request.GET.get("format") == "csv":
         return _metric_csv(series)
     steps, values = series.history()

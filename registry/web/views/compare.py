@@ -66,9 +66,9 @@ def compare(request: HttpRequest) -> HttpResponse:
         return _problem(request, context, status, message, unreadable=selection.invalid)
 
     if selection.versions:
-        builds, missing = _load_versions(selection.versions)
+        builds, missing = _load_versions(request.user, selection.versions)
     else:
-        builds, missing = _load_runs(selection.runs)
+        builds, missing = _load_runs(request.user, selection.runs)
     if missing:
         return _problem(request, context, 404, "Some of these builds do not exist.", missing=missing)
 
@@ -120,13 +120,15 @@ def _problem(request, context, status: int, message: str, *, unreadable=(), miss
 ALIASES = ModelAlias.objects.only("id", "alias", "version_id").order_by("alias")
 
 
-def _load_versions(refs: list[tuple[str, int]]) -> tuple[list[Build], list[str]]:
-    """Query 1: the versions with model, run and experiment; query 2: their aliases."""
+def _load_versions(user, refs: list[tuple[str, int]]) -> tuple[list[Build], list[str]]:
+    """Query 1: the versions the user may read, with model, run and experiment; query 2: their aliases. A version
+    the user may not read is missing, as one that does not exist."""
     match = Q()
     for name, number in refs:
         match |= Q(model__name=name, version=number)
     rows = (
-        ModelVersion.objects.filter(match)
+        ModelVersion.objects.readable_by(user)
+        .filter(match)
         .select_related("model", "run", "run__experiment")
         .prefetch_related(
             Prefetch("aliases", queryset=ModelAlias.objects.only("id", "alias", "version_id").order_by("alias"))
@@ -153,9 +155,10 @@ def _load_versions(refs: list[tuple[str, int]]) -> tuple[list[Build], list[str]]
     return builds, missing
 
 
-def _load_runs(run_ids: list[str]) -> tuple[list[Build], list[str]]:
-    """Query 1: the runs with their experiment."""
-    by_id = {r.pk: r for r in Run.objects.active().filter(pk__in=run_ids).select_related("experiment")}
+def _load_runs(user, run_ids: list[str]) -> tuple[list[Build], list[str]]:
+    """Query 1: the runs the user may read, with their experiment."""
+    runs = Run.objects.active().readable_by(user).filter(pk__in=run_ids).select_related("experiment")
+    by_id = {r.pk: r for r in runs}
     missing = [f"run {run_id}" for run_id in run_ids if run_id not in by_id]
     builds = [Build(index=i, ref=run_id, run=by_id[run_id]) for i, run_id in enumerate(run_ids) if run_id in by_id]
     names = [b.run.name or b.run.pk[:8] for b in builds]

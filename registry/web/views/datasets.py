@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from registry.lib import diff, drift
-from registry.tracking.models import Dataset, RunInput
+from registry.tracking.models import Dataset, Run, RunInput
 from registry.web import compare_figures as figures
 
 PAGE_SIZE = 50
@@ -43,8 +43,9 @@ class DatasetRow:
 def dataset_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:SEARCH_MAX]
     datasets = (
-        Dataset.objects.defer("profile")
-        .annotate(rows_in_profile=KT("profile__num_rows"), run_count=_uses(distinct_runs=True))
+        Dataset.objects.readable_by(request.user)
+        .defer("profile")
+        .annotate(rows_in_profile=KT("profile__num_rows"), run_count=_uses(request.user, distinct_runs=True))
         .order_by("name", "-created_at", "pk")
     )
     if query:
@@ -61,9 +62,15 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _uses(*, distinct_runs: bool = False) -> Coalesce:
-    """How many times live runs used the dataset (or how many runs did), counted in a subquery: no GROUP BY."""
-    inputs = RunInput.objects.filter(dataset=OuterRef("pk"), run__deleted_at__isnull=True).order_by().values("dataset")
+def _uses(user, *, distinct_runs: bool = False) -> Coalesce:
+    """How many times live runs the user may read used the dataset (or how many runs did), counted in a subquery:
+    no GROUP BY."""
+    inputs = (
+        RunInput.objects.filter(dataset=OuterRef("pk"), run__deleted_at__isnull=True)
+        .filter(run__in=Run.objects.readable_by(user).values("pk"))
+        .order_by()
+        .values("dataset")
+    )
     counted = inputs.annotate(n=Count("run", distinct=True) if distinct_runs else Count("*"))
     return Coalesce(Subquery(counted.values("n"), output_field=IntegerField()), 0)
 
@@ -72,14 +79,18 @@ def _uses(*, distinct_runs: bool = False) -> Coalesce:
 def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if pk > ID_MAX:  # the URL accepts any digits; the database would refuse the number rather than find nothing
         raise Http404("No such dataset.")
-    dataset = get_object_or_404(Dataset.objects.annotate(use_count=_uses()), pk=pk)
+    dataset = get_object_or_404(
+        Dataset.objects.readable_by(request.user).annotate(use_count=_uses(request.user)), pk=pk
+    )
     inputs = list(
         RunInput.objects.filter(dataset=dataset, run__deleted_at__isnull=True)
+        .filter(run__in=Run.objects.readable_by(request.user).values("pk"))
         .select_related("run", "run__experiment")
         .order_by("-run__start_time", "context")[:RUNS_SHOWN]
     )
     others = list(
-        Dataset.objects.filter(name=dataset.name)
+        Dataset.objects.readable_by(request.user)
+        .filter(name=dataset.name)
         .exclude(pk=dataset.pk)
         .only("id", "name", "digest", "created_at")
         .order_by("-created_at")[:OTHER_DIGESTS_SHOWN]
@@ -190,7 +201,7 @@ def dataset_compare(request: HttpRequest) -> HttpResponse:
     if problem:
         context["problem"] = problem
         return render(request, "web/dataset_compare.html", context, status=400)
-    found = Dataset.objects.in_bulk(ids)
+    found = Dataset.objects.readable_by(request.user).in_bulk(ids)
     missing = [i for i in ids if i not in found]
     if missing:
         context["problem"] = "No dataset with id " + " or ".join(str(i) for i in missing) + "."

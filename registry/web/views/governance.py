@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from django import forms
 from django.contrib import messages
@@ -25,17 +24,16 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from registry.catalog.models import (
-    ModelVersion,
-    RegisteredModel,
-    RequestStatus,
-    Stage,
-    StageInterval,
-    StageTransitionRequest,
-)
+from registry.accounts.access import level_of, preload_access
+from registry.audit.models import AuditAction, AuditEvent
+from registry.catalog.access import model_for, version_for
+from registry.catalog.models import ModelVersion, RegisteredModel, Stage
 from registry.governance import services
-from registry.governance.models import AuditEvent, StagePolicy
-from registry.governance.services import GatesFailed, GovernanceError
+from registry.governance.audit_log import events_visible_to, filtered, is_auditor
+from registry.governance.models import RequestStatus, StageInterval, StagePolicy, StageTransitionRequest
+from registry.governance.services import GatesFailed
+from registry.lib.access import Level
+from registry.lib.errors import DomainError
 
 PAGE_SIZE = 25
 RECENTLY_DECIDED = 20
@@ -85,7 +83,8 @@ def _card(
     evidence = transition.evidence or {}
     pending = transition.status == RequestStatus.PENDING
     own = transition.requested_by_id is not None and transition.requested_by_id == user.pk
-    approver = services.can_approve(user, transition.to_stage)
+    model = transition.version.model
+    approver = services.can_approve(user, model, transition.to_stage)
     awaiting_other = own and not policy.allow_self_approval
     deltas = evidence.get("metric_deltas") or {}
     metrics = [(key, value, _signed(deltas.get(key))) for key, value in (evidence.get("metrics") or {}).items()]
@@ -96,7 +95,7 @@ def _card(
         request=transition,
         can_decide=pending and approver and not awaiting_other,
         awaiting_other=pending and awaiting_other,
-        can_cancel=pending and (own or user.is_superuser),
+        can_cancel=pending and (own or level_of(model, user) >= Level.MANAGE),
         # Gates are evaluated again at approval: offer the override wherever the policy has gates for the stage, so
         # that a superuser without JavaScript (no card swap after a refusal) can use it too.
         show_override=pending
@@ -126,31 +125,37 @@ def request_cards(
     user, transitions: list[StageTransitionRequest], *, gates_failed: Iterable[int] = ()
 ) -> list[RequestCard]:
     """Cards for `transitions` (their versions and models loaded): the policies of their models and their gates (2),
-    and the user's permissions (2, cached on the user; none for a superuser)."""
+    the user's grants on those models (1) and registry-wide permissions (2, cached on the user; none for a
+    superuser)."""
     if not transitions:
         return []
+    preload_access(user, [t.version.model for t in transitions])
     policy_for = _policy_lookup(t.version.model_id for t in transitions)
     failed = set(gates_failed)
     return [_card(t, user, policy_for(t.version.model_id), gates_just_failed=t.pk in failed) for t in transitions]
 
 
-def _pending_requests():
+def _pending_requests(user):
     return (
         StageTransitionRequest.objects.pending()
+        .readable_by(user)
         .select_related("version__model", "requested_by")
         .order_by("-created_at", "-id")
     )
 
 
-def _get_request_or_404(pk: int) -> StageTransitionRequest:
+def _get_request_or_404(user, pk: int) -> StageTransitionRequest:
     if pk > BIGINT_MAX:
         raise Http404("No such request.")
-    requests = StageTransitionRequest.objects.select_related("version__model", "requested_by", "decided_by")
+    requests = StageTransitionRequest.objects.readable_by(user).select_related(
+        "version__model", "requested_by", "decided_by"
+    )
     return get_object_or_404(requests, pk=pk)
 
 
 def _approvable_stages(user) -> list[str]:
-    return [stage.value for stage in Stage if services.can_approve(user, stage)]
+    """Stages the user approves registry-wide (per-model rights show on each card)."""
+    return [stage.value for stage in Stage if user.is_superuser or user.has_perm(services.approve_permission(stage))]
 
 
 # --- Approvals ------------------------------------------------------------------------------------------------------
@@ -161,7 +166,7 @@ def approval_list(request: HttpRequest) -> HttpResponse:
     """Queries: COUNT, the page of pending requests (version, model and requester joined), their models' policies and
     gates (2), the user's permissions (2; none for a superuser), the recently decided requests (7). With ?request=ID,
     that request too. An htmx request for the pending list (paging) reads only what it shows."""
-    page = Paginator(_pending_requests(), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(_pending_requests(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "nav": "approvals",
         "breadcrumbs": [("Approvals", None)],
@@ -173,15 +178,18 @@ def approval_list(request: HttpRequest) -> HttpResponse:
     if request.htmx and not request.htmx.history_restore_request and request.htmx.target == "requests":
         return _render(request, "web/approval_list.html#requests", context)
     context["approvable_stages"] = _approvable_stages(request.user)
-    context["can_request"] = services.can_request(request.user)
+    context["can_request"] = request.user.is_superuser or request.user.has_perm(services.REQUEST_PERMISSION)
     context["decided"] = (
-        StageTransitionRequest.objects.exclude(status=RequestStatus.PENDING)
+        StageTransitionRequest.objects.readable_by(request.user)
+        .exclude(status=RequestStatus.PENDING)
         .select_related("version__model", "requested_by", "decided_by")
         .order_by("-decided_at", "-id")[:RECENTLY_DECIDED]
     )
     focus = _int(request.GET.get("request"), BIGINT_MAX)
     if focus is not None:
-        found = StageTransitionRequest.objects.select_related("version__model", "requested_by", "decided_by")
+        found = StageTransitionRequest.objects.readable_by(request.user).select_related(
+            "version__model", "requested_by", "decided_by"
+        )
         found = found.filter(pk=focus).first()
         context["focus_cards"] = request_cards(request.user, [found] if found else [])
         context["focus_missing"] = found is None
@@ -197,14 +205,25 @@ def _label(transition: StageTransitionRequest) -> str:
     return f"{transition.version.model.name} v{transition.version.version}"
 
 
+def _what(transition: StageTransitionRequest) -> str:
+    """What the request asks for, as the messages say it."""
+    if transition.is_alias:
+        if transition.action == transition.Action.ALIAS_DELETE:
+            return f"delete @{transition.alias} of {transition.version.model.name}"
+        return f"point {transition.version.model.name}@{transition.alias} at v{transition.version.version}"
+    return f"move {_label(transition)} to {transition.to_stage}"
+
+
 @require_POST
 def request_approve(request: HttpRequest, pk: int) -> HttpResponse:
-    transition = _get_request_or_404(pk)
+    transition = _get_request_or_404(request.user, pk)
 
     def approve(data: dict) -> str:
         services.transition_approve(
             request_id=pk, by=request.user, comment=data["comment"], override_reason=data["override_reason"]
         )
+        if transition.is_alias:
+            return f"Approved: {_what(transition)}."
         note = f" The version that held {transition.to_stage} was archived." if transition.archive_existing else ""
         return f"Approved: {_label(transition)} is now in {transition.to_stage}.{note}"
 
@@ -213,22 +232,22 @@ def request_approve(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def request_reject(request: HttpRequest, pk: int) -> HttpResponse:
-    transition = _get_request_or_404(pk)
+    transition = _get_request_or_404(request.user, pk)
 
     def reject(data: dict) -> str:
         services.transition_reject(request_id=pk, by=request.user, comment=data["comment"])
-        return f"Rejected the request to move {_label(transition)} to {transition.to_stage}."
+        return f"Rejected the request to {_what(transition)}."
 
     return _decide(request, transition, reject)
 
 
 @require_POST
 def request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    transition = _get_request_or_404(pk)
+    transition = _get_request_or_404(request.user, pk)
 
     def cancel(data: dict) -> str:
         services.transition_cancel(request_id=pk, by=request.user, comment=data["comment"])
-        return f"Cancelled the request to move {_label(transition)} to {transition.to_stage}."
+        return f"Cancelled the request to {_what(transition)}."
 
     return _decide(request, transition, cancel)
 
@@ -243,12 +262,12 @@ def _decide(request: HttpRequest, transition: StageTransitionRequest, act: Calla
         try:
             messages.success(request, act(form.cleaned_data))
             succeeded = True
-        except GovernanceError as exc:
+        except DomainError as exc:
             gates_failed = isinstance(exc, GatesFailed)
             messages.error(request, refusal_text(exc))
     if not request.htmx:
         return redirect(_next_url(request))
-    fresh = _get_request_or_404(transition.pk)
+    fresh = _get_request_or_404(request.user, transition.pk)
     context = {
         "card": request_cards(request.user, [fresh], gates_failed=[fresh.pk] if gates_failed else [])[0],
         "inline_messages": True,
@@ -261,7 +280,7 @@ def _decide(request: HttpRequest, transition: StageTransitionRequest, act: Calla
     return _render(request, "web/governance_sections.html#request_card", context)
 
 
-def refusal_text(exc: GovernanceError) -> str:
+def refusal_text(exc: DomainError) -> str:
     """The service's message, with each failing gate spelled out."""
     failures = "; ".join(f"{d.get('gate')}: {d.get('message')}" for d in exc.details if isinstance(d, dict))
     return f"{exc.message} Failing: {failures}." if failures else exc.message
@@ -277,15 +296,13 @@ class StageChangeForm(forms.Form):
     override_reason = forms.CharField(required=False, max_length=COMMENT_MAX)
 
 
-def _get_version_or_404(name: str, number: int) -> ModelVersion:
-    if number > INT_MAX:
-        raise Http404("No such version.")
-    return get_object_or_404(ModelVersion.objects.select_related("model", "run"), model__name=name, version=number)
+def _get_version_or_404(user, name: str, number: int) -> ModelVersion:
+    return version_for(user, name, number, queryset=ModelVersion.objects.select_related("model", "run"))
 
 
 @require_POST
 def version_request_transition(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    mv = _get_version_or_404(name, version)
+    mv = _get_version_or_404(request.user, name, version)
     form = StageChangeForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_problem(form))
@@ -299,7 +316,7 @@ def version_request_transition(request: HttpRequest, name: str, version: int) ->
                 comment=data["comment"],
                 archive_existing=data["archive_existing"],
             )
-        except GovernanceError as exc:
+        except DomainError as exc:
             messages.error(request, refusal_text(exc))
         else:
             messages.success(
@@ -312,7 +329,7 @@ def version_request_transition(request: HttpRequest, name: str, version: int) ->
 
 @require_POST
 def version_move(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    mv = _get_version_or_404(name, version)
+    mv = _get_version_or_404(request.user, name, version)
     form = StageChangeForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_problem(form))
@@ -327,19 +344,11 @@ def version_move(request: HttpRequest, name: str, version: int) -> HttpResponse:
                 archive_existing=data["archive_existing"],
                 override_reason=data["override_reason"],
             )
-        except GovernanceError as exc:
+        except DomainError as exc:
             messages.error(request, refusal_text(exc))
         else:
             messages.success(request, f"Moved {mv.model.name} v{mv.version} to {moved.stage}.")
     return redirect(reverse("version_detail", args=[name, version]) + "#stage")
-
-
-def _may_move_directly(user, policy: StagePolicy, stage: str) -> bool:
-    """Who may move a version without a request; the same rule as services.stage_change_direct (a test holds the
-    two together)."""
-    if policy.needs_approval(stage):
-        return policy.allow_direct_changes and services.can_approve(user, stage)
-    return services.can_request(user) or services.can_approve(user, stage)
 
 
 @dataclass
@@ -356,7 +365,8 @@ def version_context(request: HttpRequest, version: ModelVersion) -> dict:
     for a superuser), this version's pending requests (model and requester joined), then what
     the policy's gates read: none for a metric gate, one for a dataset gate, two for a gate against the holder."""
     user = request.user
-    policy = StagePolicy.objects.for_model(version.model)
+    model = version.model
+    policy = StagePolicy.objects.for_model(model)
     metrics = {m.key: m.last_value for m in version.run.metrics.all()} if version.run_id else {}
     rules = []
     for stage in Stage:
@@ -366,18 +376,21 @@ def version_context(request: HttpRequest, version: ModelVersion) -> dict:
                 stage=stage.value,
                 needs_approval=policy.needs_approval(stage),
                 gates=gates,
-                may_move=stage != version.stage and _may_move_directly(user, policy, stage),
-                may_approve=services.can_approve(user, stage),
+                may_move=stage != version.stage and services.may_move_directly(user, model, policy, stage),
+                may_approve=services.can_approve(user, model, stage),
             )
         )
-    pending = list(_pending_requests().filter(version=version))
-    can_request = services.can_request(user)
+    pending = list(_pending_requests(user).filter(version=version))
+    for transition in pending:
+        transition.version = version  # with its model and the user's access already read
+    request_stages = [s for s in FORM_STAGES if s != version.stage and services.can_request(user, model, s)]
+    can_request = bool(request_stages)
     return {
         "policy": policy,
         "policy_is_builtin": policy.pk is None,
         "stage_rules": rules,
         "can_request": can_request,
-        "request_stages": [s for s in FORM_STAGES if s != version.stage] if can_request else [],
+        "request_stages": request_stages,
         "move_stages": [s for s in FORM_STAGES if s in {rule.stage for rule in rules if rule.may_move}],
         "show_move_override": user.is_superuser and any(rule.gates for rule in rules if rule.may_move),
         "version_cards": [_card(t, user, policy) for t in pending],
@@ -396,11 +409,11 @@ def model_context(request: HttpRequest, model: RegisteredModel, production: list
     """
     user = request.user
     policy_for = _policy_lookup([model.pk])
-    pending = list(_pending_requests().filter(version__model=model))
+    pending = list(_pending_requests(user).filter(model=model))
+    for transition in pending:
+        transition.version.model = model  # with the user's access already read
     current = sorted({i.version for i in production if i.end is None}, reverse=True)
-    # What services.previous_production picks: the latest entry into Production of a version not there now.
-    earlier = [i for i in production if i.version not in current]
-    previous = max(earlier, key=lambda i: i.start or datetime.min.replace(tzinfo=UTC), default=None)
+    plan = services.rollback_plan(model) if current else None
     events, more = audit_rows(model)
     now = timezone.now()
     return {
@@ -409,8 +422,10 @@ def model_context(request: HttpRequest, model: RegisteredModel, production: list
         "production_current": current,
         "production_since": max((i.start for i in production if i.end is None and i.start), default=None),
         "production_intervals": [(i, i.duration(now)) for i in reversed(production)],
-        "rollback_to": previous.version if previous else None,
-        "can_rollback": bool(current) and previous is not None and services.can_approve(user, Stage.PRODUCTION),
+        "rollback_from": plan.current.version if plan else None,
+        "rollback_to": plan.previous.version if plan else None,
+        "rollback_aliases": plan.aliases if plan else [],
+        "can_rollback": plan is not None and services.can_approve(user, model, Stage.PRODUCTION),
         "audit_events": events,
         "audit_more": more,
     }
@@ -420,9 +435,9 @@ def audit_rows(model: RegisteredModel, before: int | None = None) -> tuple[list[
     """The model's audit events, newest first, AUDIT_ROWS of them older than event `before` (keyset: new events
     arriving meanwhile never shift the pages). Returns the rows and the last one if there are more after it. One
     query."""
-    events = AuditEvent.objects.filter(model=model)
+    events = AuditEvent.objects.filter(model_id=model.pk)
     if before is not None:
-        cursor = Subquery(AuditEvent.objects.filter(pk=before, model=model).values("at")[:1])
+        cursor = Subquery(AuditEvent.objects.filter(pk=before, model_id=model.pk).values("at")[:1])
         events = events.filter(Q(at__lt=cursor) | Q(at=cursor, pk__lt=before))
     rows = list(events.order_by("-at", "-id")[: AUDIT_ROWS + 1])
     more = rows[AUDIT_ROWS - 1] if len(rows) > AUDIT_ROWS else None
@@ -431,7 +446,7 @@ def audit_rows(model: RegisteredModel, before: int | None = None) -> tuple[list[
 
 @require_POST
 def model_rollback(request: HttpRequest, name: str) -> HttpResponse:
-    model = get_object_or_404(RegisteredModel, name=name)
+    model = model_for(request.user, name)
     form = DecisionForm(request.POST)
     if request.POST.get("confirm") != "yes":
         messages.error(request, "Tick the box to confirm the rollback; nothing was changed.")
@@ -440,7 +455,7 @@ def model_rollback(request: HttpRequest, name: str) -> HttpResponse:
     else:
         try:
             restored = services.production_rollback(model=model, by=request.user, comment=form.cleaned_data["comment"])
-        except GovernanceError as exc:
+        except DomainError as exc:
             messages.error(request, refusal_text(exc))
         else:
             messages.success(request, f"Rolled back: {model.name} v{restored.version} is in Production again.")
@@ -450,7 +465,7 @@ def model_rollback(request: HttpRequest, name: str) -> HttpResponse:
 @require_GET
 def model_audit(request: HttpRequest, name: str) -> HttpResponse:
     """Queries: the model, a page of its audit events (2). The model page's "Show more" asks for the rows only."""
-    model = get_object_or_404(RegisteredModel.objects.only("pk", "name"), name=name)
+    model = model_for(request.user, name, queryset=RegisteredModel.objects.only("pk", "name", "owner", "default_level"))
     before = _int(request.GET.get("before"), BIGINT_MAX)
     events, more = audit_rows(model, before)
     context = {
@@ -468,6 +483,52 @@ def model_audit(request: HttpRequest, name: str) -> HttpResponse:
     if request.htmx and not request.htmx.history_restore_request and request.htmx.target == "audit-more":
         return _render(request, "web/governance_sections.html#audit_rows", context)
     return _render(request, "web/model_audit.html", context)
+
+
+# --- The registry's audit log --------------------------------------------------------------------------------------
+
+
+class AuditFilterForm(forms.Form):
+    model = forms.CharField(required=False, max_length=256)
+    experiment = forms.CharField(required=False, max_length=256)
+    actor = forms.CharField(required=False, max_length=150)
+    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditAction.choices])
+    since = forms.DateTimeField(required=False, help_text="YYYY-MM-DD or YYYY-MM-DD HH:MM (UTC)")
+
+
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Queries: a page of the events the user may see (the visibility rule joined in SQL, see
+    governance.audit_log), keyset-paged by `before` like the model page's log."""
+    form = AuditFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    events = filtered(
+        events_visible_to(request.user),
+        model=filters.get("model", ""),
+        experiment=filters.get("experiment", ""),
+        actor=filters.get("actor", ""),
+        action=filters.get("action", ""),
+        since=filters.get("since"),
+    )
+    before = _int(request.GET.get("before"), BIGINT_MAX)
+    if before is not None:
+        cursor = AuditEvent.objects.filter(pk=before).values_list("at", flat=True).first()
+        if cursor is not None:
+            events = events.filter(Q(at__lt=cursor) | Q(at=cursor, pk__lt=before))
+    rows = list(events[: AUDIT_ROWS + 1])
+    query = request.GET.copy()
+    query.pop("before", None)
+    context = {
+        "nav": "audit",
+        "breadcrumbs": [("Audit log", None)],
+        "form": form,
+        "events": rows[:AUDIT_ROWS],
+        "more": rows[AUDIT_ROWS - 1] if len(rows) > AUDIT_ROWS else None,
+        "older": before is not None,
+        "filter_query": query.urlencode(),
+        "auditor": is_auditor(request.user),
+    }
+    return _render(request, "web/audit_log.html", context)
 
 
 # --- Helpers --------------------------------------------------------------------------------------------------------

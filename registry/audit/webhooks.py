@@ -43,7 +43,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from registry.governance.models import DeliveryAttempt, DeliveryStatus, WebhookDelivery
+from registry.audit.models import DeliveryAttempt, DeliveryStatus, WebhookDelivery
 
 USER_AGENT = "model-registry-webhooks/1"
 SIGNATURE_PREFIX = "sha256="

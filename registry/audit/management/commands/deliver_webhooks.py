@@ -9,7 +9,7 @@ import threading
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
-from registry.governance import webhooks
+from registry.audit import webhooks
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,115 @@
+"""Recording what happened: the append-only audit log and the webhook outbox, written in the caller's transaction.
+
+The services that change things call `record` (and `emit` where a webhook event exists) inside the same
+`transaction.atomic` as the change, so a change and its record are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.db import transaction
+
+from registry import rawsql
+from registry.audit.models import AuditEvent, OutboxEvent, Webhook, WebhookDelivery
+
+SYSTEM = "system"
+
+
+def actor_name(actor) -> str:
+    """The name an event keeps for its actor: the username, or a system actor's own name ("system:demo")."""
+    if isinstance(actor, str):
+        return actor
+    return actor.get_username() if getattr(actor, "pk", None) else ""
+
+
+def record(
+    action: str,
+    *,
+    actor,
+    model=None,
+    version=None,
+    alias: str = "",
+    experiment=None,
+    run=None,
+    request=None,
+    subject: str = "",
+    from_value: object = "",
+    to_value: object = "",
+    comment: str = "",
+    data: dict | None = None,
+) -> AuditEvent:
+    """Append one event. `actor` is the user who acted (or a system actor's name); every event has one.
+
+    The objects named are kept as ids and as the names and numbers they have now: a model (with `name`), a version
+    (with `version` and `model`), an experiment, a run, a transition request.
+    """
+    name = actor_name(actor)
+    if not name:
+        raise ValueError(f"An audit event ({action}) needs the user who acted.")
+    if model is None and version is not None:
+        model = version.model
+    # Every registration and stage change writes one of these: inserted without the ORM's per-call compiling.
+    return rawsql.insert(
+        AuditEvent(
+            action=action,
+            actor_id=actor.pk if not isinstance(actor, str) else None,
+            actor_name=name,
+            model_id=model.pk if model is not None else None,
+            model_name=model.name if model is not None else "",
+            version_number=version.version if version is not None else None,
+            alias=alias,
+            experiment_id=experiment.pk if experiment is not None else getattr(run, "experiment_id", None),
+            experiment_name=experiment.name if experiment is not None else "",
+            run_id=run.pk if run is not None else "",
+            request_id=request.pk if request is not None else None,
+            subject=subject,
+            from_value=_text(from_value),
+            to_value=_text(to_value),
+            comment=comment,
+            data=data or {},
+        )
+    )
+
+
+def _text(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= 256 else text[:255] + "…"
+
+
+@functools.cache
+def _webhook_columns() -> rawsql.Columns:
+    return rawsql.Columns(Webhook, "id", "events", "model", "active")
+
+
+def active_webhooks() -> list[Webhook]:
+    """Asked on every change that may emit an event, usually to learn there are none: one hand-written query."""
+    columns = _webhook_columns()
+    connection = rawsql.connection_for(Webhook)
+    rows = rawsql.fetchall(
+        connection,
+        f"SELECT {columns.select('w')} FROM {rawsql.table(Webhook)} w WHERE w.{rawsql.column(Webhook, 'active')}",
+    )
+    return [columns.load(row, connection) for row in rows]
+
+
+def version_payload(version) -> dict:
+    return {"model": version.model.name, "version": version.version, "stage": version.stage, "run_id": version.run_id}
+
+
+def emit(event_type: str, *, model, payload: dict) -> OutboxEvent | None:
+    """Write an event to the outbox with one delivery per subscribed webhook, in the current transaction.
+
+    Nothing is sent here: `manage.py deliver_webhooks` sends what the outbox holds, so a change and its event are
+    committed together or not at all.
+    """
+    model_id = model.pk if model else None
+    hooks = [hook for hook in active_webhooks() if hook.wants(event_type, model_id)]
+    if not hooks:
+        return None
+    with transaction.atomic():
+        event = OutboxEvent.objects.create(
+            type=event_type, model_id=model_id, payload={"event": event_type, "data": payload}
+        )
+        WebhookDelivery.objects.bulk_create([WebhookDelivery(webhook=hook, event=event) for hook in hooks])
+    return event

@@ -1,0 +1,67 @@
+"""Reading the audit log: which events a user may see, and the filters of the audit page and API.
+
+Events are readable where what they name is: a model's events by those who may read the model, an experiment's or a
+run's by those who may read the experiment, an account's by the person who acted. Superusers and holders of
+`audit.view_auditevent` (auditors) read everything, including the events of deleted models and experiments.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q
+
+from registry.audit.models import AuditEvent
+from registry.catalog.models import RegisteredModel
+from registry.tracking.models import Experiment
+
+AUDITOR_PERMISSION = "audit.view_auditevent"
+
+
+def is_auditor(user) -> bool:
+    return bool(user and user.is_active and (user.is_superuser or user.has_perm(AUDITOR_PERMISSION)))
+
+
+def events_visible_to(user):
+    events = AuditEvent.objects.all()
+    if is_auditor(user):
+        return events
+    models = RegisteredModel.objects.readable_by(user).values("pk")
+    experiments = Experiment.objects.readable_by(user).values("pk")
+    return events.filter(
+        Q(model_id__in=models)
+        | (Q(model_id__isnull=True) & Q(experiment_id__in=experiments))
+        | (Q(model_id__isnull=True) & Q(experiment_id__isnull=True) & Q(actor_id=user.pk))
+    )
+
+
+def filtered(
+    events,
+    *,
+    model: str = "",
+    actor: str = "",
+    action: str = "",
+    experiment: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+):
+    """Events about model `model` (by its name now, or the name it had when the event was recorded: a renamed or
+    deleted model still answers), by `actor`, of `action`, within [since, until)."""
+    if model:
+        current = RegisteredModel.objects.filter(name=model).values_list("pk", flat=True).first()
+        events = (
+            events.filter(Q(model_name=model) | Q(model_id=current)) if current else events.filter(model_name=model)
+        )
+    if experiment:
+        current = Experiment.objects.filter(name=experiment).values_list("pk", flat=True).first()
+        named = Q(experiment_name=experiment)
+        events = events.filter(named | Q(experiment_id=current)) if current else events.filter(named)
+    if actor:
+        events = events.filter(actor_name=actor)
+    if action:
+        events = events.filter(action=action)
+    if since is not None:
+        events = events.filter(at__gte=since)
+    if until is not None:
+        events = events.filter(at__lt=until)
+    return events.order_by("-at", "-id")
