@@ -130,11 +130,11 @@ def bench_versions(s: Http, url: str, token: str, count: int, clients: int) -> N
         ">= 300",
     )
 
-    s.put("/models/bench-model/aliases/champion", {"version": count // 2})
+    s.put("/models/bench-model/aliases/candidate", {"version": count // 2})
     timings = []
     for _ in range(300):
         start = time.perf_counter()
-        s.get("/resolve", {"ref": "bench-model@champion"})
+        s.get("/resolve", {"ref": "bench-model@candidate"})
         timings.append(time.perf_counter() - start)
     line("resolve name@alias (median of 300)", statistics.median(timings) * 1000, "ms", "<= 5 ms")
 

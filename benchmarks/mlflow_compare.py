@@ -249,10 +249,10 @@ def versions_and_aliases(target: Target, sizes: Sizes, experiment_id: str, workd
         client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
     elapsed = time.perf_counter() - start
     middle = str(max(1, sizes.versions // 2))
-    client.set_registered_model_alias(name, "champion", middle)
+    client.set_registered_model_alias(name, "candidate", middle)
     start = time.perf_counter()
     for _ in range(sizes.lookups):
-        assert client.get_model_version_by_alias(name, "champion").version == middle
+        assert client.get_model_version_by_alias(name, "candidate").version == middle
     lookups = time.perf_counter() - start
     search_time, found = timed(client.search_model_versions, f"name = '{name}'")
     assert len(found) == sizes.versions, len(found)
