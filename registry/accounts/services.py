@@ -60,7 +60,11 @@ def _check_still_managed(obj, by, *, what: str) -> None:
     """After a change (inside its transaction): someone can still manage `obj`, and `by` still can (unless a
     superuser). Raises Conflict, which rolls the change back."""
     obj.__dict__.pop("_level_cache", None)
-    if not by.is_superuser and level_of(obj, by) < Level.MANAGE:
+    try:
+        keeps_manage = by.is_superuser or level_of(obj, by) >= Level.MANAGE
+    finally:
+        obj.__dict__.pop("_level_cache", None)  # the change may yet roll back: read the levels again next time
+    if not keeps_manage:
         raise Conflict(
             f"This would take MANAGE on {what} away from you. Ask another manager to change your own access."
         )
@@ -118,23 +122,27 @@ def owner_set(*, obj, by, owner, scope: dict, what: str) -> None:
     never locks its former owner out by surprise (the new owner may revoke it)."""
     if owner is None or not owner.is_active:
         raise Invalid("The owner must be an active user.")
-    with transaction.atomic():
-        previous = obj.owner
-        if previous is not None and previous.pk == owner.pk:
-            return
-        type(obj).objects.filter(pk=obj.pk).update(owner=owner)
-        obj.owner = owner
-        if previous is not None:
-            obj.grants.update_or_create(user=previous, defaults={"level": int(Level.MANAGE), "granted_by": by})
-        _check_still_managed(obj, by, what=what)
-        audit.record(
-            AuditAction.OWNER_CHANGED,
-            actor=by,
-            subject=f"user:{owner.get_username()}",
-            from_value=previous.get_username() if previous else "",
-            to_value=owner.get_username(),
-            **scope,
-        )
+    previous = obj.owner
+    if previous is not None and previous.pk == owner.pk:
+        return
+    try:
+        with transaction.atomic():
+            type(obj).objects.filter(pk=obj.pk).update(owner=owner)
+            obj.owner = owner
+            if previous is not None:
+                obj.grants.update_or_create(user=previous, defaults={"level": int(Level.MANAGE), "granted_by": by})
+            _check_still_managed(obj, by, what=what)
+            audit.record(
+                AuditAction.OWNER_CHANGED,
+                actor=by,
+                subject=f"user:{owner.get_username()}",
+                from_value=previous.get_username() if previous else "",
+                to_value=owner.get_username(),
+                **scope,
+            )
+    except Exception:
+        obj.owner = previous
+        raise
 
 
 def default_level_set(*, obj, by, level: object | None, scope: dict, what: str) -> None:
@@ -148,19 +156,23 @@ def default_level_set(*, obj, by, level: object | None, scope: dict, what: str) 
             raise Invalid(str(exc)) from None
         if parsed > Level.EDIT:
             raise Invalid("Everyone's level can be NONE, READ or EDIT; grant MANAGE to people by name.")
-    with transaction.atomic():
-        before = obj.default_level
-        type(obj).objects.filter(pk=obj.pk).update(default_level=None if parsed is None else int(parsed))
-        obj.default_level = None if parsed is None else int(parsed)
-        _check_still_managed(obj, by, what=what)
-        audit.record(
-            AuditAction.DEFAULT_LEVEL_CHANGED,
-            actor=by,
-            subject="everyone",
-            from_value="default" if before is None else Level(before).name,
-            to_value="default" if parsed is None else parsed.name,
-            **scope,
-        )
+    before = obj.default_level
+    try:
+        with transaction.atomic():
+            type(obj).objects.filter(pk=obj.pk).update(default_level=None if parsed is None else int(parsed))
+            obj.default_level = None if parsed is None else int(parsed)
+            _check_still_managed(obj, by, what=what)
+            audit.record(
+                AuditAction.DEFAULT_LEVEL_CHANGED,
+                actor=by,
+                subject="everyone",
+                from_value="default" if before is None else Level(before).name,
+                to_value="default" if parsed is None else parsed.name,
+                **scope,
+            )
+    except Exception:
+        obj.default_level = before
+        raise
 
 
 def grants_of(obj) -> list:

@@ -45,6 +45,7 @@ class AuditAction(models.TextChoices):
     EXPERIMENT_UPDATED = "experiment_updated", "Experiment description or tags changed"
     EXPERIMENT_DELETED = "experiment_deleted", "Experiment deleted"
     EXPERIMENT_RESTORED = "experiment_restored", "Experiment restored"
+    RUN_RENAMED = "run_renamed", "Run renamed"
     RUN_DELETED = "run_deleted", "Run deleted"
     RUN_RESTORED = "run_restored", "Run restored"
     ARTIFACT_STORED = "artifact_stored", "Artifact stored"

@@ -75,9 +75,6 @@ class RegisteredModelAdmin(ServiceAdmin):
     def delete_model(self, request, obj: RegisteredModel) -> None:
         services.model_delete(model=obj, by=request.user)
 
-    def save_related(self, request, form, formsets, change):
-        pass  # grants are read-only here
-
 
 @admin.register(ModelGrant)
 class ModelGrantAdmin(ServiceAdmin):

@@ -90,9 +90,6 @@ class ExperimentAdmin(ServiceAdmin):
         # Experiments are deleted as MLflow deletes them: hidden with their runs, restorable.
         services.experiment_set_deleted(experiment=obj, deleted=True, by=request.user)
 
-    def save_related(self, request, form, formsets, change):
-        pass  # grants are read-only here
-
 
 @admin.register(ExperimentGrant)
 class ExperimentGrantAdmin(ServiceAdmin):

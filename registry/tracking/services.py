@@ -263,11 +263,15 @@ def run_create(
 
 
 def run_rename(*, run: Run, name: str, by) -> Run:
+    """Rename a run (its writer); recorded in the audit log."""
     require_run_write(run, by)
     if len(name) > 256:
         raise Invalid("Run names are at most 256 characters.")
-    Run.objects.filter(pk=run.pk).update(name=name)
-    run.name = name
+    with transaction.atomic():
+        old = run.name
+        Run.objects.filter(pk=run.pk).update(name=name)
+        run.name = name
+        audit.record(AuditAction.RUN_RENAMED, actor=by, run=run, from_value=old, to_value=name)
     return run
 
 

@@ -5,33 +5,16 @@ flush, fires no row trigger; SQLite's flush is a DELETE, so there Python refuses
 from django.db import migrations, models
 
 
-SQLITE = [
-    "CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_auditevent"
-    " BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
-]
-POSTGRESQL = [
-    "CREATE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS"
-    " $$ BEGIN RAISE EXCEPTION 'audit events are append-only'; END $$",
-    "CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_auditevent"
-    " FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()",
-]
-SQLITE_REVERSE = ["DROP TRIGGER IF EXISTS audit_event_no_update"]
-POSTGRESQL_REVERSE = [
-    "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_auditevent",
-    "DROP FUNCTION IF EXISTS audit_event_append_only()",
-]
+def append_only(apps, schema_editor):
+    from registry.audit import triggers
+
+    triggers.install(schema_editor.connection)
 
 
-def _run(statements):
-    def run(apps, schema_editor):
-        for statement in statements.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(statement)
+def allow_changes(apps, schema_editor):
+    from registry.audit import triggers
 
-    return run
-
-
-append_only = _run({"sqlite": SQLITE, "postgresql": POSTGRESQL})
-allow_changes = _run({"sqlite": SQLITE_REVERSE, "postgresql": POSTGRESQL_REVERSE})
+    triggers.remove(schema_editor.connection)
 
 
 class Migration(migrations.Migration):
