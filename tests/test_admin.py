@@ -13,7 +13,16 @@ from django.utils import timezone
 
 from registry.catalog.models import ArtifactFile, ModelAlias, ModelGrant, ModelVersion, RegisteredModel, Stage
 from registry.governance.models import StageChange, StagePolicy, StageTransitionRequest
-from registry.tracking.models import Dataset, Experiment, MetricPoint, MetricSeries, Param, Run, RunInput
+from registry.tracking.models import (
+    Dataset,
+    Experiment,
+    ExperimentGrant,
+    MetricPoint,
+    MetricSeries,
+    Param,
+    Run,
+    RunInput,
+)
 from tests.factories import (
     ArtifactFileFactory,
     DatasetFactory,
@@ -113,6 +122,11 @@ def make_model_grants(n: int) -> None:
         ModelGrantFactory(granted_by=UserFactory())
 
 
+def make_experiment_grants(n: int) -> None:
+    for _ in range(n):
+        ExperimentGrant.objects.create(experiment=ExperimentFactory(), user=UserFactory(), level=2)
+
+
 def make_policies(n: int) -> None:
     for _ in range(n):
         StagePolicy.objects.create(model=RegisteredModelFactory(), approval_required_for=["Staging"])
@@ -142,6 +156,7 @@ BUILDERS: dict[type, Callable[[int], None]] = {
     StageChange: make_stage_changes,
     ArtifactFile: make_artifacts,
     ModelGrant: make_model_grants,
+    ExperimentGrant: make_experiment_grants,
     StagePolicy: make_policies,
 }
 
@@ -166,6 +181,7 @@ QUERIES = {
     StageChange: 7,
     ArtifactFile: 5,
     ModelGrant: 5,
+    ExperimentGrant: 5,
     StagePolicy: 5,
 }
 

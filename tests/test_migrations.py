@@ -57,6 +57,7 @@ def test_upgrading_keeps_every_row():
         Outbox = old.get_model("governance", "OutboxEvent")
         event = Outbox.objects.create(type="stage.changed", model=model, payload={"event": "stage.changed"})
         old.get_model("governance", "WebhookDelivery").objects.create(webhook=hook, event=event)
+        old.get_model("governance", "StagePolicy").objects.create(model=model, approval_required_for=["Production"])
 
         new = migrate(latest)
 
@@ -85,6 +86,6 @@ def test_upgrading_keeps_every_row():
         created = AuditEvent.objects.create(action="model_created", actor_name="x", model_name="y")
         assert created.pk > 3
         Policy = new.get_model("governance", "StagePolicy")
-        assert Policy.objects.get(model=None).protected_aliases == ["champion", "production"]
+        assert Policy.objects.get(model_id=model.pk).protected_aliases == ["champion", "production"]
     finally:
         migrate(latest)
