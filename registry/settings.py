@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "template_partials",
     "django_htmx",
+    "csp",
     "ninja",
     "registry.accounts",
     "registry.audit",
@@ -114,10 +115,32 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "registry.api.middleware.JsonOnlyMiddleware",
     "registry.middleware.DomainErrorPages",
 ]
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------------------------------------------
+# Scripts and styles come only from our own static files: no inline script, no eval, no other origin (the product runs
+# air-gapped). Plotly's stylesheet is a static file (static/vendor/plotly.css, linked so Plotly injects no <style>);
+# Plotly, Swagger UI and Django's admin set style attributes in their markup, so style-src-attr allows those and
+# nothing else inline. Images may be data: URLs (Plotly's mode bar icons, the admin's).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 ROOT_URLCONF = "registry.urls"
 WSGI_APPLICATION = "registry.wsgi.application"

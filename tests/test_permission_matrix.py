@@ -512,6 +512,7 @@ DASHBOARD = READERS - {"read_only"}  # the dashboard is signed into, not reached
 WEB_CASES = {
     "": case("GET", "/", EVERYONE),
     "healthz": case("GET", "/healthz", EVERYONE),
+    "favicon.ico": case("GET", "/favicon.ico", EVERYONE),
     "login/": case("GET", "/login/", EVERYONE),
     "logout/": case("POST", "/logout/", EVERYONE),
     "profile/": case("GET", "/profile/", EVERYONE),
@@ -527,6 +528,30 @@ WEB_CASES = {
     ),
     "models/<str:name>/rollback/": case("POST", "/models/m/rollback/", APPROVERS_OF_M, {"confirm": "yes"}, form=True),
     "models/<str:name>/audit/": case("GET", "/models/m/audit/", DASHBOARD),
+    # Editing in the dashboard
+    "new-model/": case("POST", "/new-model/", EVERYONE, {"name": "fresh"}, form=True),
+    "register/": case("POST", "/register/", EDITORS, {"run": "{run}", "folder": "model", "model": "m"}, form=True),
+    "markdown-preview/": case("POST", "/markdown-preview/", EVERYONE, {"description": "*hi*"}),
+    "models/<str:name>/description/": case("POST", "/models/m/description/", EDITORS, {"description": "x"}, form=True),
+    "models/<str:name>/tags/": case("POST", "/models/m/tags/", EDITORS, {"key": "a", "value": "b"}, form=True),
+    "models/<str:name>/aliases/": case(
+        "POST", "/models/m/aliases/", EDITORS, {"alias": "candidate", "version": 1}, form=True
+    ),
+    "models/<str:name>/aliases/delete/": case(
+        "POST", "/models/m/aliases/delete/", EDITORS, {"alias": "candidate"}, form=True
+    ),
+    "models/<str:name>/delete/": case("GET", "/models/m/delete/", MANAGERS),
+    "models/<str:name>/versions/<int:version>/description/": case(
+        "POST", "/models/m/versions/1/description/", EDITORS, {"description": "x"}, form=True
+    ),
+    "models/<str:name>/versions/<int:version>/tags/": case(
+        "POST", "/models/m/versions/1/tags/", EDITORS, {"key": "a", "value": "b"}, form=True
+    ),
+    "models/<str:name>/versions/<int:version>/delete/": case("GET", "/models/m/versions/2/delete/", EDITORS),
+    "models/<str:name>/versions/<int:version>/preview/<path:path>": case(
+        "GET", "/models/m/versions/1/preview/model.pkl", DASHBOARD
+    ),
+    "runs/<str:run_id>/preview/<path:path>": case("GET", "/runs/{run}/preview/notes.txt", DASHBOARD),
     "models/<str:name>/access/grant/": case(
         "POST",
         "/models/m/access/grant/",
@@ -655,6 +680,8 @@ def call(world: World, persona: str, surface: str, spec: Case):
 def refused(response, spec: Case) -> bool:
     if response.status_code in (401, 403, 404):
         return True
+    if spec.form and response.status_code == 422:
+        return True  # the form came back with the refusal beside its field
     if spec.form and response.status_code in (200, 302):
         return any(m.level_tag == "error" for m in get_messages(response.wsgi_request))
     return False

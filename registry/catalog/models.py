@@ -470,6 +470,22 @@ class ArtifactFile(models.Model):
     def filename(self) -> str:
         return self.path.rpartition("/")[2]
 
+    @property
+    def preview_kind(self) -> str | None:
+        """How the dashboard previews the file inline: "markdown", "json" or "text"; None for anything else (binary,
+        or too large to be worth opening in a page)."""
+        if self.size > PREVIEW_FILE_MAX:
+            return None
+        name = self.filename.lower()
+        suffix = name.rpartition(".")[2] if "." in name else ""
+        if suffix in ("md", "markdown"):
+            return "markdown"
+        if suffix == "json":
+            return "json"
+        if name in PREVIEW_NAMES or suffix in PREVIEW_SUFFIXES:
+            return "text"
+        return None
+
     @staticmethod
     def tree(files: Iterable[ArtifactFile]) -> list[tuple[str, list[ArtifactFile]]]:
         """Files grouped by folder ("" for the root), folders and files in path order."""
@@ -477,6 +493,12 @@ class ArtifactFile(models.Model):
         for file in sorted(files, key=lambda f: f.path):
             folders.setdefault(file.folder, []).append(file)
         return sorted(folders.items())
+
+
+# Files the version and run pages preview inline: text that tells a user how to load and run the model.
+PREVIEW_FILE_MAX = 2 * 1024 * 1024
+PREVIEW_NAMES = {"mlmodel", "requirements.txt", "dockerfile", "license", "readme", "makefile"}
+PREVIEW_SUFFIXES = {"txt", "yaml", "yml", "toml", "cfg", "ini", "py", "csv", "tsv", "log", "sh", "xml", "properties"}
 
 
 class ModelGrant(Grant):

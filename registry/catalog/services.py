@@ -25,6 +25,7 @@ from storages.utils import clean_name
 
 from registry import rawsql
 from registry.accounts import services as accounts
+from registry.accounts.access import level_of
 from registry.audit import services as audit
 from registry.audit.models import AuditAction, WebhookEventType
 from registry.catalog.access import require
@@ -315,6 +316,22 @@ def version_create(
     return version
 
 
+def version_register(
+    *, model_name: str, run: Run, artifact_path: str, by, description: str = "", create_model: bool = False
+) -> ModelVersion:
+    """Register a run's folder as the next version of the model named `model_name`, creating the model first when
+    `create_model` is set and no model has that name (the dashboard's "register from a run"). One transaction: a
+    refused registration leaves no new, empty model behind."""
+    _require_user(by)
+    with transaction.atomic():
+        model = RegisteredModel.objects.get_with_access(model_name, by)
+        if model is None or level_of(model, by) < Level.READ:
+            if not create_model:
+                raise errors.NotFound(f"No model named {model_name!r}; tick “create it” to register its first version.")
+            model = model_create(name=model_name, by=by)
+        return version_create(model=model, by=by, run=run, artifact_path=artifact_path, description=description)
+
+
 def version_update(
     *, version: ModelVersion, by, description: str | None = None, tags: Mapping[str, str] | None = None
 ) -> ModelVersion:
@@ -350,11 +367,17 @@ def version_tag_set(*, version: ModelVersion, key: str, value: str | None, by) -
     return version_update(version=version, by=by, tags=tags)
 
 
+def may_delete_version(version: ModelVersion, user) -> bool:
+    """Whoever manages the model, and the version's own author with EDIT."""
+    level = level_of(version.model, user)
+    return level >= Level.MANAGE or (level >= Level.EDIT and version.created_by_id == user.pk)
+
+
 def version_delete(*, version: ModelVersion, by) -> None:
     """Delete a version and its files (MANAGE on the model, or EDIT for the version's own author). Refused while it
     is in Production."""
-    level = require(version.model, by, Level.EDIT, doing="delete versions of")
-    if level < Level.MANAGE and version.created_by_id != by.pk:
+    require(version.model, by, Level.EDIT, doing="delete versions of")
+    if not may_delete_version(version, by):
         raise Forbidden(
             f"Only the author of version {version.version} or someone who manages {version.model.name!r} may delete it."
         )

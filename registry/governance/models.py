@@ -34,6 +34,12 @@ class StagePolicyQuerySet(models.QuerySet):
         }
         return policies.get(model.pk) or policies.get(None) or StagePolicy.builtin_default()
 
+    def protected_aliases_for(self, model: RegisteredModel) -> list[str]:
+        """The aliases the model's policy protects (for_model's answer, without the gates): one query."""
+        rows = dict(self.filter(Q(model=model) | Q(model__isnull=True)).values_list("model_id", "protected_aliases"))
+        chosen = rows.get(model.pk, rows.get(None, list(DEFAULT_PROTECTED_ALIASES)))
+        return sorted(chosen or [])
+
 
 class StagePolicy(models.Model):
     """Per model (or, with no model, the global default): which stages need approval and what gates apply."""

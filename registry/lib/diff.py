@@ -78,23 +78,41 @@ def only_differences(requested: str | None, row_count: int, *, threshold: int = 
 # of the name ("test_wer", not "answer_rate"); the long ones may appear anywhere ("val_loss", "trainLoss").
 LOWER_IS_BETTER_WORDS = frozenset({"err", "mse", "mae", "mape", "wer", "cer", "ms", "sec", "secs"})
 LOWER_IS_BETTER_PARTS = ("loss", "error", "rmse", "logloss", "perplexity", "latency", "time", "duration", "seconds")
+# And where higher is better: scores of quality. Everything else (counts, sizes, learning rates...) has no direction
+# until someone says which way is better.
+HIGHER_IS_BETTER_WORDS = frozenset({"acc", "ap", "map", "r2", "ndcg", "iou", "dice", "bleu", "mrr", "hit", "hits"})
+HIGHER_IS_BETTER_PARTS = (
+    "accuracy", "precision", "recall", "f1", "auc", "score", "rouge", "specificity", "sensitivity", "throughput",
+)  # fmt: skip
+DIRECTION_RULE = (
+    "Lower is better when the name says loss, error, rmse, mse, mae, perplexity, latency, time or duration; higher is "
+    "better for accuracy, precision, recall, f1, auc, score, r2, ndcg, iou, bleu and rouge; other metrics have no "
+    "known direction until you choose one on the compare page."
+)
 _WORD = re.compile(r"[a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-def guess_lower_is_better(key: str) -> bool:
-    """Guess a metric's direction from its name: lower is better for losses, errors and durations, else higher."""
+def guess_lower_is_better(key: str) -> bool | None:
+    """Guess a metric's direction from its name: True (lower is better) for losses, errors and durations, False for
+    scores of quality, None when the name does not say."""
     lowered = key.lower()
-    if any(part in lowered for part in LOWER_IS_BETTER_PARTS):
-        return True
     words = _WORD.findall(_CAMEL.sub("_", key).lower())
-    return any(word in LOWER_IS_BETTER_WORDS for word in words)
+    if any(part in lowered for part in LOWER_IS_BETTER_PARTS) or any(w in LOWER_IS_BETTER_WORDS for w in words):
+        return True
+    if any(part in lowered for part in HIGHER_IS_BETTER_PARTS) or any(w in HIGHER_IS_BETTER_WORDS for w in words):
+        return False
+    return None
 
 
 @dataclass(frozen=True, slots=True)
 class Direction:
-    lower_is_better: bool
+    lower_is_better: bool | None  # None: unknown
     chosen: bool  # True when the user chose it (`?lower=` / `?higher=`), False when guessed from the name
+
+    @property
+    def known(self) -> bool:
+        return self.lower_is_better is not None
 
 
 def metric_direction(key: str, lower: Collection[str] = (), higher: Collection[str] = ()) -> Direction:
@@ -106,8 +124,30 @@ def metric_direction(key: str, lower: Collection[str] = (), higher: Collection[s
     return Direction(guess_lower_is_better(key), False)
 
 
-def best_indices(values: Sequence[float | None], *, lower_is_better: bool) -> frozenset[int]:
-    """Indexes of the best values: all of them when tied; NaN and missing values are never best."""
+def signed(delta: float | None) -> str:
+    """A change for a table cell: "+0.0225", "−0.013", "±0"; "" when there is none."""
+    if delta is None or math.isnan(delta):
+        return ""
+    return "±0" if delta == 0 else f"{delta:+.3g}".replace("-", "−")
+
+
+def verdict(delta: float | None, direction: Direction) -> str:
+    """A change judged by the metric's direction: "better", "worse", "same", or "unknown" (no direction or no
+    number to judge)."""
+    if delta is None or math.isnan(delta):
+        return "unknown"
+    if delta == 0:
+        return "same"
+    if not direction.known:
+        return "unknown"
+    return "better" if (delta < 0) == direction.lower_is_better else "worse"
+
+
+def best_indices(values: Sequence[float | None], *, lower_is_better: bool | None) -> frozenset[int]:
+    """Indexes of the best values: all of them when tied; NaN and missing values are never best; none when the
+    direction is unknown."""
+    if lower_is_better is None:
+        return frozenset()
     usable = [(i, v) for i, v in enumerate(values) if v is not None and not math.isnan(v)]
     if not usable:
         return frozenset()

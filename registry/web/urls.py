@@ -4,18 +4,30 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from registry.web.views import access, account, browse, compare, datasets, governance, health
+from registry.web.views import access, account, browse, compare, datasets, edit, governance, health
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/models/", permanent=False), name="home"),
     path("healthz", health.healthz, name="healthz"),
+    path("favicon.ico", health.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/", account.profile, name="profile"),
     path("profile/tokens/<int:pk>/revoke/", account.revoke_token, name="revoke_token"),
     # Models and their versions
     path("models/", browse.model_list, name="model_list"),
+    path("new-model/", edit.model_create, name="model_create"),
+    path("register/", edit.version_register, name="version_register"),
+    path("markdown-preview/", edit.markdown_preview, name="markdown_preview"),
     path("models/<str:name>/", browse.model_detail, name="model_detail"),
+    path("models/<str:name>/description/", edit.description_edit, name="model_description"),
+    path("models/<str:name>/tags/", edit.tags_edit, name="model_tags"),
+    path("models/<str:name>/aliases/", edit.alias_set, name="alias_set"),
+    path("models/<str:name>/aliases/delete/", edit.alias_delete, name="alias_delete"),
+    path("models/<str:name>/delete/", edit.model_delete, name="model_delete"),
+    path("models/<str:name>/versions/<int:version>/description/", edit.description_edit, name="version_description"),
+    path("models/<str:name>/versions/<int:version>/tags/", edit.tags_edit, name="version_tags"),
+    path("models/<str:name>/versions/<int:version>/delete/", edit.version_delete, name="version_delete"),
     path("models/<str:name>/versions/<int:version>/", browse.version_detail, name="version_detail"),
     path(
         "models/<str:name>/versions/<int:version>/request-stage/",
@@ -33,6 +45,11 @@ urlpatterns = [
         browse.version_artifact_download,
         name="version_artifact",
     ),
+    path(
+        "models/<str:name>/versions/<int:version>/preview/<path:path>",
+        browse.version_artifact_preview,
+        name="version_artifact_preview",
+    ),
     # Experiments and runs
     path("experiments/", browse.experiment_list, name="experiment_list"),
     path("experiments/<int:pk>/", browse.experiment_detail, name="experiment_detail"),
@@ -42,6 +59,7 @@ urlpatterns = [
     path("runs/<str:run_id>/", browse.run_detail, name="run_detail"),
     path("runs/<str:run_id>/metrics/<path:key>/", browse.metric_history, name="metric_history"),
     path("runs/<str:run_id>/artifacts/<path:path>", browse.run_artifact_download, name="run_artifact"),
+    path("runs/<str:run_id>/preview/<path:path>", browse.run_artifact_preview, name="run_artifact_preview"),
     # Governance
     path("approvals/", governance.approval_list, name="approval_list"),
     path("audit/", governance.audit_log, name="audit_log"),

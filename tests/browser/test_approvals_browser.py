@@ -7,7 +7,8 @@ import pytest
 
 from registry.catalog.models import ModelVersion, Stage
 from registry.governance import services
-from tests.builders import model_create
+from registry.catalog import services as catalog
+from tests.builders import admin, model_create
 from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, build, person
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -44,6 +45,7 @@ def fraud():
     requester = person("rita", REQUESTERS)
     approver = person("paula", PRODUCTION_APPROVERS, password=PASSWORD)
     model = model_create(name="fraud")
+    catalog.model_grant_set(model=model, by=admin(), user=requester, level="EDIT")
     v1 = build(model, {"f1": 0.80, "auc": 0.91}, by=requester, datasets={"evaluation": "holdout"})
     services.stage_change_direct(version=v1, to_stage=Stage.PRODUCTION, by=approver)
     v2 = build(model, {"f1": 0.85, "auc": 0.90}, by=requester, datasets={"evaluation": "holdout"})
@@ -61,17 +63,21 @@ def test_an_approver_approves_a_request_and_the_model_page_shows_it(page, live_s
     page.goto(f"{live_server.url}/approvals/")
     card = page.locator(f"#request-{request.pk}")
     assert "f1 up 5 points." in card.inner_text()
-    assert card.locator("tr", has_text="f1").locator("td.delta").inner_text() == "+0.05"
+    # Deltas say which way they go by the metric's direction: f1 and auc are better higher.
+    f1, auc = (card.locator("tr", has_text=key).locator("td.delta") for key in ("f1", "auc"))
+    assert f1.inner_text() == "+0.05▲ better" and "better" in f1.get_attribute("class")
+    assert auc.inner_text() == "−0.01▼ worse" and "worse" in auc.get_attribute("class")
     card.locator("textarea[name=comment]").fill("Evidence checked.")
     card.get_by_role("button", name="Approve").click()
 
-    swapped = page.locator(f"#request-{request.pk}")
-    swapped.locator(".message.success").wait_for()
-    assert swapped.locator(".message.success").inner_text() == (
+    # The card leaves "Pending": a status line takes its place and the focus, and "Recently decided" lists it.
+    status = page.locator(f"#request-{request.pk}.status-line")
+    status.wait_for()
+    assert status.inner_text().startswith(
         "Approved: fraud v2 is now in Production. The version that held Production was archived."
     )
-    assert swapped.locator(".badge.status-approved").inner_text() == "Approved"
-    assert swapped.get_by_role("button", name="Approve").count() == 0
+    assert page.evaluate("() => document.activeElement.id") == f"request-{request.pk}"
+    assert page.locator("#decided").get_by_role("link", name=f"#{request.pk}").count() == 1
     assert page.url == f"{live_server.url}/approvals/"  # the decision did not push its own URL
 
     page.reload()
@@ -84,6 +90,26 @@ def test_an_approver_approves_a_request_and_the_model_page_shows_it(page, live_s
     assert page.locator("#production .production-now").inner_text().startswith("v2")
     assert "Evidence checked." in page.locator("#audit").inner_text()
     assert ModelVersion.objects.get(model__name="fraud", version=2).stage == Stage.PRODUCTION
+    assert script_errors(page) == [] and failures == []
+
+
+def test_rejecting_asks_for_confirmation_first(page, live_server, fraud):
+    _, request = fraud
+    failures = watch_failures(page)
+    sign_in(page, live_server, "paula")
+    page.goto(f"{live_server.url}/approvals/")
+    card = page.locator(f"#request-{request.pk}")
+    confirm = card.get_by_role("button", name="Yes, reject")
+    assert not confirm.is_visible()
+    card.get_by_text("Reject…").click()
+    assert "rita sees your comment" in card.locator(".reject-box").inner_text()
+    card.locator("textarea[name=comment]").fill("Not on the holdout set.")
+    confirm.click()
+    status = page.locator(f"#request-{request.pk}.status-line")
+    status.wait_for()
+    assert status.inner_text().startswith("Rejected the request to move fraud v2 to Production.")
+    request.refresh_from_db()
+    assert request.status == "rejected" and request.decision_comment == "Not on the holdout set."
     assert script_errors(page) == [] and failures == []
 
 

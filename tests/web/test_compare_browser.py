@@ -40,8 +40,8 @@ def test_compare_page_draws_its_charts_and_switches_rows(page, live_server, monk
 
     page.goto(f"{live_server.url}/compare/?versions=churn:1,churn:2")
     page.locator("#histories .chart-slot[hx-get]").scroll_into_view_if_needed()
-    page.wait_for_function("document.querySelectorAll('.chart-slot[hx-get]').length === 0")
-    page.wait_for_function("document.querySelectorAll('.chart[data-drawn=\"1\"]').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('.chart-slot[hx-get]').length === 0")
+    page.wait_for_function("() => document.querySelectorAll('.chart[data-drawn=\"1\"]').length === 4")
 
     # bars, two histories (one loaded later), parallel coordinates
     assert page.locator(".chart .main-svg").count() >= 4
@@ -69,9 +69,9 @@ def test_dataset_pages_draw_their_charts(page, live_server):
     sign_in(page, live_server)
 
     page.goto(f"{live_server.url}/datasets/{first.pk}/")
-    page.wait_for_function("document.querySelectorAll('.chart[data-drawn=\"1\"]').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('.chart[data-drawn=\"1\"]').length === 2")
     page.click("form.compare-with button")
     page.wait_for_url("**/datasets/compare/**")
-    page.wait_for_function("document.querySelectorAll('.chart[data-drawn=\"1\"]').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('.chart[data-drawn=\"1\"]').length === 2")
     assert page.locator(".badge.drift-none").count() == 2
     assert script_errors(page) == []

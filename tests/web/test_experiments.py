@@ -132,7 +132,7 @@ def test_columns_are_chosen_from_the_query_string(signed_in, fraud):
     assert response.context["params"] == ["depth"]
     assert response.context["rows"][0][2] == [0.1, 0.95]
     body = response.content.decode()
-    assert ">loss " in body and ">depth<" in body
+    assert ">loss<" in body and ">depth<" in body
 
 
 @pytest.mark.parametrize(

@@ -113,8 +113,10 @@ def test_a_pending_request_shows_its_frozen_evidence(client, approver, pending):
     assert "rita" in body and "f1 up 5 points." in body
     assert "Archives the current Production version" in body
     assert "vs v1 in Production" in body
-    assert '<code>f1</code></td><td class="num">0.85</td><td class="num delta">+0.05</td>' in body
-    assert '<code>auc</code></td><td class="num">0.9</td><td class="num delta">−0.01</td>' in body
+    # Deltas are judged by the metric's direction: f1 and auc are better higher
+    assert '<td class="num">0.85</td><td class="num delta better" title="Higher is better">+0.05' in body
+    assert '<td class="num">0.9</td><td class="num delta worse" title="Higher is better">−0.01' in body
+    assert "▲ better" in body and "▼ worse" in body
     assert "holdout" in body and ("686f6c646f7574"[:12]) in body  # dataset and its digest
     assert "0123456789ab" in body and "clean" in body  # code commit
     assert "The policy set no gates for Production." in body
@@ -392,8 +394,9 @@ def test_version_page_query_count_does_not_grow_with_rows(client, django_assert_
     # session, user, version (model, creator, run, experiment, run user), aliases, artifacts, stage changes, params,
     # metrics, inputs, steps; the user's level on the model (their grants); policy and its gates, the user's
     # permissions (2: the approver's registry-wide role answers; no per-model rights read), the version's pending
-    # requests. A metric gate reads the prefetched metrics: no query of its own.
-    with django_assert_num_queries(SESSION_QUERIES + 8 + 1 + 5):
+    # requests; the model's aliases and the aliases its policy protects. A metric gate reads the prefetched metrics:
+    # no query of its own.
+    with django_assert_num_queries(SESSION_QUERIES + 8 + 1 + 5 + 2):
         response = client.get(f"/models/fraud/versions/{version.version}/")
     assert len(response.context["version_cards"]) == 2
 

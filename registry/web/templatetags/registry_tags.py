@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from urllib.parse import unquote
 
 from django import template
 
@@ -47,3 +48,12 @@ def duration(value):
         if amount:
             parts.append(f"{int(amount)} {unit}")
     return " ".join(parts[:2])
+
+
+@register.filter
+def model_from_path(path):
+    """The model name in a dashboard address (/models/NAME/...), for an error page's search box; "" otherwise."""
+    parts = str(path or "").split("/")
+    if len(parts) > 2 and parts[1] == "models" and parts[2]:
+        return unquote(parts[2])[:256]
+    return ""

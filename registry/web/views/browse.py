@@ -9,6 +9,7 @@ page's partials (by the element id it swaps) gets just that partial.
 
 from __future__ import annotations
 
+import json
 import math
 
 from django.core.paginator import Page, Paginator
@@ -24,19 +25,24 @@ from django.utils.http import content_disposition_header
 from registry.accounts.access import level_of
 from registry.catalog.access import model_for, version_for
 from registry.catalog.models import STAGE_VALUES, ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
-from registry.catalog.services import artifact_open
+from registry.catalog.services import artifact_open, artifact_read, may_delete_version
 from registry.governance.models import StageChange, stage_intervals
+from registry.lib.access import Level
+from registry.lib.names import ALIAS_MAX
 from registry.lib.numbers import float_to_json
 from registry.lib.series import DEFAULT_POINTS
-from registry.tracking.access import experiment_for, require_run_read, run_for
+from registry.tracking.access import experiment_for, require_run_read, run_for, run_level
 from registry.tracking.history import chart_histories
 from registry.tracking.models import Experiment, MetricSeries, Param, Run, build_prefetches
 from registry.web.figures import metric_history_figure, stage_timeline_figure, version_trend_figure
+from registry.web.markdown import render_markdown
 from registry.web.query import choice, key_list, metric_filters, metric_order
-from registry.web.views import governance
+from registry.web.views import edit, governance
 from registry.web.views.access import Target, access_context
 
 PAGE_SIZE = 25
+# The start of a text file that its inline preview shows.
+PREVIEW_BYTES = 64 * 1024
 DEFAULT_KEY_COLUMNS = 3
 # Newest runs of an experiment read to find its most common param and metric keys.
 RECENT_RUNS = 500
@@ -142,22 +148,63 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         context.update(_timeline_context(model))
         context.update(governance.model_context(request, model, context["production_timeline"]))
         context.update(access_context(Target(model, "model"), request.user))
+        context.update(edit.editable_context(model, request.user))
+        context.update(edit.aliases_context(model, request.user))
     return _render(request, "web/model_detail.html", context, partial=partial)
 
 
 def _versions_context(request: HttpRequest, model: RegisteredModel, keys: list[str]) -> dict:
-    versions = (
-        model.versions.select_related("created_by", "run")
-        .only("model_id", "version", "stage", "status", "created_at", "created_by__username", "run__name")
-        .order_by("-version")
+    """The versions table: filtered by stage and alias, ordered by version or by a metric column (its last value in
+    the version's run; versions without it last). Queries: COUNT, the page, the page's metric values."""
+    stage = choice(request, "stage", tuple(STAGE_VALUES), "")
+    alias = request.GET.get("alias", "").strip()[:ALIAS_MAX]
+    versions = model.versions.select_related("created_by", "run").only(
+        "model_id", "version", "stage", "status", "created_at", "created_by__username", "run__name"
     )
+    if stage:
+        versions = versions.filter(stage=stage)
+    if alias:
+        versions = versions.filter(aliases__alias=alias)
+    order = metric_order(request, "sort")
+    if order and order[0] not in ("version",):
+        key, descending = order
+        value = F("metric_value")
+        versions = versions.with_metric_value(key).order_by(
+            value.desc(nulls_last=True) if descending else value.asc(nulls_last=True), "-version"
+        )
+    elif order == ("version", False):
+        versions = versions.order_by("version")
+    else:
+        versions = versions.order_by("-version")
     page = _page(request, versions)
     values = MetricSeries.objects.values_by_run([v.run_id for v in page if v.run_id], keys, "last_value")
     aliases: dict[int, list[str]] = {}
-    for alias in model.aliases.all():
-        aliases.setdefault(alias.version_id, []).append(alias.alias)
+    for a in model.aliases.all():
+        aliases.setdefault(a.version_id, []).append(a.alias)
     rows = [(v, aliases.get(v.pk, []), [values.get((v.run_id, key)) for key in keys]) for v in page]
-    return {"versions_page": page, "version_rows": rows}
+    current = f"{'-' if order[1] else ''}{order[0]}" if order else "-version"
+    return {
+        "versions_page": page,
+        "version_rows": rows,
+        "version_stage": stage,
+        "version_alias": alias,
+        "version_sort": current,
+        "version_columns": [_sort_column(key, order) for key in keys],
+        "version_number_sort": _sort_column("version", order or ("version", True)),
+        "versions_filtered": bool(stage or alias),
+        "stages": STAGE_VALUES,
+    }
+
+
+def _sort_column(key: str, order: tuple[str, bool] | None) -> dict:
+    """A sortable header: its key, the order its link asks for (highest first, then lowest first), its aria-sort."""
+    current = order[1] if order and order[0] == key else None
+    return {
+        "key": key,
+        "next": key if current else f"-{key}",
+        "arrow": {True: " ↓", False: " ↑", None: ""}[current],
+        "aria_sort": {True: "descending", False: "ascending", None: None}[current],
+    }
 
 
 def _trend_context(request: HttpRequest, model: RegisteredModel, known: list[str], chosen: list[str]) -> dict:
@@ -203,6 +250,12 @@ def _get_version_or_404(user, name: str, number: int) -> ModelVersion:
         "model", "created_by", "run__experiment", "run__user"
     ).prefetch_related(
         Prefetch("aliases", queryset=ModelAlias.objects.only("version_id", "alias").order_by("alias")),
+        Prefetch(
+            "model__aliases",
+            queryset=ModelAlias.objects.select_related("version")
+            .only("model_id", "alias", "version__version")
+            .order_by("alias"),
+        ),
         "artifacts",
         Prefetch(
             "stage_changes", queryset=StageChange.objects.select_related("changed_by").order_by("changed_at", "id")
@@ -228,17 +281,79 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         "model": mv.model,
         "user_level": level_of(mv.model, request.user),
         "run": mv.run,
-        "artifact_tree": ArtifactFile.tree(mv.artifacts.all()),
+        **_files_context(mv.artifacts.all()),
         **_build_context(mv.run),
+        **_usage_context(request, mv),
+        **edit.editable_context(mv, request.user),
+        **edit.aliases_context(mv.model, request.user, version=mv.version),
+        "can_delete": may_delete_version(mv, request.user),
     }
     context.update(governance.version_context(request, mv))
     return render(request, "web/version_detail.html", context)
+
+
+def _usage_context(request: HttpRequest, mv: ModelVersion) -> dict:
+    """How to refer to the version and load it: its references and a snippet for our client, the CLI and MLflow."""
+    name, number = mv.model.name, mv.version
+    aliases = [a.alias for a in mv.aliases.all()]
+    ref = f"{name}@{aliases[0]}" if aliases else f"{name}/{number}"
+    return {
+        "references": [
+            (f"models:/{name}/{number}", "This version, always"),
+            *((f"models:/{name}@{alias}", f"Whatever @{alias} points at") for alias in aliases),
+        ],
+        "load_ref": ref,
+        "registry_url": request.build_absolute_uri("/").rstrip("/"),
+        "mlflow_uri": f"models:/{name}@{aliases[0]}" if aliases else f"models:/{name}/{number}",
+    }
+
+
+def _files_context(files) -> dict:
+    files = list(files)
+    return {
+        "artifact_tree": ArtifactFile.tree(files),
+        "artifact_count": len(files),
+        "artifact_bytes": sum(f.size or 0 for f in files),
+    }
 
 
 def version_artifact_download(request: HttpRequest, name: str, version: int, path: str) -> FileResponse:
     mv = version_for(request.user, name, version)
     artifact = get_object_or_404(ArtifactFile, version=mv, path=path)
     return _serve_artifact(artifact)
+
+
+def version_artifact_preview(request: HttpRequest, name: str, version: int, path: str) -> HttpResponse:
+    mv = version_for(request.user, name, version)
+    return _preview(request, get_object_or_404(ArtifactFile, version=mv, path=path))
+
+
+def _preview(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
+    """The start of a text file, as the files table shows it inline: Markdown rendered (and sanitised), JSON
+    indented, anything else as plain text. Binary files and files too large are refused with a sentence."""
+    kind = artifact.preview_kind
+    context = {"file": artifact, "kind": kind, "text": "", "cut": artifact.size > PREVIEW_BYTES}
+    if kind is not None:
+        try:
+            head = b"".join(artifact_read(artifact, 0, PREVIEW_BYTES - 1))
+        except (FileNotFoundError, OSError):
+            context.update(kind=None, problem="The file is missing from the artifact store.")
+        else:
+            if b"\x00" in head:
+                context.update(kind=None, problem="This file is binary; download it instead.")
+            else:
+                text = head.decode("utf-8", errors="replace")
+                if kind == "json" and not context["cut"]:
+                    try:
+                        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+                    except ValueError:
+                        kind = "text"
+                context.update(kind=kind, text=render_markdown(text) if kind == "markdown" else text)
+    else:
+        context["problem"] = "No preview for this kind of file; download it instead."
+    response = render(request, "web/build_sections.html#file_preview", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 # --- Builds (shared by version and run pages) -----------------------------------------------------------------------
@@ -367,22 +482,12 @@ def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "param_keys": param_keys,
         "metric_keys": metric_keys,
         "params": params,
-        "metric_columns": [_order_column(key, order) for key in metrics],
+        "metric_columns": [_sort_column(key, order) for key in metrics],
         "filter_text": ", ".join(str(f) for f in filters),
         "order": f"{'-' if order[1] else ''}{order[0]}" if order else "",
         "problems": problems,
     }
     return _render(request, "web/experiment_detail.html", context, partial=_htmx_partial(request, {"runs"}))
-
-
-def _order_column(key: str, order: tuple[str, bool] | None) -> dict:
-    """A metric column header: its key, the order its link asks for, and the arrow showing the current order."""
-    current = order[1] if order and order[0] == key else None
-    return {
-        "key": key,
-        "next_order": key if current else f"-{key}",
-        "arrow": {True: "↓", False: "↑", None: ""}[current],
-    }
 
 
 def _get_run_or_404(user, run_id: str) -> Run:
@@ -415,7 +520,8 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
             (str(run), None),
         ],
         "run": run,
-        "artifact_tree": ArtifactFile.tree(run.artifacts.all()),
+        **_files_context(run.artifacts.all()),
+        "can_register": run_level(run, request.user) >= Level.EDIT,
         **_build_context(run),
     }
     return render(request, "web/run_detail.html", context)
@@ -425,6 +531,11 @@ def run_artifact_download(request: HttpRequest, run_id: str, path: str) -> FileR
     run = run_for(request.user, run_id, queryset=Run.objects.active())
     artifact = get_object_or_404(ArtifactFile, run=run, path=path)
     return _serve_artifact(artifact)
+
+
+def run_artifact_preview(request: HttpRequest, run_id: str, path: str) -> HttpResponse:
+    run = run_for(request.user, run_id, queryset=Run.objects.active())
+    return _preview(request, get_object_or_404(ArtifactFile, run=run, path=path))
 
 
 def metric_history(request: HttpRequest, run_id: str, key: str) -> HttpResponse:

@@ -358,14 +358,38 @@ class MetricCell:
     title: str
     best: bool
     missing: bool
+    label: str = ""  # the build's label, shown above the value when the table stacks on a phone
+    delta: str = ""  # the change from the baseline (first) build, signed
+    verdict: str = ""  # "better", "worse", "same" or "unknown", by the metric's direction
 
 
-def _metric_cell(series: MetricSeries | None, best: bool) -> MetricCell:
+def _metric_cell(
+    series: MetricSeries | None, best: bool, label: str, baseline: MetricSeries | None = None, direction=None
+) -> MetricCell:
     if series is None:
-        return MetricCell("—", "", "Not logged by this build", False, True)
+        return MetricCell("—", "", "Not logged by this build", False, True, label)
     detail = f"min {diff.format_number(series.min_value, 4)} · max {diff.format_number(series.max_value, 4)}"
     title = f"last value at step {series.last_step:,}; {series.count:,} points; {detail}"
-    return MetricCell(diff.format_number(series.last_value), detail if series.count > 1 else "", title, best, False)
+    delta = verdict = ""
+    if baseline is not None and direction is not None:
+        change = _difference(series.last_value, baseline.last_value)
+        delta, verdict = diff.signed(change), diff.verdict(change, direction)
+    return MetricCell(
+        diff.format_number(series.last_value),
+        detail if series.count > 1 else "",
+        title,
+        best,
+        False,
+        label,
+        delta,
+        verdict,
+    )
+
+
+def _difference(value: float | None, baseline: float | None) -> float | None:
+    if value is None or baseline is None or math.isinf(value) or math.isinf(baseline):
+        return None
+    return value - baseline
 
 
 def _metrics(request: HttpRequest, builds: list[Build]) -> dict:
@@ -381,13 +405,18 @@ def _metrics(request: HttpRequest, builds: list[Build]) -> dict:
         best = diff.best_indices(
             [s.last_value if s else None for s in series], lower_is_better=direction.lower_is_better
         )
-        new_lower, new_higher = diff.toggle_direction(key, lower, higher, lower_is_better=not direction.lower_is_better)
+        as_lower = diff.toggle_direction(key, lower, higher, lower_is_better=True)
+        as_higher = diff.toggle_direction(key, lower, higher, lower_is_better=False)
         rows.append(
             {
                 "key": key,
                 "direction": direction,
-                "toggle_url": _query_url(request, lower=_names_param(new_lower), higher=_names_param(new_higher)),
-                "cells": [_metric_cell(s, i in best and len(builds) > 1) for i, s in enumerate(series)],
+                "lower_url": _query_url(request, lower=_names_param(as_lower[0]), higher=_names_param(as_lower[1])),
+                "higher_url": _query_url(request, lower=_names_param(as_higher[0]), higher=_names_param(as_higher[1])),
+                "cells": [
+                    _metric_cell(s, i in best and len(builds) > 1, builds[i].label, series[0] if i else None, direction)
+                    for i, s in enumerate(series)
+                ],
             }
         )
 
@@ -396,6 +425,7 @@ def _metrics(request: HttpRequest, builds: list[Build]) -> dict:
         color_key = keys[0] if keys else None
     return {
         "metric_rows": rows,
+        "direction_rule": diff.DIRECTION_RULE,
         "metric_keys": keys,
         "color_key": color_key,
         "bars_figure": _bars(builds, keys),
@@ -427,7 +457,7 @@ def _parallel(builds: list[Build], color_key: str | None, directions: dict) -> d
         ranked[:MAX_PARALLEL_PARAMS],
         color_key,
         metric,
-        lower_is_better=directions[color_key].lower_is_better,
+        lower_is_better=bool(directions[color_key].lower_is_better),
     )
 
 

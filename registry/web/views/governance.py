@@ -32,6 +32,7 @@ from registry.governance import services
 from registry.governance.audit_log import events_visible_to, filtered, is_auditor
 from registry.governance.models import RequestStatus, StageInterval, StagePolicy, StageTransitionRequest
 from registry.governance.services import GatesFailed
+from registry.lib import diff
 from registry.lib.access import Level
 from registry.lib.errors import DomainError
 
@@ -60,12 +61,13 @@ class RequestCard:
     awaiting_other: bool
     can_cancel: bool
     show_override: bool
-    metrics: list[tuple[str, float | None, str]]
-    more_metrics: list[tuple[str, float | None, str]]
+    metrics: list[MetricRow]
+    more_metrics: list[MetricRow]
     compared_with: dict | None
     datasets: list[dict]
     code: dict
     gates: list[dict]
+    direction_rule: str = diff.DIRECTION_RULE
 
 
 def _policy_lookup(model_ids: Iterable[int]) -> Callable[[int], StagePolicy]:
@@ -87,9 +89,9 @@ def _card(
     approver = services.can_approve(user, model, transition.to_stage)
     awaiting_other = own and not policy.allow_self_approval
     deltas = evidence.get("metric_deltas") or {}
-    metrics = [(key, value, _signed(deltas.get(key))) for key, value in (evidence.get("metrics") or {}).items()]
+    metrics = [_metric_row(key, value, deltas.get(key)) for key, value in (evidence.get("metrics") or {}).items()]
     # Metrics compared with the current holder first: they are what an approver weighs.
-    metrics.sort(key=lambda row: (row[0] not in deltas, row[0]))
+    metrics.sort(key=lambda row: (row.key not in deltas, row.key))
     gates = list(evidence.get("gates") or [])
     return RequestCard(
         request=transition,
@@ -114,11 +116,22 @@ def _card(
     )
 
 
-def _signed(delta: float | None) -> str:
-    """A difference with its sign, "" when there is none (JSON evidence holds None for NaN)."""
-    if delta is None:
-        return ""
-    return "±0" if delta == 0 else f"{delta:+.3g}".replace("-", "−")
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    """A metric on a request card: its value, the change from the current holder, and that change judged by the
+    metric's direction as guessed from its name (diff.DIRECTION_RULE): "better", "worse", "same" or "unknown"."""
+
+    key: str
+    value: float | None
+    delta: str
+    verdict: str
+    direction: str  # "lower is better", "higher is better" or "direction unknown"
+
+
+def _metric_row(key: str, value: float | None, delta: float | None) -> MetricRow:
+    direction = diff.metric_direction(key)
+    words = {True: "lower is better", False: "higher is better", None: "direction unknown"}
+    return MetricRow(key, value, diff.signed(delta), diff.verdict(delta, direction), words[direction.lower_is_better])
 
 
 def request_cards(
@@ -179,12 +192,7 @@ def approval_list(request: HttpRequest) -> HttpResponse:
         return _render(request, "web/approval_list.html#requests", context)
     context["approvable_stages"] = _approvable_stages(request.user)
     context["can_request"] = request.user.is_superuser or request.user.has_perm(services.REQUEST_PERMISSION)
-    context["decided"] = (
-        StageTransitionRequest.objects.readable_by(request.user)
-        .exclude(status=RequestStatus.PENDING)
-        .select_related("version__model", "requested_by", "decided_by")
-        .order_by("-decided_at", "-id")[:RECENTLY_DECIDED]
-    )
+    context["decided"] = _recently_decided(request.user)
     focus = _int(request.GET.get("request"), BIGINT_MAX)
     if focus is not None:
         found = StageTransitionRequest.objects.readable_by(request.user).select_related(
@@ -194,6 +202,15 @@ def approval_list(request: HttpRequest) -> HttpResponse:
         context["focus_cards"] = request_cards(request.user, [found] if found else [])
         context["focus_missing"] = found is None
     return _render(request, "web/approval_list.html", context)
+
+
+def _recently_decided(user):
+    return (
+        StageTransitionRequest.objects.readable_by(user)
+        .exclude(status=RequestStatus.PENDING)
+        .select_related("version__model", "requested_by", "decided_by")
+        .order_by("-decided_at", "-id")[:RECENTLY_DECIDED]
+    )
 
 
 class DecisionForm(forms.Form):
@@ -267,6 +284,11 @@ def _decide(request: HttpRequest, transition: StageTransitionRequest, act: Calla
             messages.error(request, refusal_text(exc))
     if not request.htmx:
         return redirect(_next_url(request))
+    if succeeded and _from_approvals_page(request):
+        # The card leaves the pending list: in its place a status line that takes focus, and the "Recently decided"
+        # table (swapped out of band) now starts with this request.
+        context = {"transition": transition, "decided": _recently_decided(request.user), "oob": True}
+        return _render(request, "web/governance_sections.html#decided_notice", context)
     fresh = _get_request_or_404(request.user, transition.pk)
     context = {
         "card": request_cards(request.user, [fresh], gates_failed=[fresh.pk] if gates_failed else [])[0],
@@ -278,6 +300,11 @@ def _decide(request: HttpRequest, transition: StageTransitionRequest, act: Calla
     }
     # 200 even when refused: htmx swaps only successful answers, and the card is what says why.
     return _render(request, "web/governance_sections.html#request_card", context)
+
+
+def _from_approvals_page(request: HttpRequest) -> bool:
+    current = request.htmx.current_url_abs_path or ""
+    return current.startswith(reverse("approval_list"))
 
 
 def refusal_text(exc: DomainError) -> str:
