@@ -25,8 +25,13 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml client/pyproject.toml
 	$(PIP) install -q -e ".[test]"
 	touch $@
 
+# axe-core for the browser tests (and Plotly's partial bundle, which `make vendor` copies into static/vendor).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test node_modules/.installed
 
 var/secret_key:
 	mkdir -p var

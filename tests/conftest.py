@@ -16,6 +16,7 @@ from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-artifacts"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture(autouse=True)
@@ -170,6 +171,11 @@ def pytest_runtest_makereport(item, call):
 def page(request, browser):
     """A fresh browser page; its console errors are collected in `page.console_errors`; screenshot on failure."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    # axe-core from the npm package (never a CDN), present in every page before its own scripts; an init script is
+    # not subject to the page's Content-Security-Policy.
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `npm ci` (make install-test does).")
+    context.add_init_script(path=str(AXE))
     page = context.new_page()
     page.console_errors = []
     page.on("console", lambda msg: page.console_errors.append(msg.text) if msg.type == "error" else None)

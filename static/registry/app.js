@@ -191,6 +191,22 @@
     window.location.href = form.getAttribute("action") + "?" + form.dataset.param + "=" + encoded.join(",");
   });
 
+  // --- Scrolling boxes take keyboard focus, so that keyboard users can scroll them too ------------------------------------
+  function focusableScrollers() {
+    document.querySelectorAll(".table-wrap, table.data, pre, .file-preview").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth + 1 || box.scrollHeight > box.clientHeight + 1) {
+        if (!box.hasAttribute("tabindex")) box.setAttribute("tabindex", "0");
+      } else if (box.getAttribute("tabindex") === "0" && !box.matches("pre")) {
+        box.removeAttribute("tabindex");
+      }
+    });
+  }
+  let resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(focusableScrollers, 200);
+  });
+
   // --- After a swap: focus what asks for it, refresh the compare bar ---------------------------------------------------
   function settle() {
     // htmx fires afterSettle on the swapped target, which for an outerHTML swap is the element just replaced: look
@@ -202,9 +218,11 @@
       focus.focus();
     }
     updateCompare();
+    focusableScrollers();
   }
 
-  document.addEventListener("DOMContentLoaded", function () { updateCompare(); });
+  document.addEventListener("DOMContentLoaded", function () { updateCompare(); focusableScrollers(); });
+  window.addEventListener("load", focusableScrollers);
   document.addEventListener("htmx:afterSettle", settle);
   window.addEventListener("pageshow", updateCompare);
 })();

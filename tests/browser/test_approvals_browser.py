@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from registry.catalog import services as catalog
 from registry.catalog.models import ModelVersion, Stage
 from registry.governance import services
-from registry.catalog import services as catalog
 from tests.builders import admin, model_create
 from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, build, person
 

@@ -102,7 +102,9 @@ def editable_context(obj, user) -> dict:
 def _respond(request: HttpRequest, template: str, context: dict, *, status: int = 200) -> HttpResponse:
     """Just the partial for htmx; the page holding it (with breadcrumbs) otherwise."""
     if request.htmx:
-        response = render(request, template, context, status=status)
+        # An htmx form with errors answers 200: the browser would log a 4xx as an error in the console, and the
+        # errors are in the fragment it swaps in. Without htmx the status says what happened (422).
+        response = render(request, template, context)
     else:
         context.setdefault("nav", "models")
         context["partial_template"] = template
