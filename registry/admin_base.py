@@ -7,10 +7,59 @@ records who did it. A service's refusal comes back as an error message on the sa
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 
 from registry.lib.errors import DomainError
+
+
+class KeyValueWidget(forms.Widget):
+    """Tags as rows of key and value inputs (the stored ones, then a few empty rows to add more), not a JSON box."""
+
+    template_name = "widgets/key_value.html"  # in registry/web/templates: form widgets render from app dirs
+    empty_rows = 3
+
+    def format_value(self, value):
+        if isinstance(value, dict):
+            return [(str(k), "" if v is None else str(v)) for k, v in value.items()]
+        return list(value or [])
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["widget"]["rows"] = [*self.format_value(value), *[("", "")] * self.empty_rows]
+        return context
+
+    def value_from_datadict(self, data, files, name):
+        keys, values = data.getlist(f"{name}__key"), data.getlist(f"{name}__value")
+        return [(k.strip(), v) for k, v in zip(keys, values, strict=False) if k.strip() or v.strip()]
+
+    def value_omitted_from_data(self, data, files, name):
+        return f"{name}__key" not in data
+
+
+class KeyValueField(forms.Field):
+    """A {key: value} mapping from KeyValueWidget rows; a row without a key or a key given twice is a form error."""
+
+    widget = KeyValueWidget
+
+    def to_python(self, value):
+        if isinstance(value, dict):
+            return value
+        tags: dict[str, str] = {}
+        for key, text in value or []:
+            if not key:
+                raise forms.ValidationError(f"The tag with value {text!r} has no key; give it one or clear the row.")
+            if key in tags:
+                raise forms.ValidationError(f"The key {key!r} is given twice; keep one.")
+            tags[key] = text
+        return tags
+
+    def has_changed(self, initial, data) -> bool:
+        try:
+            return dict(initial or {}) != self.to_python(data)
+        except forms.ValidationError:
+            return True
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -29,6 +78,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class ServiceAdmin(admin.ModelAdmin):
     """Subclasses write in `save_model` and `delete_model` through services; a DomainError from them rolls the
     admin's transaction back and is shown as a message."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "tags":
+            return KeyValueField(required=False, label="Tags", help_text="One key and value per row.")
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_actions(self, request):
         actions = super().get_actions(request)

@@ -291,3 +291,35 @@ def test_admin_needs_staff(client, outsider):
     response = client.get(admin_url(ModelVersion, "changelist"))
     assert response.status_code == 302
     assert reverse("admin:login") in response["Location"]
+
+
+def test_tags_are_edited_as_key_value_rows_and_saved_through_the_service(root_client):
+    model = RegisteredModelFactory(name="churn", tags={"team": "growth"}, owner=UserFactory(username="olga"))
+    page = root_client.get(admin_url(RegisteredModel, "change", model.pk)).content.decode()
+    assert 'name="tags__key" value="team"' in page and 'name="tags__value" value="growth"' in page
+    assert "<textarea" not in page.split('name="tags__key"')[0].rsplit("Tags", 1)[-1]  # rows, not a JSON box
+
+    form = {
+        "name": "churn",
+        "description": "",
+        "owner": model.owner_id,
+        "default_level": "",
+        "tags__key": ["team", "tier", ""],
+        "tags__value": ["retention", "gold", ""],
+        "grants-TOTAL_FORMS": 0,
+        "grants-INITIAL_FORMS": 0,
+    }
+    response = root_client.post(admin_url(RegisteredModel, "change", model.pk), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    model.refresh_from_db()
+    assert model.tags == {"team": "retention", "tier": "gold"}
+    from registry.audit.models import AuditAction, AuditEvent
+
+    assert AuditEvent.objects.filter(action=AuditAction.MODEL_TAGS_CHANGED, model_name="churn").exists()
+
+    form.update({"tags__key": ["team", "team"], "tags__value": ["a", "b"]})
+    response = root_client.post(admin_url(RegisteredModel, "change", model.pk), form)
+    assert response.status_code == 200
+    assert "The key &#x27;team&#x27; is given twice; keep one." in response.content.decode()
+    model.refresh_from_db()
+    assert model.tags == {"team": "retention", "tier": "gold"}

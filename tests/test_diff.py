@@ -327,3 +327,32 @@ def test_selection_counts_builds_of_both_kinds():
     selection = parse_selection(["m:1,m:2"], ["cd" * 16])
     assert selection.count == 3
     assert MAX_BUILDS == 4
+
+
+@pytest.mark.parametrize("key", ["n_estimators", "learning_rate", "rows", "epoch"])
+def test_a_name_that_does_not_say_has_no_direction(key):
+    assert diff.guess_lower_is_better(key) is None
+    assert not diff.metric_direction(key).known
+    assert diff.best_indices([1.0, 2.0], lower_is_better=None) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("key", "delta", "expected"),
+    [
+        ("val_loss", -0.02, "better"),
+        ("val_loss", 0.01, "worse"),
+        ("accuracy", 0.0225, "better"),
+        ("accuracy", -0.01, "worse"),
+        ("accuracy", 0.0, "same"),
+        ("n_estimators", 5.0, "unknown"),
+        ("accuracy", None, "unknown"),
+        ("accuracy", math.nan, "unknown"),
+    ],
+)
+def test_a_change_is_judged_by_the_metrics_direction(key, delta, expected):
+    assert diff.verdict(delta, diff.metric_direction(key)) == expected
+
+
+def test_the_users_choice_gives_a_direction_to_any_metric():
+    assert diff.verdict(3.0, diff.metric_direction("rows", higher={"rows"})) == "better"
+    assert diff.signed(0.0225) == "+0.0225" and diff.signed(-0.013) == "−0.013" and diff.signed(None) == ""

@@ -415,3 +415,22 @@ def test_a_version_without_a_run_and_odd_json_never_fail(signed_in, churn):
     body = response.content.decode()
     assert "no run recorded" in body
     assert re.search(r'<td class="key">Python</td><td class="value">3.11.7</td><td class="value changed">', body)
+
+
+def test_changes_from_the_baseline_are_judged_by_direction_and_unknown_ones_say_so(signed_in, owner):
+    model = model_create(name="dir", owner=owner)
+    build(model, 1, metrics={"val_loss": 0.30, "accuracy": 0.90, "n_trees": 100.0})
+    build(model, 2, metrics={"val_loss": 0.25, "accuracy": 0.88, "n_trees": 120.0})
+
+    response = signed_in.get(url("dir:1", "dir:2"))
+    cells = {row["key"]: row["cells"][1] for row in response.context["metric_rows"]}
+    assert (cells["val_loss"].delta, cells["val_loss"].verdict) == ("−0.05", "better")
+    assert (cells["accuracy"].delta, cells["accuracy"].verdict) == ("−0.02", "worse")
+    assert (cells["n_trees"].delta, cells["n_trees"].verdict) == ("+20", "unknown")
+    body = response.content.decode()
+    assert "▲ better" in body and "▼ worse" in body and "? unknown" in body
+    assert "Which way is better: Lower is better when the name says loss" in body
+    # An unknown direction marks no best value and offers both directions.
+    unknown = {row["key"]: row for row in response.context["metric_rows"]}["n_trees"]
+    assert not any(cell.best for cell in unknown["cells"])
+    assert "higher=n_trees" in unknown["higher_url"] and "lower=n_trees" in unknown["lower_url"]

@@ -28,7 +28,7 @@ from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel,
 from registry.governance import services as governance
 from registry.governance.models import StagePolicy
 from registry.lib.access import Level
-from registry.lib.errors import DomainError, NotFound
+from registry.lib.errors import DomainError, Forbidden, NotFound
 from registry.lib.names import ALIAS_MAX, KEY_MAX, MODEL_NAME_MAX
 from registry.tracking.access import run_for
 from registry.tracking.models import Run
@@ -295,6 +295,8 @@ def alias_set(request: HttpRequest, name: str) -> HttpResponse:
                 status, notice = 200, f"@{alias} now points at v{number}."
             except governance.ApprovalRequired as exc:
                 status, notice = 200, _request_notice(exc, f"@{alias} → v{number}")
+            except Forbidden as exc:
+                form.add_error(None, exc.message)
             except DomainError as exc:
                 form.add_error("alias" if "alias" in exc.message.lower() else None, exc.message)
     if status != 200:
