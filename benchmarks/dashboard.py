@@ -196,7 +196,10 @@ def main() -> None:
     report("/models/", *timed(client, "/models/", n), 100)
     report("/models/?q=model-09&sort=-updated", *timed(client, "/models/?q=model-09&sort=-updated", n), 100)
     report("/models/model-0050/", *timed(client, "/models/model-0050/", n), 100)
+    report("/models/model-0050/?sort=-accuracy", *timed(client, "/models/model-0050/?sort=-accuracy", n), 100)
+    report("/models/model-0050/?stage=Archived", *timed(client, "/models/model-0050/?stage=Archived", n), 100)
     report("/models/model-0050/versions/42/", *timed(client, "/models/model-0050/versions/42/", n), 100)
+    report("/experiments/2/?order=-f1 (sorted runs)", *timed(client, "/experiments/2/?order=-f1", n), 100)
     report(
         "/compare/ 4 builds (short histories)",
         *timed(client, "/compare/?versions=" + ",".join(f"model-0050:{v}" for v in (10, 20, 30, 40)), n),
