@@ -10,7 +10,7 @@ PORT ?= 8000
 # pytest options for every suite, e.g. `make test PYTEST_ARGS=-x`
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test lint migrations-check test-sqlite test-postgres test-browser postgres-up chromium demo bench clean
+.PHONY: run test install install-test vendor lint migrations-check test-sqlite test-postgres test-browser postgres-up chromium demo bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -31,6 +31,12 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 install: $(VENV)/.installed
+
+# Copy Plotly's basic partial bundle (scatter, bar, pie: all the dashboard draws) from npm into static/vendor, where it
+# is committed: `make run` needs no npm and nothing is fetched at run time. Run after changing its version in package.json.
+vendor: node_modules/.installed
+	cp node_modules/plotly.js-basic-dist-min/plotly-basic.min.js static/vendor/plotly-basic.min.js
+	cp node_modules/plotly.js-basic-dist-min/LICENSE static/vendor/plotly-basic.LICENSE
 install-test: $(VENV)/.installed-test node_modules/.installed
 
 var/secret_key:

@@ -293,5 +293,4 @@ LOGGING = {
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    "registry.web.finders.PlotlyFinder",
 ]

@@ -1,8 +1,9 @@
 """Plotly figures for the comparison and dataset pages, shaped on the server as plain dicts.
 
 No Django here: each function takes lists and returns {"data": [...], "layout": {...}} for `json_script`;
-static/registry/charts.js draws them with the vendored plotly.min.js. Numbers are rounded to six significant digits
-and histories downsampled so that a page with four long histories stays a few hundred kilobytes.
+static/registry/charts.js draws them with the vendored Plotly basic bundle (static/vendor/plotly-basic.min.js).
+Numbers are rounded to six significant digits and histories downsampled so that a page with four long histories
+stays a few hundred kilobytes.
 """
 
 from __future__ import annotations
@@ -75,9 +76,11 @@ def history_figure(key: str, traces: Sequence[HistoryTrace], *, max_points: int 
             "height": 300,
             "hovermode": "x unified",
             "xaxis": {"title": {"text": "step", "standoff": 4}},
+            "yaxis": {"title": {"text": _short(key, 28), "standoff": 4}},
             "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
             "margin": {"t": 40, "b": 44},
         },
+        "controls": ["log", "smooth"],
     }
 
 
@@ -140,16 +143,53 @@ def _short(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _category_dimension(label: str, texts: Sequence[str]) -> dict:
+# Viridis, as five stops: the line colours are picked from it in Python and the colour bar draws the same scale.
+VIRIDIS = (
+    (0.0, (0x44, 0x01, 0x54)),
+    (0.25, (0x3B, 0x52, 0x8B)),
+    (0.5, (0x21, 0x91, 0x8C)),
+    (0.75, (0x5E, 0xC9, 0x62)),
+    (1.0, (0xFD, 0xE7, 0x25)),
+)
+AXIS_COLOUR = "#9aa3ae"
+
+
+def viridis(position: float) -> str:
+    """The colour at `position` (0 to 1) of the Viridis scale, as #rrggbb."""
+    position = min(1.0, max(0.0, position))
+    for (x0, c0), (x1, c1) in zip(VIRIDIS, VIRIDIS[1:], strict=False):
+        if position <= x1:
+            t = (position - x0) / (x1 - x0)
+            return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(c0, c1, strict=True))
+    return "#fde725"
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """One vertical axis of the parallel chart: each build's place on it (0 bottom to 1 top), what each place reads,
+    and the tick labels drawn beside it."""
+
+    label: str
+    positions: list[float]
+    texts: list[str]
+    ticks: list[tuple[float, str]]
+
+
+def _numeric_axis(label: str, numbers: Sequence[float]) -> Axis:
+    low, high = min(numbers), max(numbers)
+    span = high - low
+    positions = [0.5 if not span else (n - low) / span for n in numbers]
+    ticks = (
+        [(0.5, f"{rounded(low, 4):g}")] if not span else [(0.0, f"{rounded(low, 4):g}"), (1.0, f"{rounded(high, 4):g}")]
+    )
+    return Axis(_short(label), positions, [f"{rounded(n, 6):g}" for n in numbers], ticks)
+
+
+def _category_axis(label: str, texts: Sequence[str]) -> Axis:
     categories = sorted(set(texts))
-    index = {c: i for i, c in enumerate(categories)}
-    return {
-        "label": _short(label),
-        "values": [index[t] for t in texts],
-        "tickvals": list(range(len(categories))),
-        "ticktext": [_short(c, 18) for c in categories],
-        "range": [-0.5, len(categories) - 0.5] if len(categories) == 1 else [0, len(categories) - 1],
-    }
+    step = 1 / (len(categories) - 1) if len(categories) > 1 else 0
+    place = {c: (i * step if len(categories) > 1 else 0.5) for i, c in enumerate(categories)}
+    return Axis(_short(label), [place[t] for t in texts], list(texts), [(place[c], _short(c, 14)) for c in categories])
 
 
 def parallel_figure(
@@ -161,41 +201,102 @@ def parallel_figure(
     *,
     lower_is_better: bool,
 ) -> dict | None:
-    """Parallel coordinates: one line per build through its params, ending at `metric_key`, coloured by it.
+    """Parallel coordinates: one line per build through the params that differ, ending at `metric_key`, coloured by
+    it on a Viridis scale whose bright end is always the better one, with a colour bar.
 
-    Builds without a finite value of the metric are left out (a line needs every axis). A param whose values are
-    all numbers is a numeric axis; any other (text, missing in some build) is an axis of categories. Returns None
-    when fewer than two builds have the metric.
+    Drawn with scatter traces (Plotly's basic bundle has no parcoords): each axis is scaled to 0..1 between the
+    values the builds hold. Params that every build holds alike are left out: an axis where all lines meet says
+    nothing. Builds without a finite value of the metric are left out (a line needs every axis). A param whose
+    values are all numbers is a numeric axis; any other (text, missing in some build) an axis of categories.
+    Returns None when fewer than two builds have the metric.
     """
     keep = [i for i, v in enumerate(metric_values) if rounded(v) is not None]
     if len(keep) < 2:
         return None
-    dims = [_category_dimension("build", [labels[i] for i in keep])]
+    axes = []
     for key in param_keys:
         texts = [params[i].get(key) for i in keep]
+        if len(set(texts)) < 2:
+            continue
         numbers = [_as_float(t) for t in texts]
         if all(n is not None for n in numbers):
-            dims.append({"label": _short(key), "values": numbers})
+            axes.append(_numeric_axis(key, numbers))
         else:
-            dims.append(_category_dimension(key, ["—" if t is None else t for t in texts]))
-    colors = [rounded(metric_values[i]) for i in keep]
-    dims.append({"label": _short(metric_key), "values": colors})
-    return {
-        "data": [
+            axes.append(_category_axis(key, ["—" if t is None else t for t in texts]))
+    metric = [rounded(metric_values[i]) for i in keep]
+    metric_axis = _numeric_axis(metric_key, metric)
+    axes.append(metric_axis)
+    # The better end of the metric is the bright one.
+    shade = [1 - p if lower_is_better else p for p in metric_axis.positions]
+    xs = list(range(len(axes)))
+    data: list[dict] = [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "x": [x for x in xs for _ in range(3)],
+            "y": [y for _ in xs for y in (0, 1, None)],
+            "line": {"color": AXIS_COLOUR, "width": 1},
+            "hoverinfo": "skip",
+            "showlegend": False,
+        }
+    ]
+    for row, build in enumerate(keep):
+        data.append(
             {
-                "type": "parcoords",
-                "dimensions": dims,
-                "line": {
-                    "color": colors,
-                    "colorscale": "Viridis",
-                    # The best end of the scale is always the bright yellow one.
-                    "reversescale": lower_is_better,
-                    # The metric's own axis, last, reads the values; a colour bar would only repeat it.
-                    "showscale": False,
-                },
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": labels[build],
+                "x": xs,
+                "y": [axis.positions[row] for axis in axes],
+                "customdata": [axis.texts[row] for axis in axes],
+                "text": [axis.label for axis in axes],
+                "line": {"color": viridis(shade[row]), "width": 3},
+                "marker": {"color": viridis(shade[row]), "size": 7},
+                "hovertemplate": "%{text}: %{customdata}<extra>%{fullData.name}</extra>",
             }
-        ],
-        "layout": {"height": 380, "margin": {"l": 70, "r": 70, "t": 56, "b": 24}, "hovermode": False},
+        )
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "x": [xs[-1]] * len(metric),
+            "y": metric_axis.positions,
+            "marker": {
+                "color": metric,
+                "colorscale": [[x, "#" + "".join(f"{c:02x}" for c in rgb)] for x, rgb in VIRIDIS],
+                "reversescale": lower_is_better,
+                "showscale": True,
+                "size": 9,
+                "colorbar": {"title": {"text": _short(metric_key, 16), "side": "right"}, "thickness": 12, "len": 0.9},
+            },
+            "hoverinfo": "skip",
+            "showlegend": False,
+        }
+    )
+    annotations = [
+        {"x": x, "y": y, "text": text, "showarrow": False, "xanchor": "right", "xshift": -5, "font": {"size": 10}}
+        for x, axis in zip(xs, axes, strict=True)
+        for y, text in axis.ticks
+    ]
+    return {
+        "data": data,
+        "layout": {
+            "height": 380,
+            "margin": {"l": 70, "r": 24, "t": 24, "b": 56},
+            "hovermode": "closest",
+            "showlegend": True,
+            "legend": {"orientation": "h", "x": 0, "y": -0.18},
+            "xaxis": {
+                "tickvals": xs,
+                "ticktext": [axis.label for axis in axes],
+                "showgrid": False,
+                "zeroline": False,
+                "range": [-0.6, len(axes) - 0.6],
+                "side": "top",
+            },
+            "yaxis": {"visible": False, "range": [-0.08, 1.08], "fixedrange": True},
+            "annotations": annotations,
+        },
     }
 
 

@@ -22,30 +22,52 @@ def plotly_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+OVERLAY_COLOURS = ("#e0702b", "#1f8a4c", "#9b3fc4")
+
+
 def metric_history_figure(
-    key: str, steps: Sequence[int], values: Sequence[float], *, max_points: int = DEFAULT_POINTS, height: int = 300
+    key: str,
+    steps: Sequence[int],
+    values: Sequence[float],
+    *,
+    max_points: int = DEFAULT_POINTS,
+    height: int = 300,
+    label: str = "",
+    overlays: Sequence[tuple[str, Sequence[int], Sequence[float]]] = (),
 ) -> dict:
-    """One metric's history as a line over steps, downsampled to at most `max_points` points."""
-    xs, ys = minmax_downsample(steps, values, max_points) if len(steps) > max_points else (list(steps), list(values))
+    """One metric's history as a line over steps, downsampled to at most `max_points` points, with a log-scale switch
+    and a smoothing slider. `overlays` are (label, steps, values) of other runs' histories of the same metric, drawn
+    over it in their own colours so that runs can be read against each other."""
+    data = [_history_trace(label or key, steps, values, max_points, LINE_COLOUR)]
+    for index, (other, other_steps, other_values) in enumerate(overlays):
+        data.append(
+            _history_trace(other, other_steps, other_values, max_points, OVERLAY_COLOURS[index % len(OVERLAY_COLOURS)])
+        )
     return {
-        "data": [
-            {
-                "type": "scatter",
-                "mode": "lines+markers" if len(xs) <= 60 else "lines",
-                "name": key,
-                "x": xs,
-                "y": json_safe(ys),
-                "line": {"color": LINE_COLOUR, "width": 1.6},
-                "marker": {"size": 5},
-                "hovertemplate": "step %{x}<br>%{y}<extra></extra>",
-            }
-        ],
+        "data": data,
         "layout": {
             "title": {"text": key},
             "xaxis": {"title": {"text": "step"}},
-            "showlegend": False,
+            "yaxis": {"title": {"text": key}},
+            "showlegend": bool(overlays),
+            "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
             "height": height,
         },
+        "controls": ["log", "smooth"],
+    }
+
+
+def _history_trace(name: str, steps: Sequence[int], values: Sequence[float], max_points: int, colour: str) -> dict:
+    xs, ys = minmax_downsample(steps, values, max_points) if len(steps) > max_points else (list(steps), list(values))
+    return {
+        "type": "scatter",
+        "mode": "lines+markers" if len(xs) <= 60 else "lines",
+        "name": name,
+        "x": xs,
+        "y": json_safe(ys),
+        "line": {"color": colour, "width": 1.6},
+        "marker": {"size": 5, "color": colour},
+        "hovertemplate": "step %{x}: %{y}<extra>%{fullData.name}</extra>",
     }
 
 
@@ -91,13 +113,19 @@ def version_trend_figure(metric: str, versions: Sequence[int], values: Sequence[
         ],
         "layout": {
             "title": {"text": f"{metric} by version"},
-            "xaxis": {"title": {"text": "version"}, "tickformat": "d"},
+            "xaxis": {"title": {"text": "version"}, "tickformat": "d", "tickprefix": "v", **_integer_ticks(versions)},
+            "yaxis": {"title": {"text": metric}},
             "hovermode": "closest",
             "annotations": annotations,
             "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.12},
             "height": 340,
         },
     }
+
+
+def _integer_ticks(versions: Sequence[int]) -> dict:
+    """One tick per version while they fit (v1, v2, …); Plotly's own spacing, still whole numbers, beyond that."""
+    return {"dtick": 1} if len(versions) <= 20 else {}
 
 
 def stage_timeline_figure(rows: Sequence[tuple[str, int, datetime, datetime]]) -> dict:

@@ -6,6 +6,7 @@ import json
 import math
 from datetime import UTC, datetime, timedelta
 
+from registry.web.compare_figures import parallel_figure, viridis
 from registry.web.figures import (
     metric_history_figure,
     plotly_time,
@@ -21,6 +22,18 @@ def test_short_history_is_drawn_whole():
     assert trace["x"] == [0, 1, 2]
     assert trace["y"] == [0.9, 0.5, 0.4]
     assert figure["layout"]["title"]["text"] == "loss"
+    assert figure["layout"]["yaxis"]["title"]["text"] == "loss"  # the y-axis says what it measures
+    assert figure["controls"] == ["log", "smooth"]
+
+
+def test_overlays_are_drawn_in_their_own_colours_with_a_legend():
+    figure = metric_history_figure(
+        "loss", [0, 1], [0.9, 0.5], label="run-a", overlays=[("run-b", [0, 1, 2], [0.8, 0.6, 0.5]), ("run-c", [], [])]
+    )
+    assert [trace["name"] for trace in figure["data"]] == ["run-a", "run-b", "run-c"]
+    assert len({trace["line"]["color"] for trace in figure["data"]}) == 3
+    assert figure["layout"]["showlegend"] is True
+    assert not metric_history_figure("loss", [0], [1.0])["layout"]["showlegend"]
 
 
 def test_long_history_is_downsampled_keeping_extremes_and_order():
@@ -61,6 +74,9 @@ def test_trend_marks_production_versions():
     assert line["y"] == [0.8, None, 0.9, 0.85]
     assert (production["x"], production["y"]) == ([3], [0.9])
     assert [a["text"] for a in figure["layout"]["annotations"]] == ["v3 in Production"]
+    # versions read v1, v2, … with one tick each, and the y-axis names the metric
+    assert figure["layout"]["xaxis"]["tickprefix"] == "v" and figure["layout"]["xaxis"]["dtick"] == 1
+    assert figure["layout"]["yaxis"]["title"]["text"] == "auc"
     json.dumps(figure, allow_nan=False)
 
 
@@ -99,3 +115,39 @@ def test_metric_and_duration_filters():
     assert duration(timedelta(seconds=3.25)) == "3.2 s"
     assert duration(timedelta(days=3, hours=4, minutes=5)) == "3 d 4 h"
     assert duration(None) == "—"
+
+
+def test_parallel_chart_draws_only_params_that_vary_with_a_colour_bar():
+    figure = parallel_figure(
+        ["v1", "v2", "v3"],
+        [
+            {"lr": "0.1", "depth": "3", "optimizer": "adam", "seed": "1"},
+            {"lr": "0.01", "depth": "5", "optimizer": "sgd", "seed": "1"},
+            {"lr": "0.001", "depth": "4", "optimizer": "adam", "seed": "1"},
+        ],
+        ["lr", "depth", "optimizer", "seed"],
+        "loss",
+        [0.3, 0.1, None],
+        lower_is_better=True,
+    )
+    layout = figure["layout"]
+    assert layout["xaxis"]["ticktext"] == ["lr", "depth", "optimizer", "loss"]  # seed never varies
+    assert {trace["type"] for trace in figure["data"]} == {"scatter"}  # the basic bundle has no parcoords
+    lines = {trace["name"]: trace for trace in figure["data"] if trace.get("name")}
+    assert set(lines) == {"v1", "v2"}  # v3 has no loss
+    # loss: lower is better, so v2 (0.1) is the bright end and v1 the dark one
+    assert lines["v2"]["line"]["color"] == viridis(1.0) and lines["v1"]["line"]["color"] == viridis(0.0)
+    assert lines["v1"]["y"] == [1.0, 0.0, 0.0, 1.0] and lines["v1"]["customdata"] == ["0.1", "3", "adam", "0.3"]
+    scale = figure["data"][-1]["marker"]
+    assert scale["showscale"] and scale["reversescale"] and scale["color"] == [0.3, 0.1]
+    ticks = {(a["x"], a["text"]) for a in layout["annotations"]}
+    assert {(0, "0.01"), (0, "0.1"), (2, "adam"), (2, "sgd"), (3, "0.1"), (3, "0.3")} <= ticks
+    json.dumps(figure, allow_nan=False)
+
+
+def test_parallel_chart_needs_two_builds_with_the_metric():
+    assert parallel_figure(["v1", "v2"], [{}, {}], [], "auc", [0.9, None], lower_is_better=False) is None
+
+
+def test_viridis_runs_from_dark_purple_to_yellow():
+    assert (viridis(0), viridis(0.5), viridis(1), viridis(7)) == ("#440154", "#21918c", "#fde725", "#fde725")

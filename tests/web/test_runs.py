@@ -131,13 +131,38 @@ def test_unknown_metric_or_run_is_404(signed_in, run):
 
 
 def test_history_draws_every_point_when_it_fits(signed_in, run, django_assert_num_queries):
-    # session, user, the series (run and experiment joined), the user's grants on the experiment, its points
-    with django_assert_num_queries(5):
+    # session, user, the series (run and experiment joined), the user's grants on the experiment, the experiment's
+    # other runs with this metric (the overlay picker), its points
+    with django_assert_num_queries(6):
         response = signed_in.get(f"/runs/{run.pk}/metrics/loss/")
     trace = history_figure(response)["data"][0]
     assert trace["x"] == list(range(100))
     assert "Every point is drawn." in response.content.decode()
     assert 'href="?format=csv"' in response.content.decode()
+
+
+def test_other_runs_overlay_the_history_in_a_constant_number_of_queries(
+    signed_in, run, owner, django_assert_num_queries
+):
+    others = [RunFactory(experiment=run.experiment, name=f"gbt-{n}", user=owner) for n in range(8, 13)]
+    for n, other in enumerate(others):
+        metrics_log(run=other, points=[Point("loss", 1 / (s + 2 + n), s) for s in range(10)])
+    elsewhere = RunFactory(experiment=ExperimentFactory(name="elsewhere"), name="stranger", user=owner)
+    metrics_log(run=elsewhere, points=[Point("loss", 0.1, 0), Point("loss", 0.2, 1)])
+
+    plain = signed_in.get(f"/runs/{run.pk}/metrics/loss/")
+    body = plain.content.decode()
+    assert "Overlay another run of this experiment" in body
+    assert "gbt-12" in body and "stranger" not in body  # only runs of the same experiment are offered
+    picked = "&".join(f"overlay={other.pk}" for other in others[:4])  # four asked, three drawn
+    with django_assert_num_queries(6):
+        response = signed_in.get(f"/runs/{run.pk}/metrics/loss/?overlay={elsewhere.pk}&{picked}")
+    figure = history_figure(response)
+    assert [trace["name"] for trace in figure["data"]] == ["gbt-7", "gbt-8", "gbt-9", "gbt-10"]
+    assert figure["data"][1]["y"][:2] == [0.5, 1 / 3]
+    assert figure["layout"]["showlegend"] and figure["controls"] == ["log", "smooth"]
+    assert "(three at most)" in response.content.decode()
+    assert f'href="?overlay={others[1].pk}&amp;overlay={others[2].pk}"' in response.content.decode()
 
 
 def test_history_over_budget_is_downsampled_with_a_note(signed_in, run, monkeypatch):

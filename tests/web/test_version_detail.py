@@ -187,7 +187,7 @@ def test_long_histories_are_downsampled_and_single_values_are_not_charted(signed
     assert trace["x"][0] == 0 and trace["x"][-1] == 4999
     assert 2500 in trace["x"] and max(trace["y"]) == pytest.approx(5.0 + 1 / 2501)  # the spike survives
     assert "Full resolution" in response.content.decode()
-    assert "plotly.min.js" in response.content.decode()
+    assert "plotly-basic.min.js" in response.content.decode()
 
 
 def test_version_without_a_run(signed_in, owner):
@@ -197,7 +197,7 @@ def test_version_without_a_run(signed_in, owner):
     assert response.status_code == 200
     body = response.content.decode()
     assert "registered without a run" in body
-    assert "plotly.min.js" not in body
+    assert "plotly-basic.min.js" not in body
 
 
 def test_nan_and_infinite_metrics_are_spelled_out(signed_in, owner):

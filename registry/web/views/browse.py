@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from urllib.parse import urlencode
 
 from django.core.paginator import Page, Paginator
 from django.db.models import F, Prefetch
@@ -33,7 +34,7 @@ from registry.lib.numbers import float_to_json
 from registry.lib.series import DEFAULT_POINTS
 from registry.tracking.access import experiment_for, require_run_read, run_for, run_level
 from registry.tracking.history import chart_histories
-from registry.tracking.models import Experiment, MetricSeries, Param, Run, build_prefetches
+from registry.tracking.models import Experiment, MetricPoint, MetricSeries, Param, Run, build_prefetches
 from registry.web.figures import metric_history_figure, stage_timeline_figure, version_trend_figure
 from registry.web.markdown import render_markdown
 from registry.web.query import choice, key_list, metric_filters, metric_order
@@ -538,17 +539,37 @@ def run_artifact_preview(request: HttpRequest, run_id: str, path: str) -> HttpRe
     return _preview(request, get_object_or_404(ArtifactFile, run=run, path=path))
 
 
+MAX_OVERLAYS = 3
+OVERLAY_CHOICES = 50
+
+
 def metric_history(request: HttpRequest, run_id: str, key: str) -> HttpResponse:
-    """Queries: the series (run and experiment joined), the user's grants on the experiment, its points (3). The CSV
-    streams every point from one server-side cursor."""
+    """Queries: the series (run and experiment joined), the user's grants on the experiment, the other runs of the
+    experiment that logged the metric (for the overlay picker), and one read of the points of this series and of up
+    to three overlaid runs (5). The CSV streams every point from one server-side cursor.
+
+    `?overlay=RUN_ID` (up to three) draws other runs' histories of the same metric over this one; they come from the
+    same experiment, so whoever reads this run reads them."""
     series = get_object_or_404(
         MetricSeries.objects.select_related("run__experiment"), run_id=run_id, run__deleted_at__isnull=True, key=key
     )
     require_run_read(series.run, request.user)  # 404 alike for a run one may not read
     if request.GET.get("format") == "csv":
         return _metric_csv(series)
-    steps, values = series.history()
     run = series.run
+    others = list(
+        MetricSeries.objects.filter(run__experiment_id=run.experiment_id, run__deleted_at__isnull=True, key=key)
+        .exclude(pk=series.pk)
+        .select_related("run")
+        .only("id", "count", "run__id", "run__name", "run__start_time")
+        .order_by("-run__start_time")[:OVERLAY_CHOICES]
+    )
+    offered = {other.run_id: other for other in others}
+    wanted = dict.fromkeys(request.GET.getlist("overlay"))
+    overlaid = [offered[run_id] for run_id in wanted if run_id in offered][:MAX_OVERLAYS]
+    histories = MetricPoint.objects.histories([series.pk, *(other.pk for other in overlaid)])
+    steps, values = histories.get(series.pk, ([], []))
+    overlays = [(str(other.run), *histories.get(other.pk, ([], []))) for other in overlaid]
     context = {
         "nav": "experiments",
         "breadcrumbs": [
@@ -559,10 +580,18 @@ def metric_history(request: HttpRequest, run_id: str, key: str) -> HttpResponse:
         ],
         "series": series,
         "run": run,
-        "figure": metric_history_figure(key, steps, values, max_points=FULL_HISTORY_POINTS, height=480),
+        "figure": metric_history_figure(
+            key, steps, values, max_points=FULL_HISTORY_POINTS, height=480, label=str(run), overlays=overlays
+        ),
         "total_points": len(steps),
         "shown_points": min(len(steps), FULL_HISTORY_POINTS),
         "budget": FULL_HISTORY_POINTS,
+        "overlaid": [
+            (other, urlencode([("overlay", o.run_id) for o in overlaid if o is not other], doseq=True))
+            for other in overlaid
+        ],
+        "overlay_choices": [other for other in others if other not in overlaid],
+        "overlay_full": len(overlaid) >= MAX_OVERLAYS,
     }
     return render(request, "web/metric_history.html", context)
 

@@ -446,7 +446,7 @@ def _parallel(builds: list[Build], color_key: str | None, directions: dict) -> d
     if color_key is None:
         return None
     rows = diff.value_rows([b.params for b in builds])
-    # Params that differ say the most, numeric ones first (learning rates, depths); constant ones fill any room left.
+    # Params that differ say the most, numeric ones first (learning rates, depths); the figure leaves out constant ones.
     ranked = sorted(rows, key=lambda r: (r.same, not all(_is_number(v) for v in r.values)))
     ranked = [r.key for r in ranked]
     params = [{r.key: r.values[i] for r in rows} for i in range(len(builds))]
