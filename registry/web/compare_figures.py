@@ -143,7 +143,7 @@ def _short(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# Viridis, as five stops: the line colours are picked from it in Python and the colour bar draws the same scale.
+# Viridis, as five stops, for the metric's markers and their colour bar.
 VIRIDIS = (
     (0.0, (0x44, 0x01, 0x54)),
     (0.25, (0x3B, 0x52, 0x8B)),
@@ -152,16 +152,6 @@ VIRIDIS = (
     (1.0, (0xFD, 0xE7, 0x25)),
 )
 AXIS_COLOUR = "#9aa3ae"
-
-
-def viridis(position: float) -> str:
-    """The colour at `position` (0 to 1) of the Viridis scale, as #rrggbb."""
-    position = min(1.0, max(0.0, position))
-    for (x0, c0), (x1, c1) in zip(VIRIDIS, VIRIDIS[1:], strict=False):
-        if position <= x1:
-            t = (position - x0) / (x1 - x0)
-            return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(c0, c1, strict=True))
-    return "#fde725"
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +184,7 @@ def _category_axis(label: str, texts: Sequence[str]) -> Axis:
 
 def parallel_figure(
     labels: Sequence[str],
+    colors: Sequence[str],
     params: Sequence[dict[str, str | None]],
     param_keys: Sequence[str],
     metric_key: str,
@@ -201,8 +192,9 @@ def parallel_figure(
     *,
     lower_is_better: bool,
 ) -> dict | None:
-    """Parallel coordinates: one line per build through the params that differ, ending at `metric_key`, coloured by
-    it on a Viridis scale whose bright end is always the better one, with a colour bar.
+    """Parallel coordinates: one line per build, in the build's own colour (as everywhere on the page), through the
+    params that differ, ending at `metric_key`, where a marker coloured on a Viridis scale (the bright end always the
+    better one, read on the colour bar) shows how good the build is.
 
     Drawn with scatter traces (Plotly's basic bundle has no parcoords): each axis is scaled to 0..1 between the
     values the builds hold. Params that every build holds alike are left out: an axis where all lines meet says
@@ -226,8 +218,6 @@ def parallel_figure(
     metric = [rounded(metric_values[i]) for i in keep]
     metric_axis = _numeric_axis(metric_key, metric)
     axes.append(metric_axis)
-    # The better end of the metric is the bright one.
-    shade = [1 - p if lower_is_better else p for p in metric_axis.positions]
     xs = list(range(len(axes)))
     data: list[dict] = [
         {
@@ -250,8 +240,8 @@ def parallel_figure(
                 "y": [axis.positions[row] for axis in axes],
                 "customdata": [axis.texts[row] for axis in axes],
                 "text": [axis.label for axis in axes],
-                "line": {"color": viridis(shade[row]), "width": 3},
-                "marker": {"color": viridis(shade[row]), "size": 7},
+                "line": {"color": colors[build], "width": 2.5},
+                "marker": {"color": colors[build], "size": 6},
                 "hovertemplate": "%{text}: %{customdata}<extra>%{fullData.name}</extra>",
             }
         )
@@ -266,7 +256,8 @@ def parallel_figure(
                 "colorscale": [[x, "#" + "".join(f"{c:02x}" for c in rgb)] for x, rgb in VIRIDIS],
                 "reversescale": lower_is_better,
                 "showscale": True,
-                "size": 9,
+                "size": 14,
+                "line": {"color": AXIS_COLOUR, "width": 1},
                 "colorbar": {"title": {"text": _short(metric_key, 16), "side": "right"}, "thickness": 12, "len": 0.9},
             },
             "hoverinfo": "skip",

@@ -176,10 +176,14 @@ def test_parallel_coordinates_colour_by_a_chosen_metric(signed_in, churn):
     assert "optimizer" not in axes  # both builds used adam: an axis where every line meets says nothing
     lines = {trace["name"]: trace for trace in parallel["data"] if trace.get("name")}
     assert set(lines) == {"v1", "v2"}
-    # accuracy: higher is better, so the better build gets the bright end of the scale
-    assert lines["v2"]["line"]["color"] == "#fde725" and lines["v1"]["line"]["color"] == "#440154"
+    assert lines["v1"]["line"]["color"] == "#2f5bea"  # the build's own colour
     scale = parallel["data"][-1]["marker"]
-    assert scale["color"] == [0.9, 0.92] and scale["showscale"] and scale["colorbar"]["title"]["text"] == "accuracy"
+    assert (
+        scale["color"] == [0.9, 0.92]
+        and scale["showscale"]
+        and not scale["reversescale"]
+        and scale["colorbar"]["title"]["text"] == "accuracy"
+    )
 
 
 def test_dataset_differences_and_the_evaluation_warning(signed_in, churn):

@@ -6,7 +6,7 @@ import json
 import math
 from datetime import UTC, datetime, timedelta
 
-from registry.web.compare_figures import parallel_figure, viridis
+from registry.web.compare_figures import parallel_figure
 from registry.web.figures import (
     metric_history_figure,
     plotly_time,
@@ -120,6 +120,7 @@ def test_metric_and_duration_filters():
 def test_parallel_chart_draws_only_params_that_vary_with_a_colour_bar():
     figure = parallel_figure(
         ["v1", "v2", "v3"],
+        ["#111111", "#222222", "#333333"],
         [
             {"lr": "0.1", "depth": "3", "optimizer": "adam", "seed": "1"},
             {"lr": "0.01", "depth": "5", "optimizer": "sgd", "seed": "1"},
@@ -135,9 +136,9 @@ def test_parallel_chart_draws_only_params_that_vary_with_a_colour_bar():
     assert {trace["type"] for trace in figure["data"]} == {"scatter"}  # the basic bundle has no parcoords
     lines = {trace["name"]: trace for trace in figure["data"] if trace.get("name")}
     assert set(lines) == {"v1", "v2"}  # v3 has no loss
-    # loss: lower is better, so v2 (0.1) is the bright end and v1 the dark one
-    assert lines["v2"]["line"]["color"] == viridis(1.0) and lines["v1"]["line"]["color"] == viridis(0.0)
+    assert lines["v1"]["line"]["color"] == "#111111"  # the build's colour, as in the page's header and other charts
     assert lines["v1"]["y"] == [1.0, 0.0, 0.0, 1.0] and lines["v1"]["customdata"] == ["0.1", "3", "adam", "0.3"]
+    # loss: lower is better, so the scale is reversed: v2's 0.1 gets the bright end
     scale = figure["data"][-1]["marker"]
     assert scale["showscale"] and scale["reversescale"] and scale["color"] == [0.3, 0.1]
     ticks = {(a["x"], a["text"]) for a in layout["annotations"]}
@@ -146,8 +147,6 @@ def test_parallel_chart_draws_only_params_that_vary_with_a_colour_bar():
 
 
 def test_parallel_chart_needs_two_builds_with_the_metric():
-    assert parallel_figure(["v1", "v2"], [{}, {}], [], "auc", [0.9, None], lower_is_better=False) is None
-
-
-def test_viridis_runs_from_dark_purple_to_yellow():
-    assert (viridis(0), viridis(0.5), viridis(1), viridis(7)) == ("#440154", "#21918c", "#fde725", "#fde725")
+    assert (
+        parallel_figure(["v1", "v2"], ["#111", "#222"], [{}, {}], [], "auc", [0.9, None], lower_is_better=False) is None
+    )

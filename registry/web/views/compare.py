@@ -453,6 +453,7 @@ def _parallel(builds: list[Build], color_key: str | None, directions: dict) -> d
     metric = [b.metrics[color_key].last_value if color_key in b.metrics else None for b in builds]
     return figures.parallel_figure(
         [b.label for b in builds],
+        [b.color for b in builds],
         params,
         ranked[:MAX_PARALLEL_PARAMS],
         color_key,
