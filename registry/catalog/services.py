@@ -96,12 +96,15 @@ def _refuse_case_clash(name: str, *, other_than: RegisteredModel | None = None) 
         clash = clash.exclude(pk=other_than.pk)
     existing = clash.values_list("name", flat=True).first()
     if existing is not None:
-        raise AlreadyExists(case_clash_message("model", name, existing))
+        raise _taken(name, existing)
 
 
-def _already_exists(name: str) -> AlreadyExists:
-    existing = RegisteredModel.objects.named_ignoring_case(name).values_list("name", flat=True).first()
-    return AlreadyExists(case_clash_message("model", name, existing or name))
+def _taken(name: str, existing: str | None = None) -> errors.Conflict:
+    """AlreadyExists for the very name, NameClash for another case of it; the message names the one that exists."""
+    if existing is None:
+        existing = RegisteredModel.objects.named_ignoring_case(name).values_list("name", flat=True).first() or name
+    message = case_clash_message("model", name, existing)
+    return AlreadyExists(message) if existing == name else errors.NameClash(message)
 
 
 def _tag_change(before: dict, after: dict) -> dict:
@@ -129,7 +132,7 @@ def model_create(
             )
             audit.record(AuditAction.MODEL_CREATED, actor=by, model=model, to_value=name)
     except IntegrityError:
-        raise _already_exists(name) from None
+        raise _taken(name) from None
     return model
 
 
@@ -150,7 +153,7 @@ def model_rename(*, model: RegisteredModel, new_name: str, by) -> RegisteredMode
             audit.record(AuditAction.MODEL_RENAMED, actor=by, model=model, from_value=old_name, to_value=new_name)
     except IntegrityError:
         model.name = old_name
-        raise _already_exists(new_name) from None
+        raise _taken(new_name) from None
     return model
 
 

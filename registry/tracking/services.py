@@ -23,7 +23,7 @@ from registry.accounts import services as accounts
 from registry.audit import services as audit
 from registry.audit.models import AuditAction
 from registry.lib.access import Level
-from registry.lib.errors import AlreadyExists, Forbidden, Invalid, NotFound
+from registry.lib.errors import AlreadyExists, Conflict, Forbidden, Invalid, NameClash, NotFound
 from registry.lib.names import (
     NameError_,
     case_clash_message,
@@ -80,12 +80,15 @@ def _refuse_case_clash(name: str, *, other_than: Experiment | None = None) -> No
         clash = clash.exclude(pk=other_than.pk)
     existing = clash.values_list("name", flat=True).first()
     if existing is not None:
-        raise AlreadyExists(case_clash_message("experiment", name, existing))
+        raise _taken(name, existing)
 
 
-def _already_exists(name: str) -> AlreadyExists:
-    existing = Experiment.objects.named_ignoring_case(name).values_list("name", flat=True).first()
-    return AlreadyExists(case_clash_message("experiment", name, existing or name))
+def _taken(name: str, existing: str | None = None) -> Conflict:
+    """AlreadyExists for the very name, NameClash for another case of it; the message names the one that exists."""
+    if existing is None:
+        existing = Experiment.objects.named_ignoring_case(name).values_list("name", flat=True).first() or name
+    message = case_clash_message("experiment", name, existing)
+    return AlreadyExists(message) if existing == name else NameClash(message)
 
 
 # --- Experiments ----------------------------------------------------------------------------------------------------
@@ -106,7 +109,7 @@ def experiment_create(
             )
             audit.record(AuditAction.EXPERIMENT_CREATED, actor=by, experiment=experiment, to_value=name)
     except IntegrityError:
-        raise _already_exists(name) from None
+        raise _taken(name) from None
     return experiment
 
 
@@ -139,7 +142,7 @@ def experiment_rename(*, experiment: Experiment, name: str, by) -> Experiment:
             audit.record(AuditAction.EXPERIMENT_RENAMED, actor=by, experiment=experiment, from_value=old, to_value=name)
     except IntegrityError:
         experiment.name = old
-        raise _already_exists(name) from None
+        raise _taken(name) from None
     return experiment
 
 
