@@ -99,7 +99,7 @@ class Command(BaseCommand):
         if count:
             raise CommandError(
                 f"{count} name{'s' * (count != 1)} or path{'s' * (count != 1)} break the rules (listed above; nothing "
-                "was changed). Rename models and experiments in the dashboard, the API or the admin; move aliases "
-                "and tags to new keys; upload misnamed files again under a good path and delete the old ones."
+                "was changed). Rename models and experiments with the API, the MLflow client or the admin; move "
+                "aliases and tags to new keys; upload misnamed files again under a good path and delete the old ones."
             )
         self.stdout.write("Every model, experiment, alias, tag key and artifact path follows the rules.")
