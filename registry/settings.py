@@ -54,25 +54,38 @@ DEBUG = env_bool("DEBUG", False)
 
 
 def _secret_key() -> str:
+    """SECRET_KEY from the environment, else the one kept in var/secret_key (`make run` writes it there, so
+    `manage.py` commands run by hand after `make run` use the same key), else, with DEBUG on only, a new one kept
+    there. With DEBUG off and neither, the start stops: production must not run on a key nobody chose."""
     key = env_str("SECRET_KEY")
+    if key:
+        return key
+    path = VAR_DIR / "secret_key"
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = ""
     if key:
         return key
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off (`make run` keeps one in var/secret_key); "
+            f"SECRET_KEY must be set when DEBUG is off and {path} holds none (`make run` keeps one there); "
             "for local development set DEBUG=true to have one generated."
         )
     # Local development: generate once and keep it under var/ so sessions survive restarts.
-    path = VAR_DIR / "secret_key"
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
     try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        return key
+    except FileExistsError:
+        # Another process wrote it first (or an empty file is there): use what it holds, or fill the empty file.
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
 
 
 SECRET_KEY = _secret_key()

@@ -323,3 +323,25 @@ def test_tags_are_edited_as_key_value_rows_and_saved_through_the_service(root_cl
     assert "The key &#x27;team&#x27; is given twice; keep one." in response.content.decode()
     model.refresh_from_db()
     assert model.tags == {"team": "retention", "tier": "gold"}
+
+
+@pytest.mark.parametrize(
+    ("admin_model", "name", "words"),
+    [
+        (RegisteredModel, "..", "must not be &#x27;..&#x27;"),
+        (RegisteredModel, "abc\u202edef", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+        (RegisteredModel, "Churn", "names are unique ignoring case"),
+        (Experiment, "a?b", "must not contain &#x27;?&#x27;"),
+        (Experiment, "CHURN-TRAINING", "names are unique ignoring case"),
+    ],
+)
+def test_the_admin_refuses_names_the_rule_refuses(root_client, admin_model, name, words):
+    """The admin is one more surface: the naming rule answers beside the name, and nothing is stored."""
+    RegisteredModelFactory(name="churn")
+    ExperimentFactory(name="churn-training")
+    before = admin_model.objects.count()
+    form = {"name": name, "description": "", "default_level": "", "grants-TOTAL_FORMS": 0, "grants-INITIAL_FORMS": 0}
+    response = root_client.post(admin_url(admin_model, "add"), form)
+    assert response.status_code == 200
+    assert words in response.content.decode()
+    assert admin_model.objects.count() == before

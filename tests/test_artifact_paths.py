@@ -1,10 +1,10 @@
-"""Artifact paths: hostile shapes are refused, harmless ones come out normalised."""
+"""Artifact paths: one rule (registry.lib.paths) for every route; hostile or odd shapes are refused, never cleaned."""
 
 from __future__ import annotations
 
 import pytest
 
-from registry.lib.paths import PATH_MAX, PathError, normalise_artifact_path
+from registry.lib.paths import PATH_MAX, PathError, check_artifact_path, fully_decoded, normalise_artifact_path
 
 
 @pytest.mark.parametrize(
@@ -37,11 +37,24 @@ from registry.lib.paths import PATH_MAX, PathError, normalise_artifact_path
         ("a%0ab", "control characters"),
         ("C%3a/x", "drive letter"),
         ("a%20b", "percent-encoded"),
-        # Encoded more deeply than the decoder unwraps: still refused, because any encoding is.
-        ("%2525252e%2525252e/x", "percent-encoded"),
+        # Decoded until it stops changing, however deep.
+        ("%2525252e%2525252e/x", "'..' segments"),
+        ("a%252Fb", "percent-encoded"),
+        ("a%25252F..%25252Fb", "'..' segments"),
         ("", "empty"),
-        (".", "empty"),
-        ("./", "empty"),
+        (".", "'.' segments"),
+        ("./", "'.' segments"),
+        ("./model/model.pkl", "'.' segments"),
+        ("a//b", "empty or '.' segments"),
+        ("a/./b", "empty or '.' segments"),
+        ("model/", "empty or '.' segments"),
+        ("file:///tmp/x", "URL scheme"),
+        ("file:/tmp/x", "URL scheme"),
+        ("s3://bucket/x", "URL scheme"),
+        ("mlflow-artifacts:/runs/x", "URL scheme"),
+        ("file%3A%2F%2F%2Ftmp%2Fx", "URL scheme"),
+        ("a\u202eb", "invisible characters"),
+        ("a\u200bb", "invisible characters"),
         ("a" * (PATH_MAX + 1), f"at most {PATH_MAX}"),
         (None, "string"),
         (b"model.pkl", "string"),
@@ -53,35 +66,48 @@ def test_refused(path, message):
 
 
 @pytest.mark.parametrize(
-    ("path", "expected"),
+    "path",
     [
-        ("a//b/./c", "a/b/c"),
-        ("./model/model.pkl", "model/model.pkl"),
-        ("model/", "model"),
-        ("model.pkl", "model.pkl"),
-        ("a/.../b", "a/.../b"),
-        ("weights..bak", "weights..bak"),
-        (".hidden/file", ".hidden/file"),
-        ("données/modèle.pkl", "données/modèle.pkl"),
-        ("a" * PATH_MAX, "a" * PATH_MAX),
+        "model.pkl",
+        "model/model.pkl",
+        "a/.../b",
+        "weights..bak",
+        ".hidden/file",
+        "données/modèle.pkl",
+        "with space/file name.txt",
+        "2024-01-01T10:00/x",
+        "a" * PATH_MAX,
     ],
 )
-def test_normalised(path, expected):
-    assert normalise_artifact_path(path) == expected
+def test_accepted_unchanged(path):
+    assert check_artifact_path(path) == path
+    assert normalise_artifact_path(path) == path
 
 
-def test_normalising_is_idempotent():
-    once = normalise_artifact_path("./a//b/./c/")
-    assert normalise_artifact_path(once) == once == "a/b/c"
+@pytest.mark.parametrize(("path", "expected"), [("", ""), ("model/", "model"), ("a/b/", "a/b"), ("a/b", "a/b")])
+def test_folders_may_be_empty_or_end_with_one_slash(path, expected):
+    assert check_artifact_path(path, folder=True) == expected
+    assert normalise_artifact_path(path, allow_empty=True) == expected
 
 
-@pytest.mark.parametrize("path", ["", ".", "./", ".//."])
-def test_empty_allowed_when_asked(path):
-    assert normalise_artifact_path(path, allow_empty=True) == ""
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (".", "'.' segments"),
+        ("./", "'.' segments"),
+        ("a//", "empty or '.' segments"),
+        ("..", "'..' segments"),
+        ("/", "relative"),
+        ("/tmp/x", "relative"),
+        ("file:///tmp/x", "URL scheme"),
+    ],
+)
+def test_folders_obey_the_rest_of_the_rule(path, message):
+    with pytest.raises(PathError, match=message):
+        check_artifact_path(path, folder=True)
 
 
-def test_allow_empty_does_not_relax_anything_else():
-    with pytest.raises(PathError, match="'..' segments"):
-        normalise_artifact_path("..", allow_empty=True)
-    with pytest.raises(PathError, match="relative"):
-        normalise_artifact_path("/", allow_empty=True)
+def test_fully_decoded_stops_when_stable():
+    assert fully_decoded("a%25252Fb") == "a/b"
+    assert fully_decoded("100%") == "100%"
+    assert fully_decoded("plain") == "plain"

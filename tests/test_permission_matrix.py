@@ -518,54 +518,56 @@ WEB_CASES = {
     "profile/": case("GET", "/profile/", EVERYONE),
     "profile/tokens/<int:pk>/revoke/": case("POST", "/profile/tokens/{owner_token}/revoke/", {"owner"}),
     "models/": case("GET", "/models/", DASHBOARD, hides=">m<"),
-    "models/<str:name>/": case("GET", "/models/m/", DASHBOARD),
-    "models/<str:name>/versions/<int:version>/": case("GET", "/models/m/versions/1/", DASHBOARD),
-    "models/<str:name>/versions/<int:version>/request-stage/": case(
+    "models/<model:name>/": case("GET", "/models/m/", DASHBOARD),
+    "models/<model:name>/versions/<int:version>/": case("GET", "/models/m/versions/1/", DASHBOARD),
+    "models/<model:name>/versions/<int:version>/request-stage/": case(
         "POST", "/models/m/versions/1/request-stage/", REQUESTERS_OF_M, {"to_stage": "Staging"}, form=True
     ),
-    "models/<str:name>/versions/<int:version>/move/": case(
+    "models/<model:name>/versions/<int:version>/move/": case(
         "POST", "/models/m/versions/1/move/", STAGING_MOVERS, {"to_stage": "Staging"}, form=True
     ),
-    "models/<str:name>/rollback/": case("POST", "/models/m/rollback/", APPROVERS_OF_M, {"confirm": "yes"}, form=True),
-    "models/<str:name>/audit/": case("GET", "/models/m/audit/", DASHBOARD),
+    "models/<model:name>/rollback/": case("POST", "/models/m/rollback/", APPROVERS_OF_M, {"confirm": "yes"}, form=True),
+    "models/<model:name>/audit/": case("GET", "/models/m/audit/", DASHBOARD),
     # Editing in the dashboard
     "new-model/": case("POST", "/new-model/", EVERYONE, {"name": "fresh"}, form=True),
     "register/": case("POST", "/register/", EDITORS, {"run": "{run}", "folder": "model", "model": "m"}, form=True),
     "markdown-preview/": case("POST", "/markdown-preview/", EVERYONE, {"description": "*hi*"}),
-    "models/<str:name>/description/": case("POST", "/models/m/description/", EDITORS, {"description": "x"}, form=True),
-    "models/<str:name>/tags/": case("POST", "/models/m/tags/", EDITORS, {"key": "a", "value": "b"}, form=True),
-    "models/<str:name>/aliases/": case(
+    "models/<model:name>/description/": case(
+        "POST", "/models/m/description/", EDITORS, {"description": "x"}, form=True
+    ),
+    "models/<model:name>/tags/": case("POST", "/models/m/tags/", EDITORS, {"key": "a", "value": "b"}, form=True),
+    "models/<model:name>/aliases/": case(
         "POST", "/models/m/aliases/", EDITORS, {"alias": "candidate", "version": 1}, form=True
     ),
-    "models/<str:name>/aliases/delete/": case(
+    "models/<model:name>/aliases/delete/": case(
         "POST", "/models/m/aliases/delete/", EDITORS, {"alias": "candidate"}, form=True
     ),
-    "models/<str:name>/delete/": case("GET", "/models/m/delete/", MANAGERS),
-    "models/<str:name>/versions/<int:version>/description/": case(
+    "models/<model:name>/delete/": case("GET", "/models/m/delete/", MANAGERS),
+    "models/<model:name>/versions/<int:version>/description/": case(
         "POST", "/models/m/versions/1/description/", EDITORS, {"description": "x"}, form=True
     ),
-    "models/<str:name>/versions/<int:version>/tags/": case(
+    "models/<model:name>/versions/<int:version>/tags/": case(
         "POST", "/models/m/versions/1/tags/", EDITORS, {"key": "a", "value": "b"}, form=True
     ),
-    "models/<str:name>/versions/<int:version>/delete/": case("GET", "/models/m/versions/2/delete/", EDITORS),
-    "models/<str:name>/versions/<int:version>/preview/<path:path>": case(
+    "models/<model:name>/versions/<int:version>/delete/": case("GET", "/models/m/versions/2/delete/", EDITORS),
+    "models/<model:name>/versions/<int:version>/preview/<path:path>": case(
         "GET", "/models/m/versions/1/preview/model.pkl", DASHBOARD
     ),
     "runs/<str:run_id>/preview/<path:path>": case("GET", "/runs/{run}/preview/notes.txt", DASHBOARD),
-    "models/<str:name>/access/grant/": case(
+    "models/<model:name>/access/grant/": case(
         "POST",
         "/models/m/access/grant/",
         MANAGERS,
         {"grantee": "user", "name": "{outsider_name}", "level": "READ"},
         form=True,
     ),
-    "models/<str:name>/access/revoke/": case(
+    "models/<model:name>/access/revoke/": case(
         "POST", "/models/m/access/revoke/", MANAGERS, {"grantee": "user", "name": "{reader_name}"}, form=True
     ),
-    "models/<str:name>/access/settings/": case(
+    "models/<model:name>/access/settings/": case(
         "POST", "/models/m/access/settings/", MANAGERS, {"everyone": "READ"}, form=True
     ),
-    "models/<str:name>/versions/<int:version>/artifacts/<path:path>": case(
+    "models/<model:name>/versions/<int:version>/artifacts/<path:path>": case(
         "GET", "/models/m/versions/1/artifacts/model.pkl", DASHBOARD
     ),
     "experiments/": case("GET", "/experiments/", DASHBOARD, hides=">e<"),

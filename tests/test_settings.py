@@ -19,6 +19,9 @@ PRODUCTION = {
 }
 
 
+SHOW_KEY = ["shell", "--verbosity", "0", "-c", "from django.conf import settings; print(settings.SECRET_KEY)"]
+
+
 def run_django(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
     """Run manage.py in a fresh interpreter with only `env` (plus PATH and a private var dir) set."""
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "REGISTRY_VAR_DIR": str(tmp_path / "var"), **env}
@@ -61,14 +64,61 @@ def test_missing_secret_key_with_debug_off_fails_with_a_clear_message(tmp_path):
 
 
 def test_debug_without_secret_key_generates_and_keeps_one(tmp_path):
-    show_key = ["shell", "--verbosity", "0", "-c", "from django.conf import settings; print(settings.SECRET_KEY)"]
-    first = run_django(show_key, {"DEBUG": "true"}, tmp_path)
-    second = run_django(show_key, {"DEBUG": "true"}, tmp_path)
+    first = run_django(SHOW_KEY, {"DEBUG": "true"}, tmp_path)
+    second = run_django(SHOW_KEY, {"DEBUG": "true"}, tmp_path)
     assert first.returncode == 0, first.stderr
     key_file = tmp_path / "var" / "secret_key"
     assert first.stdout.strip() == second.stdout.strip() == key_file.read_text().strip()
     assert len(first.stdout.strip()) >= 50
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def keep_secret_key(tmp_path: Path) -> str:
+    """What `make run` leaves behind: a key in var/secret_key (here the private var dir), mode 600."""
+    key = random_secret_key()
+    var = tmp_path / "var"
+    var.mkdir()
+    (var / "secret_key").write_text(key + "\n")
+    (var / "secret_key").chmod(0o600)
+    return key
+
+
+def test_manage_py_after_make_run_reads_the_kept_secret_key(tmp_path):
+    """`make run` exports SECRET_KEY from var/secret_key; a command typed later in a plain shell finds the same key."""
+    key = keep_secret_key(tmp_path)
+    result = run_django(SHOW_KEY, {"DEBUG": "false"}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == key
+
+
+def test_secret_key_from_the_environment_wins_over_the_kept_one(tmp_path):
+    keep_secret_key(tmp_path)
+    chosen = random_secret_key()
+    result = run_django(SHOW_KEY, {"DEBUG": "false", "SECRET_KEY": chosen}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == chosen
+
+
+def test_an_empty_kept_secret_key_does_not_count(tmp_path):
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "secret_key").write_text("\n")
+    result = run_django(["check"], PRODUCTION, tmp_path)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_createtoken_as_the_readme_shows_after_make_run(tmp_path):
+    """README: `python manage.py createtoken USERNAME` prints the token as its last line, with no SECRET_KEY set."""
+    keep_secret_key(tmp_path)
+    env = {"DEBUG": "false"}  # what a fresh shell has: no SECRET_KEY, no REGISTRY_HTTPS
+    migrate = run_django(["migrate", "--noinput", "-v", "0"], env, tmp_path)
+    assert migrate.returncode == 0, migrate.stderr
+    create_user = ["shell", "-c", "from django.contrib.auth.models import User; User.objects.create_user('alice')"]
+    assert run_django(create_user, env, tmp_path).returncode == 0
+    result = run_django(["createtoken", "alice"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("mrt_")
 
 
 @pytest.mark.parametrize(("name", "value"), [("DEBUG", "maybe"), ("SQLITE_BUSY_TIMEOUT", "soon")])

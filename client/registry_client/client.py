@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from registry_client import environment, transfer
+from registry_client import environment, rules, transfer
+from registry_client.checks import checked, checked_tags
 from registry_client.errors import RegistryError
 from registry_client.http import Http, quote_path
 from registry_client.progress import Progress, wanted
@@ -79,7 +80,7 @@ class Registry:
             "code": environment.code(),
             "environment": environment.environment(),
             "image": os.environ.get("REGISTRY_IMAGE", "") if image is None else image,
-            "tags": {str(k): str(v) for k, v in (tags or {}).items()},
+            "tags": checked_tags(tags),
         }
         return Run(self, self.http.post("/runs", payload))
 
@@ -116,8 +117,10 @@ class Registry:
         return self.http.pages("/models")
 
     def create_model(self, name: str, description: str = "", tags: Mapping[str, str] | None = None) -> dict:
-        """Register a model name; RegistryError 409 `already_exists` if it is taken."""
-        return self.http.post("/models", {"name": name, "description": description, "tags": dict(tags or {})})
+        """Register a model name; RegistryError 409 `already_exists` if it is taken (names are unique ignoring case),
+        400 before sending if it breaks the naming rule (registry_client.rules)."""
+        checked(rules.check_model_name, name)
+        return self.http.post("/models", {"name": name, "description": description, "tags": checked_tags(tags)})
 
     def versions(self, name: str, filter: str | None = None, order_by: str | Sequence[str] | None = None) -> list[dict]:
         """The versions of model `name`, newest first unless `order_by` says otherwise; `filter` is a search over
@@ -136,6 +139,9 @@ class Registry:
     ) -> dict:
         """Make the files of run `run_id` under `artifact_path` the next version of `name`, creating the model if
         needed. Returns the version (with "version" and "artifacts")."""
+        checked(rules.check_model_name, name)
+        checked(rules.check_artifact_path, artifact_path, folder=True)
+        tags = checked_tags(tags)
         try:
             self.create_model(name)
         except RegistryError as exc:
@@ -145,12 +151,13 @@ class Registry:
             "run_id": run_id,
             "artifact_path": artifact_path,
             "description": description,
-            "tags": {str(k): str(v) for k, v in (tags or {}).items()},
+            "tags": tags,
         }
         return self.http.post(f"/models/{_name(name)}/versions", payload)
 
     def set_alias(self, name: str, alias: str, version: int) -> dict:
         """Point `name@alias` at `version` (creating the alias or moving it)."""
+        checked(rules.check_alias, alias)
         return self.http.put(f"/models/{_name(name)}/aliases/{_name(alias)}", {"version": int(version)})
 
     def resolve(self, ref: str) -> dict:

@@ -11,13 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry_client import profiling, transfer
+from registry_client import profiling, rules, transfer
+from registry_client.checks import checked, checked_tags
 from registry_client.errors import RegistryError
 from registry_client.http import json_float
 from registry_client.progress import Progress, wanted
 
 if TYPE_CHECKING:
     from registry_client.client import Registry
+
 
 # The server takes up to 100,000 points per batch; 10,000 keep each request near 1 MB.
 FLUSH_POINTS = 10_000
@@ -75,7 +77,7 @@ class Run:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set (or overwrite) tags on the run now."""
         if tags:
-            self._batch(tags={str(k): str(v) for k, v in tags.items()})
+            self._batch(tags=checked_tags(tags))
 
     # --- Metrics ----------------------------------------------------------------------------------------------------
 
@@ -181,6 +183,8 @@ class Run:
         terminal, or always with `progress=True`.
         """
         pairs = transfer.local_files(Path(local_path), artifact_path)
+        for _, remote in pairs:  # every path before any byte is sent: a folder goes up whole or not at all
+            checked(rules.check_artifact_path, remote)
         total = sum(local.stat().st_size for local, _ in pairs)
         enabled = wanted(self.registry.progress if progress is None else progress)
         stored = []

@@ -54,7 +54,7 @@ def _url(text: str) -> str:
 def _prefix_filter(queryset, prefix: str):
     if not prefix:
         return queryset
-    prefix = normalise_artifact_path(prefix)
+    prefix = normalise_artifact_path(prefix, allow_empty=True)
     return queryset.filter(Q(path__startswith=prefix + "/") | Q(path=prefix))
 
 

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast, Coalesce, Lower
 from django.utils import timezone
 
 from registry import rawsql
@@ -113,6 +113,10 @@ class RegisteredModelQuerySet(AccessQuerySet):
         text = text.strip()
         return self.filter(Q(name__icontains=text) | Q(description__icontains=text)) if text else self
 
+    def named_ignoring_case(self, name: str) -> RegisteredModelQuerySet:
+        """The model whose name is `name` ignoring case, by the expression the unique index holds (LOWER(name))."""
+        return self.alias(_name_folded=Lower("name")).filter(_name_folded=Lower(models.Value(name)))
+
     def tagged(self, spec: str) -> RegisteredModelQuerySet:
         """Models with tag `key` (spec "key") or with tag `key` equal to `value` (spec "key:value")."""
         key, has_value, value = spec.partition(":")
@@ -183,6 +187,14 @@ class RegisteredModel(models.Model):
             models.CheckConstraint(
                 condition=~Q(name="") & ~Q(name__contains="/") & ~Q(name__contains="@"),
                 name="registered_model_name_valid",
+            ),
+            # Names are unique ignoring case: "M1" beside "m1" invites pulling the wrong model. (SQLite's LOWER()
+            # folds ASCII letters only; PostgreSQL's folds every letter its collation knows.)
+            models.UniqueConstraint(
+                Lower("name"),
+                name="registered_model_name_unique_ignoring_case",
+                violation_error_message="A model with this name in other letter case exists; names are unique "
+                "ignoring case. Use that model or choose another name.",
             ),
             models.CheckConstraint(
                 condition=Q(default_level__isnull=True) | Q(default_level__in=[0, 1, 2]),

@@ -33,7 +33,7 @@ from registry.catalog.models import ArtifactFile, ModelGrant, ModelVersion, Regi
 from registry.lib import errors
 from registry.lib.access import Level
 from registry.lib.errors import Forbidden, Invalid
-from registry.lib.names import KEY_MAX, NameError_, check_key, check_model_name
+from registry.lib.names import KEY_MAX, NameError_, case_clash_message, check_model_name, check_tag_key
 from registry.lib.paths import PathError, normalise_artifact_path
 from registry.tracking import access as tracking_access
 from registry.tracking.models import Run
@@ -49,6 +49,12 @@ class CatalogError(Invalid):
 
 class AlreadyExists(CatalogError, errors.AlreadyExists):
     pass
+
+
+class InvalidPath(CatalogError):
+    """An artifact path that breaks registry.lib.paths: the code every route answers for it."""
+
+    code = "invalid_path"
 
 
 def artifact_storage():
@@ -71,7 +77,7 @@ def _checked_tags(tags: Mapping[str, object] | None) -> dict[str, str]:
     checked = {}
     for key, value in (tags or {}).items():
         try:
-            check_key(key, what="tag key")
+            check_tag_key(key)
         except NameError_ as exc:
             raise CatalogError(str(exc)) from None
         text = "" if value is None else str(value)
@@ -79,6 +85,26 @@ def _checked_tags(tags: Mapping[str, object] | None) -> dict[str, str]:
             raise CatalogError(f"The value of tag {key!r} is {len(text)} characters; the limit is {TAG_VALUE_MAX}.")
         checked[key] = text
     return checked
+
+
+def _refuse_case_clash(name: str, *, other_than: RegisteredModel | None = None) -> None:
+    """Names are unique ignoring case (a database constraint on LOWER(name) holds it): `M1` beside `m1` is refused
+    with a message naming the model that exists. The same LOWER() as the constraint, so both agree on every
+    database."""
+    clash = RegisteredModel.objects.named_ignoring_case(name)
+    if other_than is not None:
+        clash = clash.exclude(pk=other_than.pk)
+    existing = clash.values_list("name", flat=True).first()
+    if existing is not None:
+        raise _taken(name, existing)
+
+
+def _taken(name: str, existing: str | None = None) -> errors.Conflict:
+    """AlreadyExists for the very name, NameClash for another case of it; the message names the one that exists."""
+    if existing is None:
+        existing = RegisteredModel.objects.named_ignoring_case(name).values_list("name", flat=True).first() or name
+    message = case_clash_message("model", name, existing)
+    return AlreadyExists(message) if existing == name else errors.NameClash(message)
 
 
 def _tag_change(before: dict, after: dict) -> dict:
@@ -98,6 +124,7 @@ def model_create(
     _require_user(by)
     name = _checked_name(name)
     tags = _checked_tags(tags)
+    _refuse_case_clash(name)
     try:
         with transaction.atomic():
             model = RegisteredModel.objects.create(
@@ -105,7 +132,7 @@ def model_create(
             )
             audit.record(AuditAction.MODEL_CREATED, actor=by, model=model, to_value=name)
     except IntegrityError:
-        raise AlreadyExists(f"A model named {name!r} already exists.") from None
+        raise _taken(name) from None
     return model
 
 
@@ -116,6 +143,7 @@ def model_rename(*, model: RegisteredModel, new_name: str, by) -> RegisteredMode
     old_name = model.name
     if new_name == old_name:
         return model
+    _refuse_case_clash(new_name, other_than=model)  # "m1" may become "M1"
     try:
         with transaction.atomic():
             now = timezone.now()
@@ -125,7 +153,7 @@ def model_rename(*, model: RegisteredModel, new_name: str, by) -> RegisteredMode
             audit.record(AuditAction.MODEL_RENAMED, actor=by, model=model, from_value=old_name, to_value=new_name)
     except IntegrityError:
         model.name = old_name
-        raise AlreadyExists(f"A model named {new_name!r} already exists.") from None
+        raise _taken(new_name) from None
     return model
 
 
@@ -288,7 +316,7 @@ def version_create(
         try:
             prefix = normalise_artifact_path(artifact_path, allow_empty=True)
         except PathError as exc:
-            raise CatalogError(str(exc)) from None
+            raise InvalidPath(str(exc)) from None
         source = source or f"runs:/{run.pk}/{prefix}".rstrip("/")
 
     connection = rawsql.connection_for(ModelVersion, write=True)
@@ -525,7 +553,7 @@ def artifact_store(
     try:
         path = normalise_artifact_path(path)
     except PathError as exc:
-        raise CatalogError(str(exc)) from None
+        raise InvalidPath(str(exc)) from None
     reader = _HashingReader(stream, limit)
     storage = artifact_storage()
     key = artifact_key(owner, path)

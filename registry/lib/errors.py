@@ -48,3 +48,10 @@ class AlreadyExists(Conflict):
     """A name that is taken."""
 
     code = "already_exists"
+
+
+class NameClash(Conflict):
+    """A name that differs only in letter case from one that is taken (names are unique ignoring case). Not
+    `already_exists`: clients read that as "use the existing one" and would then look for a name that is not there."""
+
+    code = "name_clash"

@@ -21,7 +21,7 @@ from registry.catalog import services as catalog
 from registry.catalog.models import ModelVersion, RegisteredModel, Stage
 from registry.lib.access import Level
 from registry.lib.errors import Forbidden
-from registry.lib.names import NameError_, check_key
+from registry.lib.names import NameError_, check_tag_key
 from registry.lib.numbers import float_to_json
 from registry.lib.paths import PathError, normalise_artifact_path
 from registry.mlflow_compat.errors import MlflowError, invalid, not_found
@@ -50,7 +50,7 @@ def checked_tags(items: Iterable[Mapping] | object, what: str) -> dict[str, str]
         if not isinstance(key, str):
             raise invalid(f"Every {what} needs a string key.")
         try:
-            check_key(key, what=f"{what} key")
+            check_tag_key(key, what=f"{what} key")
         except NameError_ as exc:
             raise invalid(str(exc)) from None
         if value is None:

@@ -10,16 +10,17 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connections, models
 from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Prefetch, Q, Subquery
-from django.db.models.functions import Coalesce, Length
+from django.db.models.functions import Coalesce, Length, Lower
 from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 
 from registry import rawsql
 from registry.accounts.access import DEFAULT_LEVEL_CHOICES, AccessQuerySet, Grant, best_grant_sql, level_from
 from registry.lib.access import Level
-from registry.lib.names import KEY_MAX
+from registry.lib.names import EXPERIMENT_NAME_MAX, KEY_MAX, NameError_, check_experiment_name
 
 PARAM_VALUE_MAX = 6000
 
@@ -60,9 +61,20 @@ class NaNFloatField(models.FloatField):
         return super().to_python(value)
 
 
+def validate_experiment_name(value: str) -> None:
+    try:
+        check_experiment_name(value)
+    except NameError_ as exc:
+        raise ValidationError(str(exc)) from None
+
+
 class ExperimentQuerySet(AccessQuerySet):
     def active(self) -> ExperimentQuerySet:
         return self.filter(deleted_at__isnull=True)
+
+    def named_ignoring_case(self, name: str) -> ExperimentQuerySet:
+        """The experiment whose name is `name` ignoring case, by the expression the unique index holds."""
+        return self.alias(_name_folded=Lower("name")).filter(_name_folded=Lower(models.Value(name)))
 
     def search(self, text: str) -> ExperimentQuerySet:
         text = text.strip()
@@ -80,7 +92,7 @@ class ExperimentQuerySet(AccessQuerySet):
 class Experiment(models.Model):
     DEFAULT_NAME = "Default"
 
-    name = models.CharField(max_length=256, unique=True)
+    name = models.CharField(max_length=EXPERIMENT_NAME_MAX, unique=True, validators=[validate_experiment_name])
     description = models.TextField(blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_experiments"
@@ -103,6 +115,13 @@ class Experiment(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=~Q(name=""), name="experiment_name_not_empty"),
+            # Unique ignoring case, as model names are.
+            models.UniqueConstraint(
+                Lower("name"),
+                name="experiment_name_unique_ignoring_case",
+                violation_error_message="An experiment with this name in other letter case exists; names are "
+                "unique ignoring case. Use that experiment or choose another name.",
+            ),
             models.CheckConstraint(
                 condition=Q(default_level__isnull=True) | Q(default_level__in=[0, 1, 2]),
                 name="experiment_default_level_valid",

@@ -23,8 +23,14 @@ from registry.accounts import services as accounts
 from registry.audit import services as audit
 from registry.audit.models import AuditAction
 from registry.lib.access import Level
-from registry.lib.errors import AlreadyExists, Forbidden, Invalid, NotFound
-from registry.lib.names import NameError_, check_key
+from registry.lib.errors import AlreadyExists, Conflict, Forbidden, Invalid, NameClash, NotFound
+from registry.lib.names import (
+    NameError_,
+    case_clash_message,
+    check_experiment_name,
+    check_key,
+    check_tag_key,
+)
 from registry.lib.numbers import float_from_json
 from registry.tracking.access import require_experiment, require_run_write
 from registry.tracking.models import (
@@ -55,22 +61,34 @@ class ParamConflict(TrackingError):
     code = "param_conflict"
 
 
-EXPERIMENT_NAME_MAX = 256
-
-
 def _require_user(by) -> None:
     if by is None or not getattr(by, "is_authenticated", False) or not by.is_active:
         raise Forbidden("Sign in to change the registry.")
 
 
 def _experiment_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise Invalid("An experiment needs a name.")
-    if len(name) > EXPERIMENT_NAME_MAX:
-        raise Invalid(f"Experiment names are at most {EXPERIMENT_NAME_MAX} characters (got {len(name)}).")
-    if name != name.strip():
-        raise Invalid("An experiment name must not start or end with white space.")
-    return name
+    try:
+        return check_experiment_name(name)
+    except NameError_ as exc:
+        raise Invalid(str(exc)) from None
+
+
+def _refuse_case_clash(name: str, *, other_than: Experiment | None = None) -> None:
+    """Experiment names are unique ignoring case (a unique index on LOWER(name) holds it)."""
+    clash = Experiment.objects.named_ignoring_case(name)
+    if other_than is not None:
+        clash = clash.exclude(pk=other_than.pk)
+    existing = clash.values_list("name", flat=True).first()
+    if existing is not None:
+        raise _taken(name, existing)
+
+
+def _taken(name: str, existing: str | None = None) -> Conflict:
+    """AlreadyExists for the very name, NameClash for another case of it; the message names the one that exists."""
+    if existing is None:
+        existing = Experiment.objects.named_ignoring_case(name).values_list("name", flat=True).first() or name
+    message = case_clash_message("experiment", name, existing)
+    return AlreadyExists(message) if existing == name else NameClash(message)
 
 
 # --- Experiments ----------------------------------------------------------------------------------------------------
@@ -83,6 +101,7 @@ def experiment_create(
     _require_user(by)
     name = _experiment_name(name)
     checked = _checked_tags(tags or {})
+    _refuse_case_clash(name)
     try:
         with transaction.atomic():
             experiment = Experiment.objects.create(
@@ -90,7 +109,7 @@ def experiment_create(
             )
             audit.record(AuditAction.EXPERIMENT_CREATED, actor=by, experiment=experiment, to_value=name)
     except IntegrityError:
-        raise AlreadyExists(f"An experiment named {name!r} already exists.") from None
+        raise _taken(name) from None
     return experiment
 
 
@@ -115,6 +134,7 @@ def experiment_rename(*, experiment: Experiment, name: str, by) -> Experiment:
         return experiment
     if old == Experiment.DEFAULT_NAME:
         raise Invalid("The Default experiment keeps its name: runs logged without an experiment land there.")
+    _refuse_case_clash(name, other_than=experiment)
     try:
         with transaction.atomic():
             Experiment.objects.filter(pk=experiment.pk).update(name=name, updated_at=timezone.now())
@@ -122,7 +142,7 @@ def experiment_rename(*, experiment: Experiment, name: str, by) -> Experiment:
             audit.record(AuditAction.EXPERIMENT_RENAMED, actor=by, experiment=experiment, from_value=old, to_value=name)
     except IntegrityError:
         experiment.name = old
-        raise AlreadyExists(f"An experiment named {name!r} already exists.") from None
+        raise _taken(name) from None
     return experiment
 
 
@@ -325,7 +345,7 @@ def _checked_tags(tags: Mapping[str, object]) -> dict[str, str]:
     details = []
     for index, key in enumerate(tags):
         try:
-            check_key(key, what="tag key")
+            check_tag_key(key)
         except NameError_ as exc:
             details.append({"index": index, "key": key, "message": str(exc)})
     if details:

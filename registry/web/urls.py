@@ -1,10 +1,13 @@
 """The dashboard's URLs. They are part of the product: links and bookmarks must keep working."""
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
+from registry.web.converters import ModelNameConverter
 from registry.web.views import access, account, browse, compare, datasets, edit, governance, health
+
+register_converter(ModelNameConverter, "model")
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/models/", permanent=False), name="home"),
@@ -19,34 +22,34 @@ urlpatterns = [
     path("new-model/", edit.model_create, name="model_create"),
     path("register/", edit.version_register, name="version_register"),
     path("markdown-preview/", edit.markdown_preview, name="markdown_preview"),
-    path("models/<str:name>/", browse.model_detail, name="model_detail"),
-    path("models/<str:name>/description/", edit.description_edit, name="model_description"),
-    path("models/<str:name>/tags/", edit.tags_edit, name="model_tags"),
-    path("models/<str:name>/aliases/", edit.alias_set, name="alias_set"),
-    path("models/<str:name>/aliases/delete/", edit.alias_delete, name="alias_delete"),
-    path("models/<str:name>/delete/", edit.model_delete, name="model_delete"),
-    path("models/<str:name>/versions/<int:version>/description/", edit.description_edit, name="version_description"),
-    path("models/<str:name>/versions/<int:version>/tags/", edit.tags_edit, name="version_tags"),
-    path("models/<str:name>/versions/<int:version>/delete/", edit.version_delete, name="version_delete"),
-    path("models/<str:name>/versions/<int:version>/", browse.version_detail, name="version_detail"),
+    path("models/<model:name>/", browse.model_detail, name="model_detail"),
+    path("models/<model:name>/description/", edit.description_edit, name="model_description"),
+    path("models/<model:name>/tags/", edit.tags_edit, name="model_tags"),
+    path("models/<model:name>/aliases/", edit.alias_set, name="alias_set"),
+    path("models/<model:name>/aliases/delete/", edit.alias_delete, name="alias_delete"),
+    path("models/<model:name>/delete/", edit.model_delete, name="model_delete"),
+    path("models/<model:name>/versions/<int:version>/description/", edit.description_edit, name="version_description"),
+    path("models/<model:name>/versions/<int:version>/tags/", edit.tags_edit, name="version_tags"),
+    path("models/<model:name>/versions/<int:version>/delete/", edit.version_delete, name="version_delete"),
+    path("models/<model:name>/versions/<int:version>/", browse.version_detail, name="version_detail"),
     path(
-        "models/<str:name>/versions/<int:version>/request-stage/",
+        "models/<model:name>/versions/<int:version>/request-stage/",
         governance.version_request_transition,
         name="version_request_transition",
     ),
-    path("models/<str:name>/versions/<int:version>/move/", governance.version_move, name="version_move"),
-    path("models/<str:name>/rollback/", governance.model_rollback, name="model_rollback"),
-    path("models/<str:name>/audit/", governance.model_audit, name="model_audit"),
-    path("models/<str:name>/access/grant/", access.model_grant, name="model_grant"),
-    path("models/<str:name>/access/revoke/", access.model_revoke, name="model_revoke"),
-    path("models/<str:name>/access/settings/", access.model_access_settings, name="model_access_settings"),
+    path("models/<model:name>/versions/<int:version>/move/", governance.version_move, name="version_move"),
+    path("models/<model:name>/rollback/", governance.model_rollback, name="model_rollback"),
+    path("models/<model:name>/audit/", governance.model_audit, name="model_audit"),
+    path("models/<model:name>/access/grant/", access.model_grant, name="model_grant"),
+    path("models/<model:name>/access/revoke/", access.model_revoke, name="model_revoke"),
+    path("models/<model:name>/access/settings/", access.model_access_settings, name="model_access_settings"),
     path(
-        "models/<str:name>/versions/<int:version>/artifacts/<path:path>",
+        "models/<model:name>/versions/<int:version>/artifacts/<path:path>",
         browse.version_artifact_download,
         name="version_artifact",
     ),
     path(
-        "models/<str:name>/versions/<int:version>/preview/<path:path>",
+        "models/<model:name>/versions/<int:version>/preview/<path:path>",
         browse.version_artifact_preview,
         name="version_artifact_preview",
     ),

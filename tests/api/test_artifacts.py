@@ -104,10 +104,14 @@ def test_empty_file(api, run_id, blobs):
     assert body_of(download(api, run_id, "empty.txt")) == b""
 
 
-def test_paths_are_normalised(api, run_id, blobs):
-    assert api.upload(run_id, "./reports//summary.txt", b"ok").json()["path"] == "reports/summary.txt"
-    assert body_of(download(api, run_id, "reports/summary.txt")) == b"ok"
-    assert body_of(download(api, run_id, "reports//./summary.txt")) == b"ok"
+def test_odd_paths_are_refused_not_cleaned(api, run_id, blobs):
+    """One rule on every route (registry.lib.paths): `./reports//summary.txt` is not quietly stored as another path."""
+    response = api.upload(run_id, "./reports//summary.txt", b"ok")
+    assert_error(response, 400, code="invalid_path")
+    assert "'.' segments" in response.json()["message"]
+    assert not ArtifactFile.objects.exists() and blobs.keys() == set()
+    assert api.upload(run_id, "reports/summary.txt", b"ok").json()["path"] == "reports/summary.txt"
+    assert_error(download(api, run_id, "reports//./summary.txt"), 400, code="invalid_path")
 
 
 def test_unknown_run_or_file_is_404(api, run_id, blobs):
@@ -250,6 +254,17 @@ HOSTILE = [
     "a%09b",
     "a/%2e%2e/%2e%2e/b",
     "model%2f..%2f..%2fsecret",
+    # The shapes of issue 12: a leading slash (the URL reads artifacts//tmp/x), schemes, deep encoding, odd segments.
+    "/tmp/x",
+    "file:///tmp/x",
+    "file:/tmp/x",
+    "s3://bucket/x",
+    "a%252Fb",
+    "a%25252Fb",
+    "./x",
+    "a//b",
+    "a/./b",
+    "a%E2%80%AEb",  # U+202E RIGHT-TO-LEFT OVERRIDE
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -134,6 +135,25 @@ def test_hostile_paths_are_refused(mlflow_env, trainer_token, run_id, artifact_s
     assert not ArtifactFile.objects.exists()
     storage = artifact_storage_in_tmp.parent
     assert not any(p.name in ("secret.txt", "passwd") for p in storage.rglob("*")), list(storage.rglob("*"))
+
+
+# The shapes of issue 12 that the proxy used to clean (`//tmp/x` stored as `tmp/x`, `file:///tmp/x` as `file:/tmp/x`)
+# while /api/v1 refused them: now one rule, one answer, the same words on both routes.
+ISSUE_12_SHAPES = ["/tmp/x", "file:///tmp/x", "file:/tmp/x", "s3://bucket/x", "a%252Fb", "./x", "a//b", "a/./b", "x/"]
+
+
+@pytest.mark.parametrize("shape", ISSUE_12_SHAPES)
+def test_odd_paths_get_the_answer_api_v1_gives(mlflow_env, trainer_token, run_id, artifact_storage_in_tmp, shape):
+    proxy = raw_request(mlflow_env, "PUT", f"{PROXY}/runs/{run_id}/artifacts/{shape}", trainer_token, b"owned")
+    ours = raw_request(mlflow_env, "PUT", f"/api/v1/runs/{run_id}/artifacts/{shape}", trainer_token, b"owned")
+    assert (proxy[0], ours[0]) == (400, 400), (proxy[:2], ours[:2])
+    proxy_body, ours_body = json.loads(proxy[1]), json.loads(ours[1])
+    assert proxy_body["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert ours_body["error"] == "invalid_path"
+    assert proxy_body["message"] == ours_body["message"]
+    assert "artifact path" in ours_body["message"]
+    assert not ArtifactFile.objects.exists()
+    assert not [p for p in artifact_storage_in_tmp.rglob("*") if p.is_file()]
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,14 @@ The path after `artifacts/` names an owner and a file:
     models/<model id>/versions/<number>/artifacts/<path>   a registered version's files (read only)
     logged-models/<id>/artifacts/<path>                    a logged model without a run (holds no files)
 
-Every path is checked by registry.lib.paths before anything is looked up: `..`, absolute paths, drive letters,
-backslashes and their percent-encoded forms are refused with a 400.
+Every path is checked by registry.lib.paths (the rule /api/v1 applies) before anything is looked up: absolute
+paths, empty, `.` and `..` segments, schemes and drive letters, backslashes and their percent-encoded forms are refused
+with a 400, never cleaned (`runs/<id>/artifacts//tmp/x` is not `tmp/x`).
 """
 
 from __future__ import annotations
+
+import re
 
 from django.conf import settings
 from django.db.models import Q
@@ -20,7 +23,7 @@ from registry.accounts.access import level_of
 from registry.catalog import services as catalog
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.access import Level
-from registry.lib.paths import PathError, normalise_artifact_path
+from registry.lib.paths import PathError, check_artifact_path
 from registry.mlflow_compat.auth import Caller, require_write
 from registry.mlflow_compat.errors import invalid, json_response, not_found
 from registry.mlflow_compat.models import LoggedModel
@@ -28,24 +31,39 @@ from registry.mlflow_compat.views.common import is_row_id, run_or_404
 from registry.tracking.models import Run
 
 
-def _normalised(path: str) -> str:
+def _checked(path: str, *, folder: bool) -> str:
     try:
-        return normalise_artifact_path(path, allow_empty=True)
+        return check_artifact_path(path, folder=folder)
     except PathError as exc:
         raise invalid(str(exc)) from None
 
 
-def locate(path: str, user) -> tuple[Run | ModelVersion | None, str]:
+# The owner part of a proxy path; what follows it is the path inside the owner, checked as /api/v1 checks it.
+_OWNER = re.compile(
+    r"^(runs/[^/]*/artifacts|models/[^/]*/versions/[^/]*/artifacts|logged-models/[^/]*/artifacts)(?:/(.*))?$",
+    re.DOTALL,
+)
+
+
+def locate(path: str, user, *, folder: bool = False) -> tuple[Run | ModelVersion | None, str]:
     """(owner, path inside the owner) for a proxy path, if `user` may read the owner; the owner is None for a
-    run-less logged model."""
-    owner, relative = _owner(_normalised(path).split("/"), path, user)
-    return owner, _normalised(relative)  # the part inside the owner obeys the same rules on its own (`C:/x`)
+    run-less logged model. The path inside the owner obeys registry.lib.paths exactly as on /api/v1 (the same
+    answer, word for word, for `runs/<id>/artifacts//tmp/x` here and `/api/v1/runs/<id>/artifacts//tmp/x` there);
+    anything else is checked whole, so hostile shapes answer 400 before "not found"."""
+    match = _OWNER.match(path)
+    if match is None:
+        _checked(path, folder=True)
+        raise not_found(f"No artifacts at {path!r}; paths start with runs/<run id>/artifacts/.")
+    head, relative = match.group(1), match.group(2) or ""
+    _checked(head, folder=False)
+    relative = _checked(relative, folder=folder or not relative)
+    return _owner(head.split("/"), path, user), relative
 
 
-def _owner(parts: list[str], path: str, user) -> tuple[Run | ModelVersion | None, str]:
-    if len(parts) >= 3 and parts[0] == "runs" and parts[2] == "artifacts":
-        return run_or_404(parts[1], user), "/".join(parts[3:])
-    if len(parts) >= 5 and parts[0] == "models" and parts[2] == "versions" and parts[4] == "artifacts":
+def _owner(parts: list[str], path: str, user) -> Run | ModelVersion | None:
+    if parts[0] == "runs":
+        return run_or_404(parts[1], user)
+    if parts[0] == "models":
         if not (is_row_id(parts[1]) and is_row_id(parts[3])):
             raise not_found(f"No model version at {path!r}.")
         version = (
@@ -53,13 +71,11 @@ def _owner(parts: list[str], path: str, user) -> tuple[Run | ModelVersion | None
         )
         if version is None or level_of(version.model, user) < Level.READ:
             raise not_found(f"No model version at {path!r}.")
-        return version, "/".join(parts[5:])
-    if len(parts) >= 3 and parts[0] == "logged-models" and parts[2] == "artifacts":
-        logged = LoggedModel.objects.select_related("experiment").filter(pk=parts[1]).first()
-        if logged is None or level_of(logged.experiment, user) < Level.READ:
-            raise not_found(f"Logged model with ID '{parts[1]}' not found.")
-        return None, "/".join(parts[3:])
-    raise not_found(f"No artifacts at {path!r}; paths start with runs/<run id>/artifacts/.")
+        return version
+    logged = LoggedModel.objects.select_related("experiment").filter(pk=parts[1]).first()
+    if logged is None or level_of(logged.experiment, user) < Level.READ:
+        raise not_found(f"Logged model with ID '{parts[1]}' not found.")
+    return None
 
 
 def _files(owner: Run | ModelVersion | None):
@@ -72,9 +88,9 @@ def _files(owner: Run | ModelVersion | None):
 
 def list_artifacts(request: HttpRequest, caller: Caller) -> HttpResponse:
     path = request.GET.get("path", "")
-    if not _normalised(path):
+    if not path:
         return json_response({})
-    owner, folder = locate(path, caller.user)
+    owner, folder = locate(path, caller.user, folder=True)
     files = _files(owner)
     if folder:
         files = files.filter(Q(path__startswith=folder + "/") | Q(path=folder))

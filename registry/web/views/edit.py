@@ -29,7 +29,7 @@ from registry.governance import services as governance
 from registry.governance.models import StagePolicy
 from registry.lib.access import Level
 from registry.lib.errors import DomainError, Forbidden, NotFound
-from registry.lib.names import ALIAS_MAX, KEY_MAX, MODEL_NAME_MAX
+from registry.lib.names import ALIAS_MAX, KEY_MAX, MODEL_NAME_MAX, NameError_, check_tag_key
 from registry.tracking.access import run_for
 from registry.tracking.models import Run
 from registry.web.markdown import render_markdown
@@ -208,6 +208,8 @@ def _tag_rows(post) -> tuple[list[tuple[str, str]], dict[int, str], dict[str, st
             errors[index] = "Give this tag a key, or clear its value to remove it."
         elif len(key) > KEY_MAX:
             errors[index] = f"A tag key is at most {KEY_MAX} characters."
+        elif problem := _tag_key_problem(key):
+            errors[index] = problem
         elif key in tags:
             errors[index] = f"The key {key!r} is used twice; keep one."
         elif len(value) > TAG_VALUE_MAX:
@@ -215,6 +217,15 @@ def _tag_rows(post) -> tuple[list[tuple[str, str]], dict[int, str], dict[str, st
         else:
             tags[key] = value
     return rows, errors, tags
+
+
+def _tag_key_problem(key: str) -> str:
+    """The naming rule's message for a bad tag key (the service checks it too), so it shows beside its row."""
+    try:
+        check_tag_key(key)
+    except NameError_ as exc:
+        return str(exc)
+    return ""
 
 
 @require_http_methods(["GET", "POST"])

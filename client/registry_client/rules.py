@@ -1,0 +1,226 @@
+"""Client-side checks of names and artifact paths: the server's rules (registry/lib/names.py and paths.py), copied
+because this package never imports the server. The client refuses a bad name or path before sending anything; the
+server checks again. tests/test_names.py keeps the two copies equal, function by function.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import unquote
+
+MODEL_NAME_MAX = 256
+EXPERIMENT_NAME_MAX = 256
+KEY_MAX = 250
+ALIAS_MAX = 256
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Characters that URLs and file paths reinterpret: separators, the escape, the query and the fragment.
+NAME_FORBIDDEN = "/\\%?#"
+# Unicode categories that do not print as themselves: controls, format characters (bidi overrides, zero-width
+# joiners, soft hyphens), surrogates, private use, line and paragraph separators.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+class NameError_(ValueError):
+    """A name or key that breaks the registry's rules; the message says what to fix."""
+
+
+def has_control_characters(value: str) -> bool:
+    return bool(_CONTROL.search(value))
+
+
+def describe_character(char: str) -> str:
+    """`U+202E (RIGHT-TO-LEFT OVERRIDE)`: how a message names a character that may not show on screen."""
+    return f"U+{ord(char):04X} ({unicodedata.name(char, 'unnamed')})"
+
+
+def unprintable_character(value: str) -> str | None:
+    """The first character of `value` that does not print as itself, or None.
+
+    Refused: controls, format characters (category Cf: bidi overrides, zero-width spaces and joiners), surrogates,
+    private-use characters, line and paragraph separators, and every space other than the plain space (a no-break
+    space reads like a space but is another name)."""
+    for char in value:
+        if char == " ":
+            continue
+        category = unicodedata.category(char)
+        if category in _UNPRINTABLE_CATEGORIES or category == "Zs":
+            return char
+    return None
+
+
+def _check_printable(value: str, what: str) -> None:
+    char = unprintable_character(value)
+    if char is None:
+        return
+    if has_control_characters(char):
+        raise NameError_(f"{_a(what)} must not contain control characters (found {describe_character(char)}).")
+    raise NameError_(
+        f"{_a(what)} must contain only printable characters; {describe_character(char)} is invisible or changes how "
+        "the text around it reads. Remove it and type the name again."
+    )
+
+
+def _a(what: str) -> str:
+    article = "An" if what[:1].lower() in "aeiou" else "A"
+    return f"{article} {what}"
+
+
+def check_name(name: object, *, what: str, max_length: int, also_forbidden: str = "") -> str:
+    """The rule shared by model and experiment names; `also_forbidden` adds characters a kind of name reserves."""
+    if not isinstance(name, str) or not name.strip():
+        raise NameError_(f"{_a(what)} must be a non-empty string.")
+    if name != name.strip():
+        raise NameError_(f"{_a(what)} must not start or end with white space.")
+    if len(name) > max_length:
+        raise NameError_(f"{_a(what)} must be at most {max_length} characters (got {len(name)}).")
+    _check_printable(name, what)
+    if name in (".", ".."):
+        raise NameError_(f"{_a(what)} must not be {name!r}: in a URL it means a folder, not a name.")
+    for char in NAME_FORBIDDEN + also_forbidden:
+        if char in name:
+            raise NameError_(f"{_a(what)} must not contain {char!r}: {_WHY[char]}. Use letters, digits, '-', '_'.")
+    return name
+
+
+_WHY = {
+    "/": "it separates the parts of URLs and references (name/3)",
+    "\\": "it separates folders on Windows",
+    "%": "it starts an escape in URLs (a%2Fb would read as a/b)",
+    "?": "it starts the query of a URL",
+    "#": "it starts the fragment of a URL",
+    "@": "it introduces an alias or stage in references (name@champion)",
+}
+
+
+def check_model_name(name: object) -> str:
+    return check_name(name, what="model name", max_length=MODEL_NAME_MAX, also_forbidden="@")
+
+
+def check_experiment_name(name: object) -> str:
+    return check_name(name, what="experiment name", max_length=EXPERIMENT_NAME_MAX)
+
+
+def case_clash_message(what: str, wanted: str, existing: str) -> str:
+    """What a refused name says when another differs from it only in case."""
+    if wanted == existing:
+        return f"{_a(what)} {existing!r} already exists; choose another name."
+    return (
+        f"{_a(what)} {existing!r} already exists, and names are unique ignoring case, so {wanted!r} would be "
+        f"mistaken for it; use {existing!r} or choose another name."
+    )
+
+
+def _check_segments(key: str, what: str) -> None:
+    # Keys may use '/' as a namespace separator ("val/loss", MLflow allows it), but not as a path trick.
+    if key in (".", "..") or any(part in ("", ".", "..") for part in key.split("/")):
+        raise NameError_(
+            f"{_a(what)} must not be '.' or '..', start or end with '/', or contain '//', '/./' or '/../' "
+            f"(got {key!r})."
+        )
+
+
+def check_key(key: object, *, what: str = "key") -> str:
+    """Keys of params and metrics (MLflow's shapes: `val/loss`, `a b`, `准确率`)."""
+    if not isinstance(key, str) or not key:
+        raise NameError_(f"{_a(what)} must be a non-empty string.")
+    if len(key) > KEY_MAX:
+        raise NameError_(f"{_a(what)} must be at most {KEY_MAX} characters (got {len(key)}).")
+    _check_printable(key, what)
+    _check_segments(key, what)
+    return key
+
+
+def check_tag_key(key: object, *, what: str = "tag key") -> str:
+    """Tag keys of models, versions, experiments and runs: a key, and none of `\\ % ? #` (MLflow refuses them too;
+    `mlflow.source.git.commit` and `team/owner` are fine)."""
+    check_key(key, what=what)
+    for char in "\\%?#":
+        if char in key:
+            raise NameError_(f"{_a(what)} must not contain {char!r}: {_WHY[char]}.")
+    return key
+
+
+# Aliases share the namespace of references (`name@alias`), so stage names and "latest" are reserved, and
+# aliases that look like version numbers ("v3") would be ambiguous (MLflow refuses `latest` and `v3` too).
+RESERVED_ALIASES = frozenset({"latest", "none", "staging", "production", "archived"})
+_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_VERSION_LIKE = re.compile(r"^[vV]\d+$")
+
+
+def check_alias(alias: object) -> str:
+    if not isinstance(alias, str) or not alias:
+        raise NameError_("An alias must be a non-empty string.")
+    if len(alias) > ALIAS_MAX:
+        raise NameError_(f"An alias must be at most {ALIAS_MAX} characters.")
+    if not _ALIAS.fullmatch(alias):
+        raise NameError_("An alias must start with a letter or '_' and contain only letters, digits, '_' and '-'.")
+    if alias.lower() in RESERVED_ALIASES:
+        raise NameError_(f"'{alias}' is reserved (stage names and 'latest' cannot be aliases).")
+    if _VERSION_LIKE.match(alias):
+        raise NameError_(f"'{alias}' looks like a version number; choose another alias.")
+    return alias
+
+
+PATH_MAX = 1024
+# A URL scheme (`file:`, `s3:`, `mlflow-artifacts:`) or a drive letter (`C:`) at the start of the first segment.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+
+
+class PathError(ValueError):
+    """An artifact path that is not a safe relative path; the message says what is wrong."""
+
+
+def fully_decoded(text: str) -> str:
+    """`text` percent-decoded until decoding changes nothing more (each round that changes it makes it shorter)."""
+    while True:
+        once = unquote(text)
+        if once == text:
+            return text
+        text = once
+
+
+def check_artifact_path(path: object, *, folder: bool = False) -> str:
+    """Return `path` if it obeys the rule, else raise PathError saying what to fix.
+
+    With `folder`, the path names a folder: empty means the top, and one trailing `/` is allowed (and dropped).
+    """
+    if not isinstance(path, str):
+        raise PathError("An artifact path must be a string.")
+    decoded = fully_decoded(path)
+    if "\x00" in decoded:
+        raise PathError("An artifact path must not contain NUL bytes.")
+    char = unprintable_character(decoded.replace(" ", ""))
+    if char is not None:
+        kind = "control characters" if has_control_characters(char) else "invisible characters"
+        raise PathError(f"An artifact path must not contain {kind} (found {describe_character(char)}).")
+    if "\\" in decoded:
+        raise PathError("An artifact path must use '/' and never a backslash.")
+    if decoded.startswith("/"):
+        raise PathError(f"An artifact path must be relative: {path!r} starts with '/'; drop it (e.g. 'model/x.pkl').")
+    if _SCHEME.match(decoded):
+        raise PathError(
+            f"An artifact path must be relative: {path!r} starts like a URL scheme or drive letter "
+            f"({decoded.split(':', 1)[0]}:); name the file inside the run, e.g. 'model/x.pkl'."
+        )
+    body = decoded[:-1] if folder and decoded.endswith("/") else decoded
+    segments = body.split("/") if body else []
+    if ".." in segments:
+        raise PathError("An artifact path must not contain '..' segments.")
+    if "" in segments or "." in segments:
+        raise PathError(
+            f"An artifact path must not contain empty or '.' segments ('//', '/./'): {path!r}; write it as folder/file."
+        )
+    if decoded != path:
+        raise PathError("An artifact path must not be percent-encoded; send it as plain text.")
+    if not body and not folder:
+        raise PathError("An artifact path must name a file (it is empty).")
+    if len(body) > PATH_MAX:
+        raise PathError(f"An artifact path must be at most {PATH_MAX} characters.")
+    return body
+
+
+def normalise_artifact_path(path: object, *, allow_empty: bool = False) -> str:
+    """`check_artifact_path` under its older name: `allow_empty` means the path names a folder."""
+    return check_artifact_path(path, folder=allow_empty)
