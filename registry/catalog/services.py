@@ -499,7 +499,11 @@ class ArtifactTooLarge(CatalogError):
 
 def artifact_key(owner: Run | ModelVersion, path: str) -> str:
     """A fresh blob name for a file of `owner`. Each upload gets its own blob, so a failed or partial upload never
-    damages the file it was meant to replace; the replaced blob is deleted once the new row is committed."""
+    damages the file it was meant to replace; the replaced blob is deleted once the new row is committed.
+
+    The blob is pending until its row commits: the row is the only way to reach it. A worker killed in between leaves
+    a blob (or an incomplete S3 multipart upload) that no row names; `manage.py artifacts_gc` frees those once they
+    are an hour old (registry/catalog/blobs.py)."""
     token = secrets.token_hex(6)
     if isinstance(owner, Run):
         return f"runs/{owner.pk}/{token}/{path}"
