@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -106,6 +107,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "csp",
     "ninja",
+    "axes",
     "registry.accounts",
     "registry.audit",
     "registry.tracking",
@@ -132,6 +134,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "registry.api.middleware.JsonOnlyMiddleware",
     "registry.middleware.DomainErrorPages",
+    # Turns a sign-in refused for too many failures into registry.lockout's 429 (last, so it sees every response).
+    "axes.middleware.AxesMiddleware",
 ]
 
 # --- Content-Security-Policy (django-csp) ---------------------------------------------------------------------------
@@ -277,6 +281,29 @@ REGISTRY_DEFAULT_PERMISSION = _DEFAULT_PERMISSIONS[_default_permission]
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+
+# --- Sign-in throttling (django-axes) -------------------------------------------------------------------------------
+# Wrong passwords (dashboard and admin login, HTTP basic on the MLflow API) count per (username, address); wrong API
+# tokens per address. At the limit the next attempts answer 429 until the cool-off ends or an administrator lifts it
+# (`manage.py axes_reset`, `axes_reset_ip`, `axes_reset_username`, or the admin's Axes pages).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out caller before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+_cool_off_minutes = env_int("LOGIN_COOLOFF_MINUTES", 15)
+# 0 minutes: a lockout lasts until an administrator lifts it.
+AXES_COOLOFF_TIME = timedelta(minutes=_cool_off_minutes) if _cool_off_minutes > 0 else None
+AXES_LOCKOUT_PARAMETERS = "registry.accounts.throttle.lockout_parameters"
+AXES_CLIENT_IP_CALLABLE = "registry.accounts.throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "registry.lockout.lockout_response"
+# A success clears that (username, address)'s failures; attempts during a lockout do not extend it.
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_VERBOSE = False
+# Behind N trusted reverse proxies, the client address is the N-th from the right of X-Forwarded-For.
+LOGIN_THROTTLE_PROXY_COUNT = env_int("LOGIN_THROTTLE_PROXY_COUNT", 0)
 
 # --- Security -------------------------------------------------------------------------------------------------------
 # Behind TLS (the production default) cookies are secure and HSTS is on; set REGISTRY_HTTPS=false to serve plain

@@ -345,8 +345,8 @@ def test_a_team_gets_access_through_its_group(world, alice):
 @pytest.mark.parametrize(
     ("path", "body", "status", "says"),
     [
-        ("/models/fraud/access/users/nobody", {"level": "READ"}, 400, "No user named 'nobody'"),
-        ("/models/fraud/access/groups/nobody", {"level": "READ"}, 400, "No group named 'nobody'"),
+        ("/models/fraud/access/users/nobody", {"level": "READ"}, 404, "No user named 'nobody'"),
+        ("/models/fraud/access/groups/nobody", {"level": "READ"}, 404, "No group named 'nobody'"),
         ("/models/fraud/access/users/bob", {"level": "OWNER"}, 422, ""),
         ("/models/fraud/access/users/bob", {"level": "READ", "approve_stages": ["Shipped"]}, 422, ""),
     ],

@@ -10,10 +10,12 @@ from django.db import transaction
 from django.http import HttpRequest
 from ninja import Router, Status
 
+from registry.accounts import services as accounts
 from registry.accounts.access import level_of, registry_default
-from registry.accounts.services import find_group, find_user, grants_of
+from registry.accounts.services import grants_of
 from registry.api.catalog import ERRORS
-from registry.api.schemas import AccessOut, AccessPatch, GrantIn, GrantOut
+from registry.api.errors import ApiError
+from registry.api.schemas import AccessOut, AccessPatch, ExperimentGrantIn, GrantIn, GrantOut
 from registry.catalog import services as catalog
 from registry.catalog.access import model_for
 from registry.lib.access import Level
@@ -22,6 +24,21 @@ from registry.tracking import services as tracking
 from registry.tracking.access import experiment_for
 
 router = Router(tags=["access"])
+
+
+def find_user(username: str):
+    """The user named in the URL or body; 404 when there is none (a reference to nothing, not a malformed request)."""
+    try:
+        return accounts.find_user(username)
+    except Invalid as exc:
+        raise ApiError(404, exc.message) from None
+
+
+def find_group(name: str):
+    try:
+        return accounts.find_group(name)
+    except Invalid as exc:
+        raise ApiError(404, exc.message) from None
 
 
 def grant_out(grant) -> dict:
@@ -143,9 +160,7 @@ def experiment_access_update(request: HttpRequest, ref: str, payload: AccessPatc
     return access_out(experiment_for(request.user, experiment.pk), request.user)
 
 
-def _experiment_grant(request: HttpRequest, ref: str, payload: GrantIn, **grantee):
-    if payload.request_stages or payload.approve_stages:
-        raise Invalid("Stage rights are granted on registered models, not on experiments.")
+def _experiment_grant(request: HttpRequest, ref: str, payload: ExperimentGrantIn, **grantee):
     experiment = experiment_for(request.user, ref)
     return grant_out(
         tracking.experiment_grant_set(experiment=experiment, by=request.user, level=payload.level, **grantee)
@@ -157,7 +172,7 @@ def _experiment_grant(request: HttpRequest, ref: str, payload: GrantIn, **grante
     response={200: GrantOut, **ERRORS},
     summary="Grant a user a level on an experiment (MANAGE)",
 )
-def experiment_grant_user(request: HttpRequest, ref: str, username: str, payload: GrantIn):
+def experiment_grant_user(request: HttpRequest, ref: str, username: str, payload: ExperimentGrantIn):
     return _experiment_grant(request, ref, payload, user=find_user(username))
 
 
@@ -166,7 +181,7 @@ def experiment_grant_user(request: HttpRequest, ref: str, username: str, payload
     response={200: GrantOut, **ERRORS},
     summary="Grant a group a level on an experiment (MANAGE)",
 )
-def experiment_grant_group(request: HttpRequest, ref: str, group: str, payload: GrantIn):
+def experiment_grant_group(request: HttpRequest, ref: str, group: str, payload: ExperimentGrantIn):
     return _experiment_grant(request, ref, payload, group=find_group(group))
 
 

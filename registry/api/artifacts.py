@@ -13,7 +13,7 @@ from django.utils.http import RFC3986_SUBDELIMS
 from ninja import Router, Status
 
 from registry.api.errors import ApiError, get_or_404
-from registry.api.schemas import ArtifactOut, Error
+from registry.api.schemas import ArtifactOut, ArtifactPath, ArtifactPrefix, errors
 from registry.catalog import services
 from registry.catalog.access import version_for
 from registry.catalog.models import ArtifactFile, ModelVersion
@@ -21,7 +21,7 @@ from registry.lib.paths import normalise_artifact_path
 from registry.tracking.access import run_for
 
 router = Router(tags=["artifacts"])
-ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 411: Error, 413: Error, 416: Error}
+ERRORS = errors(411, 416)
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -114,7 +114,7 @@ def _run_file_or_404(run, path: str) -> ArtifactFile:
     "uploading to an existing path replaces that file. `curl -T model.pkl -H 'Authorization: Bearer …' "
     "…/api/v1/runs/<id>/artifacts/model/model.pkl`",
 )
-def upload_run_artifact(request: HttpRequest, run_id: str, path: str):
+def upload_run_artifact(request: HttpRequest, run_id: str, path: ArtifactPath):
     run = run_for(request.user, run_id, write=True)
     length = request.headers.get("Content-Length")
     if not length or not length.isdigit():
@@ -127,7 +127,7 @@ def upload_run_artifact(request: HttpRequest, run_id: str, path: str):
 
 
 @router.get("/runs/{run_id}/artifacts", response={200: list[ArtifactOut], **ERRORS}, summary="List a run's files")
-def list_run_artifacts(request: HttpRequest, run_id: str, prefix: str = ""):
+def list_run_artifacts(request: HttpRequest, run_id: str, prefix: ArtifactPrefix = ""):
     run = run_for(request.user, run_id)
     artifacts = _prefix_filter(ArtifactFile.objects.filter(run=run), prefix).order_by("path")
     return [artifact_out(a, run_artifact_url(run.pk, a.path)) for a in artifacts]
@@ -139,14 +139,14 @@ def list_run_artifacts(request: HttpRequest, run_id: str, prefix: str = ""):
     url_name="download_run_artifact",
     summary="Download a run's file (HTTP Range supported)",
 )
-def download_run_artifact(request: HttpRequest, run_id: str, path: str):
+def download_run_artifact(request: HttpRequest, run_id: str, path: ArtifactPath):
     run = run_for(request.user, run_id)
     artifact = _run_file_or_404(run, path)
     return stream_artifact(request, artifact)
 
 
 @router.delete("/runs/{run_id}/artifacts/{path:path}", response={204: None, **ERRORS}, summary="Delete a run's file")
-def delete_run_artifact(request: HttpRequest, run_id: str, path: str):
+def delete_run_artifact(request: HttpRequest, run_id: str, path: ArtifactPath):
     run = run_for(request.user, run_id, write=True)
     artifact = _run_file_or_404(run, path)
     services.artifact_delete(artifact=artifact, by=request.user)
@@ -161,7 +161,7 @@ def delete_run_artifact(request: HttpRequest, run_id: str, path: str):
     response={200: list[ArtifactOut], **ERRORS},
     summary="List a version's files",
 )
-def list_version_artifacts(request: HttpRequest, name: str, version: int, prefix: str = ""):
+def list_version_artifacts(request: HttpRequest, name: str, version: int, prefix: ArtifactPrefix = ""):
     model_version = version_for(request.user, name, version)
     artifacts = _prefix_filter(ArtifactFile.objects.filter(version=model_version), prefix).order_by("path")
     return [artifact_out(a, version_artifact_url(model_version, a.path)) for a in artifacts]
@@ -173,7 +173,7 @@ def list_version_artifacts(request: HttpRequest, name: str, version: int, prefix
     url_name="download_version_artifact",
     summary="Download a version's file (HTTP Range supported)",
 )
-def download_version_artifact(request: HttpRequest, name: str, version: int, path: str):
+def download_version_artifact(request: HttpRequest, name: str, version: int, path: ArtifactPath):
     model_version = version_for(request.user, name, version)
     path = normalise_artifact_path(path)
     artifact = get_or_404(ArtifactFile, f"{model_version} has no file {path!r}.", version=model_version, path=path)

@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer
 from ninja.utils import check_csrf
 
+from registry.accounts import throttle
 from registry.accounts.models import ApiToken
 from registry.api.errors import ApiError
 
@@ -38,6 +39,7 @@ class TokenOrSession(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str):
         api_token = ApiToken.authenticate(token)
         if api_token is None:
+            throttle.token_refused(request)
             return None
         if request.method not in SAFE_METHODS and not api_token.can_write:
             raise ApiError(403, "This token is read-only; create a write token to change data.")

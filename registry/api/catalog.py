@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch, Subquery
 from django.http import HttpRequest
 from ninja import Query, Router, Status
+from pydantic import WithJsonSchema
 
 from registry.api.artifacts import artifact_out, version_artifact_url
 from registry.api.errors import ApiError
 from registry.api.schemas import (
     AliasIn,
+    AliasName,
     AliasOut,
-    Error,
+    Limit,
     ModelIn,
     ModelOut,
     ModelPage,
     ModelPatch,
+    Offset,
+    OrderText,
+    Reference,
+    StageFilter,
     VersionDetailOut,
     VersionIn,
     VersionPage,
     VersionPatch,
+    errors,
 )
-from registry.api.tracking import MAX_OFFSET
 from registry.catalog import services
 from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
@@ -35,8 +43,8 @@ from registry.tracking.models import MetricSeries
 from registry.tracking.search import filter_runs, order_runs
 
 router = Router(tags=["models"])
-ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 422: Error}
-MAX_PAGE = 1000
+ERRORS = errors()
+MODEL_ORDERS = {"name": "name", "-name": "-name", "updated": "updated_at", "-updated": "-updated_at"}
 
 # --- Shaping --------------------------------------------------------------------------------------------------------
 
@@ -119,9 +127,7 @@ def version_detail_out(version: ModelVersion, *, files: list[ArtifactFile] | Non
 
 
 def _page(queryset, offset: int, limit: int):
-    if not 0 <= offset < MAX_OFFSET or limit < 1:
-        raise ApiError(400, f"offset must be ≥ 0 and < {MAX_OFFSET}, and limit ≥ 1.")
-    limit = min(limit, MAX_PAGE)
+    # offset and limit are bounded by their types (Offset, Limit): out of range is a 422 before this runs.
     rows = list(queryset[offset : offset + limit + 1])
     return rows[:limit], (offset + limit if len(rows) > limit else None)
 
@@ -142,10 +148,12 @@ def list_models(
     request: HttpRequest,
     q: str = Query("", description="Text in the name or description."),
     tag: str = Query("", description="`key` or `key:value`."),
-    stage: str = Query("", description="Only models with a version in this stage, e.g. Production."),
-    order_by: str = Query("name", description="name, -name, updated or -updated."),
-    offset: int = 0,
-    limit: int = 100,
+    stage: StageFilter = Query("", description="Only models with a version in this stage (any case); empty: all."),
+    order_by: Annotated[str, WithJsonSchema({"type": "string", "enum": list(MODEL_ORDERS)})] = Query(
+        "name", description="name, -name, updated or -updated."
+    ),
+    offset: Offset = 0,
+    limit: Limit = 100,
 ):
     queryset = _models_for_output().readable_by(request.user)
     if q:
@@ -159,10 +167,9 @@ def list_models(
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
         queryset = queryset.filter(Exists(ModelVersion.objects.filter(model=OuterRef("pk"), stage=wanted)))
-    orders = {"name": "name", "-name": "-name", "updated": "updated_at", "-updated": "-updated_at"}
-    if order_by not in orders:
-        raise ApiError(400, f"order_by must be one of {', '.join(orders)}.")
-    items, next_offset = _page(queryset.order_by(orders[order_by], "pk"), offset, limit)
+    if order_by not in MODEL_ORDERS:
+        raise ApiError(400, f"order_by must be one of {', '.join(MODEL_ORDERS)}.")
+    items, next_offset = _page(queryset.order_by(MODEL_ORDERS[order_by], "pk"), offset, limit)
     return {"items": [model_out(m) for m in items], "next_offset": next_offset}
 
 
@@ -226,11 +233,14 @@ def create_version(request: HttpRequest, name: str, payload: VersionIn):
 def list_versions(
     request: HttpRequest,
     name: str,
-    stage: str = "",
+    stage: StageFilter = Query("", description="Only versions in this stage (any case); empty: all."),
     filter: str = Query("", description="e.g. metrics.f1 > 0.9 AND params.max_depth = '6'"),
-    order_by: list[str] = Query([], description="e.g. metrics.f1 DESC; default newest version first"),
-    offset: int = 0,
-    limit: int = 100,
+    order_by: list[OrderText] = Query(
+        [],
+        description="e.g. metrics.f1 DESC; default newest first. The search grammar: a 400 names what is wrong.",
+    ),
+    offset: Offset = 0,
+    limit: Limit = 100,
 ):
     model = model_for(request.user, name)
     queryset = _versions_for_output().filter(model=model)
@@ -301,7 +311,7 @@ def list_aliases(request: HttpRequest, name: str):
     "moves at once only for someone who may approve Production moves directly; for anyone else a transition request "
     "is opened and the answer is 403 `approval_required` naming it in `details`.",
 )
-def set_alias(request: HttpRequest, name: str, alias: str, payload: AliasIn):
+def set_alias(request: HttpRequest, name: str, alias: AliasName, payload: AliasIn):
     model = model_for(request.user, name)
     version = version_for(request.user, name, payload.version)
     governance.alias_set(model=model, alias=alias, version=version, by=request.user)
@@ -313,7 +323,7 @@ def set_alias(request: HttpRequest, name: str, alias: str, payload: AliasIn):
     response={204: None, **ERRORS},
     summary="Delete an alias (a protected one as a Production move is)",
 )
-def delete_alias(request: HttpRequest, name: str, alias: str):
+def delete_alias(request: HttpRequest, name: str, alias: AliasName):
     governance.alias_delete(model=model_for(request.user, name), alias=alias, by=request.user)
     return Status(204, None)
 
@@ -327,7 +337,10 @@ def delete_alias(request: HttpRequest, name: str, alias: str):
     summary="Resolve a reference (name/3, name@champion, name@production) to a version and its files",
     description="What a deployment job calls: the answer lists the files with their download URLs and sha256.",
 )
-def resolve(request: HttpRequest, ref: str = Query(..., examples=["fraud-detector@production"])):
+def resolve(
+    request: HttpRequest,
+    ref: Reference = Query(..., examples=["fraud-detector@production", "fraud-detector/3"]),
+):
     try:
         reference = parse_reference(ref)
     except ReferenceError_ as exc:

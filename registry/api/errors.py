@@ -28,6 +28,7 @@ _CODES = {
     415: "unsupported_media_type",
     416: "range_not_satisfiable",
     422: "invalid",
+    429: "too_many_attempts",
 }
 
 

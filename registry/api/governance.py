@@ -8,28 +8,35 @@ by the handler in registry.api.errors, each failing gate listed in `details`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 from django.db.models import Q
 from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Query, Router, Status
+from pydantic import WithJsonSchema
 
 from registry.api.catalog import ERRORS, _versions_for_output, version_out
 from registry.api.errors import ApiError
 from registry.api.schemas import (
     AliasRequestIn,
+    AuditActionFilter,
     AuditPage,
     CommentIn,
     DecisionIn,
+    InTime,
+    Limit,
+    Offset,
     StageAtOut,
     StageChangeIn,
+    StageText,
     TimelineOut,
+    TimelineStage,
     TransitionRequestIn,
     TransitionRequestOut,
     TransitionRequestPage,
     VersionOut,
 )
-from registry.api.tracking import MAX_OFFSET
 from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ModelVersion, Stage
@@ -38,7 +45,6 @@ from registry.governance.audit_log import events_visible_to, filtered
 from registry.governance.models import StageChange, StageTransitionRequest, stage_intervals
 
 router = Router(tags=["governance"])
-MAX_PAGE = 1000
 # Stage changes read for a timeline: a model would need years of hourly releases to reach it.
 TIMELINE_CHANGES = 100_000
 BIGINT_MAX = 2**63 - 1
@@ -99,9 +105,7 @@ def _version_answer(version: ModelVersion) -> dict:
 
 
 def _page(queryset, offset: int, limit: int):
-    if not 0 <= offset < MAX_OFFSET or limit < 1:
-        raise ApiError(400, f"offset must be ≥ 0 and < {MAX_OFFSET}, and limit ≥ 1.")
-    limit = min(limit, MAX_PAGE)
+    # offset and limit are bounded by their types (Offset, Limit): out of range is a 422 before this runs.
     rows = list(queryset[offset : offset + limit + 1])
     return rows[:limit], (offset + limit if len(rows) > limit else None)
 
@@ -150,10 +154,12 @@ def create_alias_request(request: HttpRequest, name: str, payload: AliasRequestI
 )
 def list_transition_requests(
     request: HttpRequest,
-    status: str = Query("pending", description="pending, approved, rejected, cancelled or all."),
+    status: Annotated[str, WithJsonSchema({"type": "string", "enum": list(STATUSES)})] = Query(
+        "pending", description="pending, approved, rejected, cancelled or all."
+    ),
     model: str = Query("", description="Only this model's requests."),
-    offset: int = 0,
-    limit: int = 100,
+    offset: Offset = 0,
+    limit: Limit = 100,
 ):
     if status not in STATUSES:
         raise ApiError(400, f"status must be one of {', '.join(STATUSES)}.")
@@ -240,7 +246,11 @@ def set_version_stage(request: HttpRequest, name: str, version: int, payload: St
     summary="Which version held a stage from when to when, oldest first",
     by_alias=True,
 )
-def stage_timeline(request: HttpRequest, name: str, stage: str = "Production"):
+def stage_timeline(
+    request: HttpRequest,
+    name: str,
+    stage: TimelineStage = "Production",
+):
     model = model_for(request.user, name)
     wanted = _stage(stage)
     if wanted == Stage.NONE:
@@ -266,8 +276,8 @@ def stage_timeline(request: HttpRequest, name: str, stage: str = "Production"):
 def stage_at(
     request: HttpRequest,
     name: str,
-    at: datetime = Query(..., description="ISO 8601; without a time zone it is read as UTC."),
-    stage: str = "Production",
+    at: InTime = Query(..., description="ISO 8601; without a time zone it is read as UTC."),
+    stage: StageText = "Production",
 ):
     model = model_for(request.user, name)
     wanted = _stage(stage)
@@ -313,7 +323,7 @@ def audit_out(event: AuditEvent) -> dict:
 
 
 @router.get("/models/{name}/audit", response={200: AuditPage, **ERRORS}, summary="A model's audit log, newest first")
-def audit_log(request: HttpRequest, name: str, offset: int = 0, limit: int = 100):
+def audit_log(request: HttpRequest, name: str, offset: Offset = 0, limit: Limit = 100):
     model = model_for(request.user, name)
     items, next_offset = _page(AuditEvent.objects.filter(model_id=model.pk).order_by("-at", "-id"), offset, limit)
     return {"items": [audit_out(e) for e in items], "next_offset": next_offset}
@@ -332,11 +342,11 @@ def registry_audit_log(
     model: str = "",
     experiment: str = "",
     actor: str = Query("", description="A username, or a system actor such as system:demo."),
-    action: str = Query("", description="e.g. stage_changed, alias_set, access_granted, model_deleted."),
-    since: datetime | None = Query(None, description="ISO 8601; without a time zone it is read as UTC."),
-    until: datetime | None = None,
-    offset: int = 0,
-    limit: int = 100,
+    action: AuditActionFilter = "",
+    since: InTime | None = Query(None, description="ISO 8601; without a time zone it is read as UTC."),
+    until: InTime | None = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
 ):
     if action and action not in AuditAction.values:
         raise ApiError(400, f"Unknown action {action!r}; use one of {', '.join(AuditAction.values)}.")

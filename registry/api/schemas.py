@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -12,15 +13,70 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     PlainSerializer,
+    StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    WithJsonSchema,
     field_validator,
 )
 from typing_extensions import TypedDict
 
-from registry.lib.names import KEY_MAX, MODEL_NAME_MAX
+from registry.audit.models import AuditAction
+from registry.catalog.models import STAGE_VALUES
+from registry.lib.names import ALIAS_MAX, KEY_MAX, MODEL_NAME_MAX
 from registry.lib.numbers import float_from_json, float_to_json
+
+# What the schema states must be what the server enforces, both ways (tests/api/test_openapi_fuzz.py drives the
+# server with schemathesis from this document): every bound, pattern and enum below mirrors a check made in
+# registry/lib or the services, and refusals of input that fits the schema are 404 or 409 (state), never 400/422.
+MAX_PAGE = 1000
+HISTORY_MAX_PAGE = 100_000
+# Far beyond any table, and small enough that OFFSET fits the databases' 64-bit integers.
+MAX_OFFSET = 2**62
+INT64_MIN, INT64_END = -(2**63), 2**63
+TAG_VALUE_MAX = 8000
+PARAM_VALUE_MAX = 6000
+# registry.lib.names: no C0 or C1 control characters in names and keys.
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
+NO_CONTROL_NONEMPTY = r"^[^\x00-\x1f\x7f-\x9f]+$"
+
+
+def _any_case(word: str) -> str:
+    # JSON Schema patterns have no flags: spell each letter in both cases.
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# Stage.parse: any capitalisation, surrounding white space ignored.
+STAGE_PATTERN = r"^\s*(" + "|".join(_any_case(v) for v in STAGE_VALUES) + r")\s*$"
+
+
+STAGE_OR_EMPTY = r"^(" + STAGE_PATTERN[1:-1] + r")?$"
+# Timelines: the stages a version can enter (None is where versions start).
+TIMELINE_STAGE_PATTERN = r"^\s*(" + "|".join(_any_case(v) for v in STAGE_VALUES if v != "None") + r")\s*$"
+# Query filters checked by their handlers (400 with a message): a stage or empty for all; a timeline's stage.
+StageFilter = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "pattern": STAGE_OR_EMPTY, "description": "A stage (any case); empty: all."}),
+]
+TimelineStage = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "pattern": TIMELINE_STAGE_PATTERN, "description": "Staging, Production or Archived."}
+    ),
+]
+# Checked where it is used (Stage.parse: a 400 naming the stages).
+StageText = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": STAGE_PATTERN,
+            "examples": STAGE_VALUES,
+            "description": f"One of {', '.join(STAGE_VALUES)}, in any capitalisation.",
+        }
+    ),
+]
 
 
 def _parse_float(value: Any) -> float:
@@ -42,11 +98,174 @@ def _assume_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-# An input time: one without a time zone is read as UTC (comparing naive and aware times would fail later).
-InTime = Annotated[datetime, AfterValidator(_assume_utc)]
+_ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
-Tags = dict[Annotated[str, Field(max_length=KEY_MAX)], str]
+
+def _time_text(value: object) -> object:
+    # pydantic would read a number (or a string of digits, or false) as seconds since 1970: the schema says
+    # date-time text, so only that is taken.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_START.match(value):
+        raise ValueError("Send the time as ISO 8601 text, e.g. 2024-05-01T12:00:00Z.")
+    return value
+
+
+# An input time: ISO 8601 text; one without a time zone is read as UTC (comparing naive and aware times would fail).
+InTime = Annotated[datetime, BeforeValidator(_time_text), AfterValidator(_assume_utc)]
+
+# Keys of tags, params and metrics (registry.lib.names.check_key): non-empty, at most KEY_MAX, no control characters.
+_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": KEY_MAX, "pattern": NO_CONTROL_NONEMPTY}
+# pydantic writes a key pattern as patternProperties, which leaves other keys unconstrained: state it as
+# propertyNames, which is what the server checks.
+Tags = Annotated[
+    dict[str, Annotated[str, Field(max_length=TAG_VALUE_MAX)]],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": _KEY_SCHEMA,
+            "additionalProperties": {"type": "string", "maxLength": TAG_VALUE_MAX},
+        }
+    ),
+]
+# Param values are stored as text (at most PARAM_VALUE_MAX characters, checked by the service per key).
+Params = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": _KEY_SCHEMA,
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": PARAM_VALUE_MAX},
+                    {"type": "integer"},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                ]
+            },
+            "examples": [{"learning_rate": "0.01", "max_depth": 6}],
+        }
+    ),
+]
+
+
+# Every status an operation can answer besides its success: 400 a rule the schema cannot state (a search filter's
+# grammar), 401 no or a wrong token, 403 not allowed, 404 missing or not visible, 409 the object's state refuses it,
+# 413 body too large, 415 not JSON, 422 the request breaks the schema, 429 too many wrong tokens (login throttling).
+def errors(*extra: int) -> dict:
+    return {status: Error for status in sorted({400, 401, 403, 404, 409, 413, 415, 422, 429, *extra})}
+
+
+# registry.lib.names.check_model_name: not blank, no white space at either end, no '/', '@' or control characters.
+_NAME_CHAR = r"[^/@\x00-\x1f\x7f-\x9f]"
+_NAME_EDGE = r"[^\s/@\x00-\x1f\x7f-\x9f]"
+MODEL_NAME_PATTERN = rf"^{_NAME_EDGE}({_NAME_CHAR}*{_NAME_EDGE})?$"
+# Rules the services check themselves, with a message saying what to fix (a 400): the schema states them, pydantic
+# does not repeat them (its pattern errors read "String should match pattern '^[^\\s/@...'").
+ModelName = Annotated[
+    str,
+    Field(min_length=1, max_length=MODEL_NAME_MAX),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MODEL_NAME_MAX, "pattern": MODEL_NAME_PATTERN}),
+]
+# tracking.services._experiment_name: not blank, no white space at either end.
+EXPERIMENT_NAME_PATTERN = r"^\S([\s\S]*\S)?$"
+ExperimentName = Annotated[
+    str,
+    Field(min_length=1, max_length=256),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 256, "pattern": EXPERIMENT_NAME_PATTERN}),
+]
+
+# registry.lib.names.check_alias: a letter or '_' first, then letters, digits, '_' and '-'; not a stage name or
+# 'latest' (any case), not 'v3'-like.
+_RESERVED = "|".join(_any_case(w) for w in ("latest", "none", "staging", "production", "archived"))
+ALIAS_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": ALIAS_MAX,
+    "pattern": r"^[A-Za-z_][A-Za-z0-9_\-]*$",
+    "not": {"pattern": rf"^({_RESERVED}|[vV][0-9]+)$"},
+    "examples": ["champion"],
+}
+AliasName = Annotated[str, WithJsonSchema(ALIAS_SCHEMA)]
+
+# registry.lib.references.parse_reference: name/3, name@alias, name@stage, name/stage, name@latest, name/latest,
+# optionally prefixed by models:/ and surrounded by white space.
+_WORDS = "|".join(_any_case(w) for w in ("none", "staging", "production", "archived", "latest"))
+REFERENCE_PATTERN = rf"^\s*(models:/)?(\S[\s\S]*@[^@]*[^@\s]|\S[^@]*/(0*[1-9][0-9]*|{_WORDS}))\s*$"
+
+Reference = Annotated[str, WithJsonSchema({"type": "string", "pattern": REFERENCE_PATTERN})]
+
+
+AuditActionFilter = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "enum": ["", *AuditAction.values], "description": "An audit action; empty: all."}
+    ),
+]
+
+# registry.lib.paths.normalise_artifact_path: relative, '/'-separated, no '..' segment, no backslash, control
+# character, drive letter or percent-encoding, and something left once empty and '.' segments are dropped.
+ARTIFACT_PATH_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 1024,
+    "pattern": r"^[^\x00-\x1f\x7f-\x9f\\]*$",
+    "not": {
+        "anyOf": [
+            {"pattern": r"^/"},
+            {"pattern": r"^[A-Za-z]:"},
+            {"pattern": r"(^|/)\.\.(/|$)"},
+            {"pattern": r"%[0-9A-Fa-f]{2}"},
+            {"pattern": r"^(\.?/)*\.?$"},
+        ]
+    },
+    "examples": ["model/model.pkl"],
+}
+ArtifactPath = Annotated[str, WithJsonSchema(ARTIFACT_PATH_SCHEMA)]
+# A folder to list or register from: the same rule, or empty for the root.
+ARTIFACT_PREFIX_SCHEMA = {"anyOf": [{"type": "string", "maxLength": 0}, ARTIFACT_PATH_SCHEMA]}
+ArtifactPrefix = Annotated[str, WithJsonSchema(ARTIFACT_PREFIX_SCHEMA)]
+# Registering from a run's folder: empty, '.' and the like mean the run's root.
+ARTIFACT_FOLDER_SCHEMA = {"anyOf": [{"type": "string", "pattern": r"^(\.(/+\.?)*)?$"}, ARTIFACT_PATH_SCHEMA]}
+
+# A search order (registry.lib.search.parse_order): not blank; its grammar (entity.key, ASC/DESC) is checked by the
+# server, which answers 400 invalid_search naming the problem, as it does for `filter`.
+OrderText = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"\S", "examples": ["metrics.f1 DESC"]})]
+
+# Pagination, the same on every list.
+Offset = Annotated[int, Field(ge=0, lt=MAX_OFFSET, description="How many items to skip.")]
+Limit = Annotated[int, Field(ge=1, le=MAX_PAGE, description=f"Items per page, at most {MAX_PAGE}.")]
+# The 64-bit bounds are the service's (a per-point message); pydantic only refuses what is not a whole number.
+Int64 = Annotated[
+    int,
+    BeforeValidator(lambda v: _json_int(v)),
+    WithJsonSchema({"type": "integer", "minimum": INT64_MIN, "exclusiveMaximum": INT64_END}),
+]
 RunStatusName = Literal["running", "scheduled", "finished", "failed", "killed"]
+
+
+def _json_int(value: object) -> object:
+    # JSON Schema's integer: a number with no fraction (1.0 is one); not true/false, not "5".
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Send a whole number (not a string or a boolean).")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("Send a whole number.")
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int)]
+PositiveInt = Annotated[int, Field(ge=1), BeforeValidator(_json_int)]
+
+
+class In(BaseModel):
+    """A request body: plain pydantic. ninja's Schema reads attributes of any object (it is made for Django rows), so
+    a list sent where an object belongs would pass as an empty object."""
+
+    def dict(self, **kwargs) -> dict:  # ninja's Schema spelling, used by the handlers
+        return self.model_dump(**kwargs)
 
 
 class Message(Schema):
@@ -66,14 +285,14 @@ class Page(Schema):
 # --- Experiments ----------------------------------------------------------------------------------------------------
 
 
-class ExperimentIn(Schema):
-    name: str = Field(min_length=1, max_length=256, examples=["fraud-detection"])
+class ExperimentIn(In):
+    name: ExperimentName = Field(examples=["fraud-detection"])
     description: str = ""
     tags: Tags = {}
 
 
-class ExperimentPatch(Schema):
-    name: str | None = Field(None, min_length=1, max_length=256)
+class ExperimentPatch(In):
+    name: ExperimentName | None = None
     description: str | None = None
     tags: Tags | None = None
 
@@ -94,21 +313,21 @@ class ExperimentPage(Page):
 # --- Runs -----------------------------------------------------------------------------------------------------------
 
 
-class CodeIn(Schema):
+class CodeIn(In):
     git_remote: str = Field("", max_length=1024)
     git_commit: str = Field("", max_length=64)
     git_branch: str = Field("", max_length=256)
-    git_dirty: bool | None = None
+    git_dirty: StrictBool | None = None
     entry_point: str = Field("", max_length=1024)
 
 
-class EnvironmentIn(Schema):
+class EnvironmentIn(In):
     python_version: str = Field("", max_length=64)
     platform: str = Field("", max_length=256)
     packages: dict[str, str] = Field({}, examples=[{"scikit-learn": "1.5.2", "numpy": "2.1.0"}])
 
 
-class StepIn(Schema):
+class StepIn(In):
     name: str = Field(min_length=1, max_length=256)
     status: Literal["pending", "running", "succeeded", "failed", "skipped"] = "pending"
     started_at: InTime | None = None
@@ -116,11 +335,16 @@ class StepIn(Schema):
     log_excerpt: str = ""
 
 
-class RunIn(Schema):
-    experiment: str | None = Field(
-        None, max_length=256, description="Experiment name; created when missing. Default experiment if omitted."
-    )
-    experiment_id: int | None = None
+class RunIn(In):
+    experiment: (
+        Annotated[
+            str,
+            Field(max_length=256),
+            WithJsonSchema({"type": "string", "maxLength": 256, "pattern": r"^(\S([\s\S]*\S)?)?$"}),
+        ]
+        | None
+    ) = Field(None, description="Experiment name; created when missing. Default experiment if omitted or empty.")
+    experiment_id: JsonInt | None = None
     name: str = Field("", max_length=256)
     start_time: InTime | None = None
     code: CodeIn = CodeIn()
@@ -129,8 +353,26 @@ class RunIn(Schema):
     tags: Tags = {}
     steps: list[StepIn] = []
 
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_name_trimmed(cls, value: str | None) -> str | None:
+        # Checked here as well as where the experiment is created: with experiment_id the name is not used, but a
+        # malformed one is still refused, as the document says.
+        if value and value != value.strip():
+            raise ValueError("An experiment name must not start or end with white space.")
+        return value
 
-class RunPatch(Schema):
+
+class RunPatch(In):
+    """An end_time needs a final status: in the body, or the run's own (else 409)."""
+
+    model_config = {
+        "json_schema_extra": {
+            "if": {"required": ["end_time"], "properties": {"end_time": {"type": "string"}}},
+            "then": {"properties": {"status": {"enum": ["finished", "failed", "killed", None]}}},
+        }
+    }
+
     status: RunStatusName | None = None
     end_time: InTime | None = None
     name: str | None = Field(None, max_length=256)
@@ -187,22 +429,29 @@ class RunPage(Page):
 
 
 # "NaN", "Infinity", "-Infinity" (any case, also "inf"), or a number written as text.
-NumberText = Annotated[StrictStr, Field(pattern=r"^(?i)\s*[+-]?(nan|inf|infinity|(\d+\.?\d*|\.\d+)(e[+-]?\d+)?)\s*$")]
+NumberText = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^\s*[+-]?("
+        + "|".join(_any_case(w) for w in ("nan", "infinity", "inf"))
+        + r"|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)\s*$"
+    ),
+]
 
 
 class MetricPointIn(TypedDict):
     """A dict rather than a model: a batch holds up to 100,000 of these, and pydantic checks a TypedDict several
     times faster than it builds model instances (and a plain float skips the Python-level parsing of JsonFloat)."""
 
-    key: Annotated[str, Field(min_length=1, max_length=KEY_MAX, examples=["loss"])]
+    key: Annotated[str, Field(min_length=1, max_length=KEY_MAX), WithJsonSchema({**_KEY_SCHEMA, "examples": ["loss"]})]
     value: Annotated[StrictFloat | StrictInt | NumberText, Field(examples=[0.25, "NaN"])]
-    step: NotRequired[Annotated[int, Field(ge=-(2**63), lt=2**63)]]
-    timestamp: NotRequired[Annotated[int | None, Field(description="Epoch ms; the server's clock when omitted.")]]
+    step: NotRequired[Int64]
+    timestamp: NotRequired[Annotated[Int64 | None, Field(description="Epoch ms; the server's clock when omitted.")]]
 
 
-class LogBatchIn(BaseModel):
+class LogBatchIn(In):
     metrics: list[MetricPointIn] = Field([], max_length=100_000)
-    params: dict[str, Any] = Field({}, examples=[{"learning_rate": "0.01", "max_depth": 6}])
+    params: Params = {}
     tags: Tags = {}
 
     @field_validator("params")
@@ -238,12 +487,12 @@ class SeriesOut(Schema):
 # --- Datasets -------------------------------------------------------------------------------------------------------
 
 
-class ColumnIn(Schema):
+class ColumnIn(In):
     name: str
     type: str
 
 
-class DatasetIn(Schema):
+class DatasetIn(In):
     name: str = Field(min_length=1, max_length=256, examples=["iris-train"])
     digest: str = Field(min_length=1, max_length=128, examples=["5f1e…"])
     source_uri: str = Field("", max_length=2048)
@@ -267,8 +516,8 @@ class DatasetPage(Page):
     items: list[DatasetOut]
 
 
-class RunInputIn(Schema):
-    dataset_id: int
+class RunInputIn(In):
+    dataset_id: JsonInt
     context: str = Field("training", min_length=1, max_length=64, examples=["training", "evaluation"])
 
 
@@ -289,14 +538,14 @@ class ArtifactOut(BaseModel):
 # --- Registered models, versions, aliases ---------------------------------------------------------------------------
 
 
-class ModelIn(Schema):
-    name: str = Field(min_length=1, max_length=MODEL_NAME_MAX, examples=["fraud-detector"])
+class ModelIn(In):
+    name: ModelName = Field(examples=["fraud-detector"])
     description: str = Field("", description="Markdown.")
     tags: Tags = {}
 
 
-class ModelPatch(Schema):
-    name: str | None = Field(None, min_length=1, max_length=MODEL_NAME_MAX, description="Renames the model.")
+class ModelPatch(In):
+    name: ModelName | None = Field(None, description="Renames the model.")
     description: str | None = None
     tags: Tags | None = None
 
@@ -327,16 +576,25 @@ class ModelPage(Page):
     items: list[ModelOut]
 
 
-class VersionIn(BaseModel):
+class VersionIn(In):
+    """artifact_path names a folder of the run given as run_id."""
+
+    model_config = {
+        "json_schema_extra": {
+            "if": {"required": ["artifact_path"], "properties": {"artifact_path": {"type": "string"}}},
+            "then": {"required": ["run_id"], "properties": {"run_id": {"type": "string"}}},
+        }
+    }
+
     run_id: str | None = Field(None, min_length=32, max_length=32)
-    artifact_path: str | None = Field(
+    artifact_path: Annotated[str, WithJsonSchema(ARTIFACT_FOLDER_SCHEMA)] | None = Field(
         None, description="Folder of the run's artifacts that becomes this version (e.g. 'model').", examples=["model"]
     )
     description: str = ""
     tags: Tags = {}
 
 
-class VersionPatch(Schema):
+class VersionPatch(In):
     description: str | None = None
     tags: Tags | None = None
 
@@ -365,20 +623,22 @@ class VersionDetailOut(VersionOut):
     artifacts: list[ArtifactOut]
 
 
-class AliasIn(Schema):
-    version: int = Field(ge=1)
+class AliasIn(In):
+    version: PositiveInt
 
 
 # --- Governance: transition requests, decisions, timeline, audit ----------------------------------------------------
 
 
-class TransitionRequestIn(Schema):
-    to_stage: str = Field(examples=["Production"], description="Staging, Production, Archived or None (any case).")
+class TransitionRequestIn(In):
+    to_stage: StageText
     comment: str = Field("", max_length=5000, description="Why; the approver reads it.")
-    archive_existing: bool = Field(False, description="On approval, archive the versions that hold the stage then.")
+    archive_existing: StrictBool = Field(
+        False, description="On approval, archive the versions that hold the stage then."
+    )
 
 
-class CommentIn(Schema):
+class CommentIn(In):
     comment: str = Field("", max_length=5000)
 
 
@@ -389,8 +649,8 @@ class DecisionIn(CommentIn):
 
 
 class StageChangeIn(DecisionIn):
-    to_stage: str = Field(examples=["Staging"])
-    archive_existing: bool = False
+    to_stage: StageText
+    archive_existing: StrictBool = False
 
 
 class TransitionRequestOut(Schema):
@@ -463,9 +723,9 @@ class AuditPage(Page):
     items: list[AuditEventOut]
 
 
-class AliasRequestIn(Schema):
-    alias: str = Field(examples=["champion"])
-    version: int | None = Field(None, ge=1, description="The version to point the alias at; null to delete it.")
+class AliasRequestIn(In):
+    alias: AliasName
+    version: PositiveInt | None = Field(None, description="The version to point the alias at; null to delete it.")
     comment: str = Field("", max_length=5000)
 
 
@@ -495,17 +755,23 @@ class AccessOut(Schema):
     grants: list[GrantOut]
 
 
-class AccessPatch(Schema):
+class AccessPatch(In):
     owner: str | None = Field(None, description="Hand the object over to this user (you keep MANAGE by a grant).")
     default_level: Literal["NONE", "READ", "EDIT", "DEFAULT"] | None = Field(
         None, description="Everyone's level; DEFAULT follows the registry's REGISTRY_DEFAULT_PERMISSION."
     )
 
 
-class GrantIn(Schema):
+class GrantIn(In):
     level: Literal["READ", "EDIT", "MANAGE"] = Field(description="To take access away, DELETE the grant.")
     request_stages: list[StageName] = Field([], description="Models only: stages they may request moves to.")
     approve_stages: list[StageName] = Field([], description="Models only: stages they may approve moves to.")
+
+
+class ExperimentGrantIn(In):
+    level: Literal["READ", "EDIT", "MANAGE"] = Field(description="To take access away, DELETE the grant.")
+    request_stages: list[StageName] = Field([], max_length=0, description="Experiments have no stage rights.")
+    approve_stages: list[StageName] = Field([], max_length=0, description="Experiments have no stage rights.")
 
 
 def nan_safe(value: float | None) -> float:

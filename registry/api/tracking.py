@@ -10,16 +10,20 @@ from ninja import Query, Router, Status
 
 from registry.api.errors import ApiError, get_or_404
 from registry.api.schemas import (
+    HISTORY_MAX_PAGE,
     DatasetIn,
     DatasetOut,
     DatasetPage,
-    Error,
     ExperimentIn,
     ExperimentOut,
     ExperimentPage,
     ExperimentPatch,
+    HistoryOut,
+    Limit,
     LogBatchIn,
     LogBatchOut,
+    Offset,
+    OrderText,
     RunIn,
     RunInputIn,
     RunInputOut,
@@ -27,6 +31,7 @@ from registry.api.schemas import (
     RunPage,
     RunPatch,
     SeriesOut,
+    errors,
 )
 from registry.lib.numbers import float_to_json
 from registry.lib.search import parse_filter, parse_order
@@ -38,17 +43,12 @@ from registry.tracking.search import filter_runs, order_runs
 
 router = Router(tags=["tracking"])
 
-MAX_PAGE = 1000
-HISTORY_MAX_PAGE = 100_000
-# Far beyond any table, and small enough that OFFSET fits the databases' 64-bit integers.
-MAX_OFFSET = 2**62
-ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 413: Error, 415: Error, 422: Error}
+ERRORS = errors()
+FINAL_STATUSES = ("finished", "failed", "killed")
 
 
 def _page(queryset, offset: int, limit: int):
-    if not 0 <= offset < MAX_OFFSET or limit < 1:
-        raise ApiError(400, f"offset must be ≥ 0 and < {MAX_OFFSET}, and limit ≥ 1.")
-    limit = min(limit, MAX_PAGE)
+    # offset and limit are bounded by their types (Offset, Limit): out of range is a 422 before this runs.
     rows = list(queryset[offset : offset + limit + 1])
     next_offset = offset + limit if len(rows) > limit else None
     return rows[:limit], next_offset
@@ -66,7 +66,7 @@ def create_experiment(request: HttpRequest, payload: ExperimentIn):
 
 
 @router.get("/experiments", response={200: ExperimentPage, **ERRORS}, summary="List the experiments you may read")
-def list_experiments(request: HttpRequest, q: str = "", offset: int = 0, limit: int = 100):
+def list_experiments(request: HttpRequest, q: str = "", offset: Offset = 0, limit: Limit = 100):
     queryset = Experiment.objects.active().readable_by(request.user).search(q)
     items, next_offset = _page(queryset.order_by("name"), offset, limit)
     return {"items": items, "next_offset": next_offset}
@@ -198,7 +198,16 @@ def update_run(request: HttpRequest, run_id: str, payload: RunPatch):
         if data.get("steps") is not None:
             services.run_steps_set(run=run, by=by, steps=data["steps"])
         if data.get("status") or data.get("end_time"):
-            services.run_finish(run=run, by=by, status=data.get("status") or run.status, end_time=data.get("end_time"))
+            status = data.get("status") or run.status
+            end_time = data.get("end_time")
+            # What the schema cannot say: the run's own state (the schema already ties end_time to a final status
+            # sent in the body).
+            if end_time is not None and status not in FINAL_STATUSES:
+                message = f"The run is {status}: send a final status (finished, failed or killed) with end_time."
+                raise ApiError(409, message)
+            if end_time is not None and end_time < run.start_time:
+                raise ApiError(409, f"A run cannot end before it started ({run.start_time.isoformat()}).")
+            services.run_finish(run=run, by=by, status=status, end_time=end_time)
     return run_out(run_for(by, run.pk, queryset=_runs_with_details()))
 
 
@@ -208,9 +217,11 @@ def search_runs(
     experiment: str = "",
     status: str = "",
     filter: str = Query("", description="e.g. metrics.f1 > 0.9 AND params.optimizer = 'adam'"),
-    order_by: list[str] = Query([], description="e.g. metrics.f1 DESC; repeat for more keys"),
-    offset: int = 0,
-    limit: int = 100,
+    order_by: list[OrderText] = Query(
+        [], description="e.g. metrics.f1 DESC; repeat for more keys. The search grammar: a 400 names what is wrong."
+    ),
+    offset: Offset = 0,
+    limit: Limit = 100,
 ):
     queryset = _runs_with_details().readable_by(request.user).filter(deleted_at__isnull=True)
     if experiment:
@@ -254,15 +265,18 @@ def _series_or_404(request: HttpRequest, run_id: str, key: str) -> MetricSeries:
 
 @router.get(
     "/runs/{run_id}/metrics/history",
-    response={200: dict, **ERRORS},
+    response={200: HistoryOut, **ERRORS},
     summary="A metric's full history, in pages of columns (steps, timestamps, values)",
     description="Pages hold up to 100,000 points, ordered by step then timestamp.",
 )
-def metric_history(request: HttpRequest, run_id: str, key: str, offset: int = 0, limit: int = 25_000):
+def metric_history(
+    request: HttpRequest,
+    run_id: str,
+    key: str,
+    offset: Offset = 0,
+    limit: int = Query(25_000, ge=1, le=HISTORY_MAX_PAGE, description=f"Points per page, at most {HISTORY_MAX_PAGE}."),
+):
     series = _series_or_404(request, run_id, key)
-    if not 0 <= offset < MAX_OFFSET or limit < 1:
-        raise ApiError(400, f"offset must be ≥ 0 and < {MAX_OFFSET}, and limit ≥ 1.")
-    limit = min(limit, HISTORY_MAX_PAGE)
     rows = MetricPoint.objects.page_of(series.pk, offset=offset, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -284,9 +298,7 @@ def metric_history(request: HttpRequest, run_id: str, key: str, offset: int = 0,
     response={200: SeriesOut, **ERRORS},
     summary="A metric's history downsampled for charts (each bucket keeps its min and max)",
 )
-def metric_series(request: HttpRequest, run_id: str, key: str, max_points: int = 2000):
-    if not 4 <= max_points <= 100_000:
-        raise ApiError(400, "max_points must be between 4 and 100,000.")
+def metric_series(request: HttpRequest, run_id: str, key: str, max_points: int = Query(2000, ge=4, le=100_000)):
     series = _series_or_404(request, run_id, key)
     rows = list(MetricPoint.objects.filter(series=series).order_by(*HISTORY_ORDER).values_list("step", "value"))
     steps, values = minmax_downsample([r[0] for r in rows], [r[1] for r in rows], max_points)
@@ -334,7 +346,7 @@ def register_dataset(request: HttpRequest, payload: DatasetIn):
 
 # by_alias: the field is `schema_` in Python (pydantic reserves `schema`) and `schema` in JSON.
 @router.get("/datasets", response={200: DatasetPage, **ERRORS}, summary="List datasets", by_alias=True)
-def list_datasets(request: HttpRequest, name: str = "", digest: str = "", offset: int = 0, limit: int = 100):
+def list_datasets(request: HttpRequest, name: str = "", digest: str = "", offset: Offset = 0, limit: Limit = 100):
     queryset = Dataset.objects.readable_by(request.user)
     if name:
         queryset = queryset.filter(name=name)

@@ -57,6 +57,10 @@ class InvalidPath(CatalogError):
     code = "invalid_path"
 
 
+class NoSuchFolder(CatalogError, errors.NotFound):
+    """The run has no files under the folder named: the folder is what is missing (404)."""
+
+
 def artifact_storage():
     return storages["artifacts"]
 
@@ -465,7 +469,7 @@ def _copy_run_files(connection, run: Run, prefix: str, version: ModelVersion) ->
         connection, f"SELECT {columns.select('f')} FROM {rawsql.table(ArtifactFile)} f WHERE {where}{lock}", params
     )
     if not rows:
-        raise CatalogError(f"Run {run.pk} has no artifacts under {prefix or 'its root'!r}.")
+        raise NoSuchFolder(f"Run {run.pk} has no artifacts under {prefix or 'its root'!r}.")
     copies = []
     for path, storage_key, size, sha256, content_type in sorted(columns.values(row, connection) for row in rows):
         relative = path[len(prefix) :].lstrip("/") if prefix else path
@@ -527,11 +531,29 @@ class ArtifactTooLarge(CatalogError):
 
 def artifact_key(owner: Run | ModelVersion, path: str) -> str:
     """A fresh blob name for a file of `owner`. Each upload gets its own blob, so a failed or partial upload never
-    damages the file it was meant to replace; the replaced blob is deleted once the new row is committed."""
+    damages the file it was meant to replace; the replaced blob is deleted once the new row is committed.
+
+    The blob is pending until its row commits: the row is the only way to reach it. A worker killed in between leaves
+    a blob (or an incomplete S3 multipart upload) that no row names; `manage.py artifacts_gc` frees those once they
+    are an hour old (registry/catalog/blobs.py)."""
     token = secrets.token_hex(6)
+    name = _blob_name(path)
     if isinstance(owner, Run):
-        return f"runs/{owner.pk}/{token}/{path}"
-    return f"models/{owner.model_id}/versions/{owner.version}/{token}/{path}"
+        return f"runs/{owner.pk}/{token}/{name}"
+    return f"models/{owner.model_id}/versions/{owner.version}/{token}/{name}"
+
+
+# File systems refuse names past 255 bytes and S3 keys past 1,024: a path that could break either is stored under a
+# digest of itself (the row keeps the path; the key only has to be unique and stable).
+_SEGMENT_BYTES_MAX = 200
+_KEY_PATH_BYTES_MAX = 700
+
+
+def _blob_name(path: str) -> str:
+    encoded = path.encode()
+    if len(encoded) <= _KEY_PATH_BYTES_MAX and all(len(part) <= _SEGMENT_BYTES_MAX for part in encoded.split(b"/")):
+        return path
+    return "long-path-" + hashlib.sha256(encoded).hexdigest()
 
 
 def _require_file_writer(owner: Run | ModelVersion, by) -> None:

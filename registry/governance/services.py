@@ -59,6 +59,14 @@ class NotAllowed(GovernanceError, Forbidden):
     pass
 
 
+class AlreadyInStage(GovernanceError, Conflict):
+    """A move to the stage the version holds: the state refuses it (409)."""
+
+
+class RollbackImpossible(GovernanceError, Conflict):
+    """The model's Production history leaves nothing to roll back to: the state refuses it (409)."""
+
+
 class ApprovalRequired(NotAllowed):
     """The move needs approval: `request` is the pending request that asks for it (created now or already open)."""
 
@@ -391,7 +399,7 @@ def transition_request(
     with transaction.atomic():
         version = ModelVersion.objects.select_related("model", "run").select_for_update(of=("self",)).get(pk=version.pk)
         if version.stage == stage:
-            raise GovernanceError(f"Version {version.version} is already in {stage}.")
+            raise AlreadyInStage(f"Version {version.version} is already in {stage}.")
         return _open_request(
             version,
             action=RequestAction.STAGE,
@@ -846,8 +854,8 @@ def production_rollback(*, model: RegisteredModel, by, comment: str = "") -> Mod
         plan = rollback_plan(model)
         if plan is None:
             if not ModelVersion.objects.filter(model=model, stage=Stage.PRODUCTION).exists():
-                raise GovernanceError(f"{model.name!r} has no version in Production to roll back.")
-            raise GovernanceError(f"{model.name!r} has no earlier Production version to roll back to.")
+                raise RollbackImpossible(f"{model.name!r} has no version in Production to roll back.")
+            raise RollbackImpossible(f"{model.name!r} has no earlier Production version to roll back to.")
         reason = comment or f"Rolled back from version {plan.current.version} to version {plan.previous.version}."
         _move_stage(plan.current, Stage.ARCHIVED, by=by, comment=reason, kind=ChangeKind.ROLLBACK)
         _move_stage(plan.previous, Stage.PRODUCTION, by=by, comment=reason, kind=ChangeKind.ROLLBACK)

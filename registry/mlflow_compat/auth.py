@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.http import HttpRequest
 
+from registry.accounts import throttle
 from registry.accounts.models import ApiToken
 from registry.mlflow_compat.errors import PERMISSION_DENIED, UNAUTHENTICATED, MlflowError
 
@@ -106,6 +107,7 @@ def authenticate_caller(request: HttpRequest) -> Caller:
     if scheme.lower() == "bearer" and credentials:
         token = ApiToken.authenticate(credentials)
         if token is None:
+            throttle.token_refused(request)
             raise _unauthenticated("The token is unknown, revoked or expired; create a new one on your profile page.")
         return Caller(user=token.user, can_write=token.can_write)
     if scheme.lower() == "basic" and credentials:

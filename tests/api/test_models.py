@@ -144,7 +144,7 @@ def test_list_order_and_paging(api, catalogue):
     assert [m["name"] for m in page["items"]] == ["alpha", "beta"] and page["next_offset"] == 2
     page = api.get("/models", query={"limit": 2, "offset": 4}).json()
     assert [m["name"] for m in page["items"]] == ["gamma"] and page["next_offset"] is None
-    assert_error(api.get("/models", query={"limit": 0}), 400)
+    assert_error(api.get("/models", query={"limit": 0}), 422)
 
 
 def test_list_shows_versions_by_stage_and_aliases(api, catalogue):
@@ -250,8 +250,8 @@ def test_register_without_a_run(api, model):
     ("payload", "status"),
     [
         ({"artifact_path": "model"}, 400),
-        ({"run_id": "RUN", "artifact_path": "nothing-here"}, 400),
-        ({"run_id": "RUN", "artifact_path": "mod"}, 400),
+        ({"run_id": "RUN", "artifact_path": "nothing-here"}, 404),  # the folder is what is missing
+        ({"run_id": "RUN", "artifact_path": "mod"}, 404),
         ({"run_id": "RUN", "artifact_path": "../other-run"}, 400),
         ({"run_id": "RUN", "artifact_path": "/etc"}, 400),
         ({"run_id": "0" * 32, "artifact_path": "model"}, 404),
@@ -458,8 +458,8 @@ def test_huge_or_odd_numbers_are_4xx_not_500(api, model):
     assert_error(api.get(f"/models/fraud/versions/{huge}/artifacts"), 404)
     assert_error(api.patch(f"/models/fraud/versions/{huge}", {"description": "x"}), 404)
     assert_error(api.put("/models/fraud/aliases/candidate", {"version": huge}), 404)
-    assert_error(api.get("/models", query={"offset": huge}), 400)
-    assert_error(api.get("/models/fraud/versions", query={"offset": huge}), 400)
+    assert_error(api.get("/models", query={"offset": huge}), 422)
+    assert_error(api.get("/models/fraud/versions", query={"offset": huge}), 422)
     assert_error(api.get("/resolve", query={"ref": f"fraud/{huge}"}), 404)
     assert_error(api.get("/resolve", query={"ref": "fraud/²"}), 400)
     assert_error(api.get("/resolve", query={"ref": "fraud/١"}), 400)

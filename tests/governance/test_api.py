@@ -284,7 +284,7 @@ def test_rollback_puts_the_previous_version_back(rita, paula, history):
 
 
 def test_rollback_with_nothing_to_go_back_to_is_refused(paula, fraud):
-    assert_error(paula.post("/models/fraud/rollback", {}), 400, contains="no version in Production")
+    assert_error(paula.post("/models/fraud/rollback", {}), 409, contains="no version in Production")
     assert_error(paula.post("/models/nope/rollback", {}), 404)
 
 
@@ -308,4 +308,4 @@ def test_the_audit_log_is_paged_newest_first(rita, paula, fraud):
     assert [e["id"] for e in first["items"]] == [e["id"] for e in everything["items"][:2]]
     following = rita.get("/models/fraud/audit", query={"limit": 2, "offset": first["next_offset"]}).json()
     assert [e["id"] for e in following["items"]] == [e["id"] for e in everything["items"][2:4]]
-    assert_error(rita.get("/models/fraud/audit", query={"limit": 0}), 400)
+    assert_error(rita.get("/models/fraud/audit", query={"limit": 0}), 422)
