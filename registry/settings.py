@@ -244,6 +244,14 @@ STORAGES = {
     "artifacts": _artifact_storage,
 }
 
+# Direct transfers between clients and the bucket (S3 storage only; clients must be able to reach the bucket's
+# endpoint). Downloads answer with a redirect to a short-lived presigned URL; uploads above the client's threshold go
+# as multipart parts to presigned part URLs and are completed (hashed, recorded) through the API.
+ARTIFACTS_S3_PRESIGNED_DOWNLOADS = env_bool("ARTIFACTS_S3_PRESIGNED_DOWNLOADS", False)
+ARTIFACTS_S3_PRESIGNED_EXPIRY = env_int("ARTIFACTS_S3_PRESIGNED_EXPIRY", 60)
+ARTIFACTS_S3_MULTIPART_UPLOADS = env_bool("ARTIFACTS_S3_MULTIPART_UPLOADS", False)
+ARTIFACTS_S3_UPLOAD_EXPIRY = env_int("ARTIFACTS_S3_UPLOAD_EXPIRY", 6 * 3600)
+
 # Largest artifact accepted in one upload, in bytes (default 5 GiB).
 ARTIFACT_MAX_UPLOAD_BYTES = env_int("ARTIFACT_MAX_UPLOAD_BYTES", 5 * 1024**3)
 

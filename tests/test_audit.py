@@ -138,6 +138,15 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         lambda w: catalog.artifact_store(owner=w.run, path="b.bin", stream=io.BytesIO(b"y"), by=w.owner),
         "artifact_stored",
     ),
+    "catalog.artifact_register_uploaded": (
+        lambda w: catalog.artifact_register_uploaded(
+            owner=w.run,
+            path="c.bin",
+            key=catalog.artifact_storage().save(catalog.artifact_key(w.run, "c.bin"), io.BytesIO(b"z")),
+            by=w.owner,
+        ),
+        "artifact_stored",
+    ),
     "catalog.artifact_delete": (lambda w: catalog.artifact_delete(artifact=w.file, by=w.owner), "artifact_deleted"),
     # Tracking
     "tracking.experiment_create": (lambda w: tracking.experiment_create(name="x", by=w.bob), "experiment_created"),
