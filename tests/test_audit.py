@@ -252,6 +252,10 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         "policy_changed",
     ),
     # Accounts (the grant services are called through the catalog's and tracking's above)
+    "accounts.sso_user_sync": (
+        lambda w: accounts.sso_user_sync(user=None, username="sso-user", groups=["from-idp"]),
+        "user_created",
+    ),
     "accounts.grant_set": (
         lambda w: accounts.grant_set(
             obj=w.model, by=w.owner, user=w.bob, level="READ", scope={"model": w.model}, what="m"
