@@ -6,12 +6,8 @@ provider's sign-in and consent forms), lands signed in, and their teams come fro
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 from html import unescape
-from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
@@ -23,65 +19,10 @@ from registry.audit.models import AuditEvent
 from registry.catalog import services as catalog
 from registry.lib.access import Level
 from tests.builders import admin
-from tests.conftest import ROOT, free_port
+from tests.conftest import OidcProvider
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-CLIENT_ID, CLIENT_SECRET = "registry", "registry-test-secret"
-
-
-class Provider:
-    def __init__(self, issuer: str, accounts_file: Path):
-        self.issuer = issuer
-        self.accounts_file = accounts_file
-
-    def set_accounts(self, accounts: dict) -> None:
-        self.accounts_file.write_text(json.dumps(accounts))
-
-
-@pytest.fixture
-def provider(live_server, settings, tmp_path):
-    """oidc-provider on a free loopback port, with the registry configured for it from its discovery document."""
-    node = shutil.which("node")
-    if node is None or not (ROOT / "node_modules" / "oidc-provider").exists():
-        pytest.fail("node and node_modules/oidc-provider are needed: run `npm ci` (make install-test does).")
-    port = free_port()
-    accounts = tmp_path / "accounts.json"
-    accounts.write_text("{}")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "OIDC_TEST_PORT": str(port),
-        "OIDC_TEST_CLIENT_ID": CLIENT_ID,
-        "OIDC_TEST_CLIENT_SECRET": CLIENT_SECRET,
-        "OIDC_TEST_REDIRECT_URI": f"{live_server.url}/oidc/callback/",
-        "OIDC_TEST_ACCOUNTS_FILE": str(accounts),
-    }
-    proc = subprocess.Popen(
-        [node, str(ROOT / "tests" / "oidc_provider.mjs")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("ready "), f"oidc-provider did not start: {line!r}"
-        issuer = line.split()[1]
-        discovery = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()
-        settings.SSO_ENABLED = True
-        settings.OIDC_RP_CLIENT_ID = CLIENT_ID
-        settings.OIDC_RP_CLIENT_SECRET = CLIENT_SECRET
-        settings.OIDC_OP_AUTHORIZATION_ENDPOINT = discovery["authorization_endpoint"]
-        settings.OIDC_OP_TOKEN_ENDPOINT = discovery["token_endpoint"]
-        settings.OIDC_OP_USER_ENDPOINT = discovery["userinfo_endpoint"]
-        settings.OIDC_OP_JWKS_ENDPOINT = discovery["jwks_uri"]
-        settings.OIDC_PROVIDER_NAME = "Acme ID"
-        yield Provider(issuer, accounts)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def form_action(html: str) -> str:
@@ -90,7 +31,7 @@ def form_action(html: str) -> str:
     return unescape(match.group(1))
 
 
-def sign_in(live_server, provider: Provider, login: str, next_path: str = "/models/") -> requests.Response:
+def sign_in(live_server, provider: OidcProvider, login: str, next_path: str = "/models/") -> requests.Response:
     """The whole flow as a browser does it: the button, the provider's sign-in form, its consent form, back."""
     browser = requests.Session()
     page = browser.get(f"{live_server.url}/login/?next={next_path}", timeout=30)
@@ -109,14 +50,14 @@ def sign_in(live_server, provider: Provider, login: str, next_path: str = "/mode
     return answer
 
 
-def test_signing_in_through_the_provider_lands_signed_in_with_the_teams_it_names(live_server, provider):
-    provider.set_accounts(
+def test_signing_in_through_the_provider_lands_signed_in_with_the_teams_it_names(live_server, oidc_provider):
+    oidc_provider.set_accounts(
         {"alice": {"email": "alice@example.com", "given_name": "Alice", "groups": ["risk-team", "fraud-team"]}}
     )
     model = catalog.model_create(name="fraud-detector", by=admin(), default_level=Level.NONE)
     catalog.model_grant_set(model=model, by=admin(), group=Group.objects.create(name="risk-team"), level=Level.READ)
 
-    landed = sign_in(live_server, provider, "alice")
+    landed = sign_in(live_server, oidc_provider, "alice")
     assert landed.status_code == 200 and landed.url == f"{live_server.url}/models/", landed.url
     assert "fraud-detector" in landed.text  # visible through the team the provider named
     from django.contrib.auth import get_user_model
@@ -130,27 +71,27 @@ def test_signing_in_through_the_provider_lands_signed_in_with_the_teams_it_names
     assert landed.browser.get(f"{live_server.url}/models/fraud-detector/", timeout=30).status_code == 200
 
 
-def test_teams_follow_the_provider_at_every_sign_in_and_local_roles_stay(live_server, provider):
-    provider.set_accounts({"alice": {"email": "a@example.com", "groups": ["risk-team", "fraud-team"]}})
-    sign_in(live_server, provider, "alice")
+def test_teams_follow_the_provider_at_every_sign_in_and_local_roles_stay(live_server, oidc_provider):
+    oidc_provider.set_accounts({"alice": {"email": "a@example.com", "groups": ["risk-team", "fraud-team"]}})
+    sign_in(live_server, oidc_provider, "alice")
     from django.contrib.auth import get_user_model
 
     alice = get_user_model().objects.get(username="alice")
     local_role = Group.objects.create(name="Auditors")  # handed out here, not by the provider
     alice.groups.add(local_role)
 
-    provider.set_accounts({"alice": {"email": "a@example.com", "groups": ["fraud-team", "ml-platform"]}})
-    assert sign_in(live_server, provider, "alice").status_code == 200
+    oidc_provider.set_accounts({"alice": {"email": "a@example.com", "groups": ["fraud-team", "ml-platform"]}})
+    assert sign_in(live_server, oidc_provider, "alice").status_code == 200
     assert set(alice.groups.values_list("name", flat=True)) == {"fraud-team", "ml-platform", "Auditors"}
     change = AuditEvent.objects.filter(action="user_changed").latest("id")
     assert change.data["added"] == ["ml-platform"] and change.data["removed"] == ["risk-team"]
 
 
-def test_unknown_teams_are_skipped_when_group_creation_is_off(live_server, provider, settings):
+def test_unknown_teams_are_skipped_when_group_creation_is_off(live_server, oidc_provider, settings):
     settings.OIDC_CREATE_GROUPS = False
     Group.objects.create(name="risk-team")
-    provider.set_accounts({"carol": {"groups": ["risk-team", "not-here"]}})
-    sign_in(live_server, provider, "carol")
+    oidc_provider.set_accounts({"carol": {"groups": ["risk-team", "not-here"]}})
+    sign_in(live_server, oidc_provider, "carol")
     from django.contrib.auth import get_user_model
 
     carol = get_user_model().objects.get(username="carol")
@@ -158,20 +99,20 @@ def test_unknown_teams_are_skipped_when_group_creation_is_off(live_server, provi
     assert not Group.objects.filter(name="not-here").exists()
 
 
-def test_a_local_account_with_a_password_is_not_taken_over(live_server, provider, settings):
+def test_a_local_account_with_a_password_is_not_taken_over(live_server, oidc_provider, settings):
     UserFactory(username="admin", is_superuser=True, is_staff=True)  # has a local password
-    provider.set_accounts({"admin": {"groups": []}})
-    refused = sign_in(live_server, provider, "admin")
+    oidc_provider.set_accounts({"admin": {"groups": []}})
+    refused = sign_in(live_server, oidc_provider, "admin")
     assert refused.url.startswith(f"{live_server.url}/login/?sso=failed")
     assert "did not work" in refused.text
     assert "_auth_user_id" not in refused.browser.cookies.get_dict()  # not signed in
     assert refused.browser.get(f"{live_server.url}/models/", timeout=30).url.startswith(f"{live_server.url}/login/")
 
     settings.OIDC_LINK_LOCAL_ACCOUNTS = True
-    assert sign_in(live_server, provider, "admin").url == f"{live_server.url}/models/"
+    assert sign_in(live_server, oidc_provider, "admin").url == f"{live_server.url}/models/"
 
 
-def test_local_accounts_and_api_tokens_keep_working(live_server, provider):
+def test_local_accounts_and_api_tokens_keep_working(live_server, oidc_provider):
     bob = UserFactory(username="bob")
     bob.set_password("a long local password 42")
     bob.save()
@@ -186,8 +127,8 @@ def test_local_accounts_and_api_tokens_keep_working(live_server, provider):
     )
     assert signed_in.url == f"{live_server.url}/models/", signed_in.url  # / sends signed-in users to the models
 
-    provider.set_accounts({"alice": {"groups": ["risk-team"]}})
-    sign_in(live_server, provider, "alice")
+    oidc_provider.set_accounts({"alice": {"groups": ["risk-team"]}})
+    sign_in(live_server, oidc_provider, "alice")
     from django.contrib.auth import get_user_model
 
     token = ApiToken.issue(user=get_user_model().objects.get(username="alice"), name="ci")[1]
