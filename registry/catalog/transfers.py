@@ -49,6 +49,26 @@ def _s3():
     return storage, storage.connection.meta.client
 
 
+# Assembling the parts: real S3 answers within seconds (keeping the connection alive meanwhile), an emulator such as
+# moto can take minutes for gigabytes. One attempt: a retry after a timeout would find the upload already gone.
+COMPLETE_TIMEOUT = 900
+
+
+def _assembling_client(storage):
+    """A client for CompleteMultipartUpload: the storage's own settings, a longer read timeout, no retries."""
+    from botocore.config import Config
+
+    config = storage.client_config.merge(Config(read_timeout=COMPLETE_TIMEOUT, retries={"max_attempts": 1}))
+    return storage._create_session().client(
+        "s3",
+        region_name=storage.region_name,
+        use_ssl=storage.use_ssl,
+        endpoint_url=storage.endpoint_url,
+        config=config,
+        verify=storage.verify,
+    )
+
+
 def _bucket_key(storage, storage_key: str) -> str:
     return storage._normalize_name(clean_name(storage_key))  # django-storages' own mapping (its `location` prefix)
 
@@ -219,7 +239,7 @@ def multipart_complete(
     from botocore.exceptions import ClientError
 
     services.require_file_writer(owner, by)
-    storage, client = _s3()
+    storage, _ = _s3()
     if storage is None:
         raise DirectTransfersOff("Multipart uploads need artifacts stored on S3 (ARTIFACTS_S3_BUCKET).")
     path = _checked_path(path)
@@ -238,7 +258,7 @@ def multipart_complete(
     if len({p["PartNumber"] for p in checked}) != len(checked):
         raise services.CatalogError("Each part number may be listed once.")
     try:
-        client.complete_multipart_upload(
+        _assembling_client(storage).complete_multipart_upload(
             Bucket=storage.bucket_name,
             Key=_bucket_key(storage, data["k"]),
             UploadId=data["u"],
