@@ -69,6 +69,23 @@ def _assembling_client(storage):
     )
 
 
+def _signing_client(storage, client):
+    """The client that signs URLs for clients: the storage's own, or, when clients reach the bucket at another
+    address than the app servers (ARTIFACTS_S3_PUBLIC_ENDPOINT_URL, e.g. MinIO behind its public name), one for that
+    address: the host is part of the signature. Signing is local, so this never calls the bucket."""
+    public = settings.ARTIFACTS_S3_PUBLIC_ENDPOINT_URL
+    if not public or public == storage.endpoint_url:
+        return client
+    return storage._create_session().client(
+        "s3",
+        region_name=storage.region_name,
+        use_ssl=storage.use_ssl,
+        endpoint_url=public,
+        config=storage.client_config,
+        verify=storage.verify,
+    )
+
+
 def _bucket_key(storage, storage_key: str) -> str:
     return storage._normalize_name(clean_name(storage_key))  # django-storages' own mapping (its `location` prefix)
 
@@ -89,7 +106,7 @@ def download_url(artifact: ArtifactFile) -> str | None:
     storage, client = _s3()
     if storage is None:
         return None
-    return client.generate_presigned_url(
+    return _signing_client(storage, client).generate_presigned_url(
         "get_object",
         Params={
             "Bucket": storage.bucket_name,
@@ -180,10 +197,11 @@ def multipart_start(
         ContentType=mimetypes.guess_type(path)[0] or "application/octet-stream",
     )
     expiry = settings.ARTIFACTS_S3_UPLOAD_EXPIRY
+    signer = _signing_client(storage, client)
     urls = [
         {
             "part_number": number,
-            "url": client.generate_presigned_url(
+            "url": signer.generate_presigned_url(
                 "upload_part",
                 Params={
                     "Bucket": storage.bucket_name,

@@ -204,3 +204,18 @@ def test_dashboard_downloads_redirect_after_the_permission_check(
     settings.REGISTRY_DEFAULT_PERMISSION = 0
     client.force_login(other_user)
     assert client.get(f"/runs/{run_id}/artifacts/model/m.pkl").status_code == 404
+
+
+def test_urls_are_signed_for_the_address_clients_use(api, run_id, direct, settings, moto_endpoint):
+    public = moto_endpoint.replace("127.0.0.1", "localhost")  # the same moto, under another name
+    settings.ARTIFACTS_S3_PUBLIC_ENDPOINT_URL = public
+    api.upload(run_id, "m.pkl", b"weights")
+    location = api.get(f"/runs/{run_id}/artifacts/m.pkl")["Location"]
+    assert location.startswith(public + "/")
+    assert requests.get(location, timeout=30).content == b"weights"
+    data = os.urandom(MiB)
+    upload = start(api, run_id, size=len(data)).json()
+    assert upload["parts"][0]["url"].startswith(public + "/")
+    parts = put_parts(upload, data)
+    body = {"path": "model/weights.bin", "upload_id": upload["upload_id"], "parts": parts}
+    assert api.post(f"/runs/{run_id}/multipart-uploads/complete", body).status_code == 201
