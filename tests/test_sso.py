@@ -19,7 +19,7 @@ from registry.audit.models import AuditEvent
 from registry.catalog import services as catalog
 from registry.lib.access import Level
 from tests.builders import admin
-from tests.conftest import OidcProvider
+from tests.conftest import OidcProvider, free_port
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -141,3 +141,21 @@ def test_without_configuration_there_is_no_button_and_no_flow(client, db):
     assert b"Sign in with" not in page.content
     assert client.get("/oidc/authenticate/").status_code == 404
     assert client.get("/oidc/callback/?code=x&state=y").status_code == 404
+
+
+def test_the_issuer_alone_is_enough(live_server, oidc_provider, settings):
+    for name in ("AUTHORIZATION", "TOKEN", "USER", "JWKS"):
+        setattr(settings, f"OIDC_OP_{name}_ENDPOINT", "")
+    settings.OIDC_OP_ISSUER = oidc_provider.issuer  # the endpoints come from its discovery document
+    oidc_provider.set_accounts({"dora": {"groups": ["risk-team"]}})
+    assert sign_in(live_server, oidc_provider, "dora").url == f"{live_server.url}/models/"
+
+
+def test_an_unreachable_issuer_sends_people_back_to_the_login_page(client, db, settings):
+    settings.SSO_ENABLED, settings.OIDC_RP_CLIENT_ID = True, "registry"
+    settings.OIDC_OP_ISSUER = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for name in ("AUTHORIZATION", "TOKEN", "USER", "JWKS"):
+        setattr(settings, f"OIDC_OP_{name}_ENDPOINT", "")
+    answer = client.get("/oidc/authenticate/")
+    assert (answer.status_code, answer["Location"]) == (302, "/login/?sso=failed")
+    assert b"did not work" in client.get("/login/?sso=failed").content

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import logging
 
+import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404
+from django.shortcuts import redirect
 from django.views import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+from mozilla_django_oidc.utils import import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from registry.accounts import services
@@ -23,15 +27,52 @@ from registry.lib.errors import Conflict
 
 logger = logging.getLogger(__name__)
 
+# The provider's endpoints, by setting: when one is empty and OIDC_OP_ISSUER is set, it is read from the issuer's
+# discovery document (fetched once per process, at the first sign-in).
+_DISCOVERED_AS = {
+    "OIDC_OP_AUTHORIZATION_ENDPOINT": "authorization_endpoint",
+    "OIDC_OP_TOKEN_ENDPOINT": "token_endpoint",
+    "OIDC_OP_USER_ENDPOINT": "userinfo_endpoint",
+    "OIDC_OP_JWKS_ENDPOINT": "jwks_uri",
+}
+_discovered: dict[str, dict] = {}
+UNREACHABLE = (requests.RequestException, ValueError, KeyError, ImproperlyConfigured)
+
+
+def discovery(issuer: str) -> dict:
+    issuer = issuer.rstrip("/")
+    if issuer not in _discovered:
+        answer = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=settings.OIDC_TIMEOUT)
+        answer.raise_for_status()
+        document = answer.json()
+        if document.get("issuer", "").rstrip("/") != issuer:
+            raise ImproperlyConfigured(f"{issuer} describes itself as issuer {document.get('issuer')!r}.")
+        _discovered[issuer] = document
+    return _discovered[issuer]
+
+
+def setting(name: str, *default):
+    """mozilla-django-oidc's settings lookup, with the endpoints discovered from OIDC_OP_ISSUER when not given."""
+    if name in _DISCOVERED_AS and not getattr(settings, name, "") and settings.OIDC_OP_ISSUER:
+        return discovery(settings.OIDC_OP_ISSUER)[_DISCOVERED_AS[name]]
+    return import_from_settings(name, *default)
+
 
 class Backend(OIDCAuthenticationBackend):
+    get_settings = staticmethod(setting)
+
     def __init__(self, *args, **kwargs):
         self.UserModel = get_user_model()
+        self.unavailable = not settings.SSO_ENABLED
         if settings.SSO_ENABLED:
-            super().__init__(*args, **kwargs)
+            try:
+                super().__init__(*args, **kwargs)
+            except UNREACHABLE:
+                logger.warning("Single sign-on: the provider's discovery document is unreadable.", exc_info=True)
+                self.unavailable = True
 
     def authenticate(self, request, **kwargs):
-        if not settings.SSO_ENABLED or request is None:
+        if self.unavailable or request is None:
             return None
         return super().authenticate(request, **kwargs)
 
@@ -81,15 +122,24 @@ class Backend(OIDCAuthenticationBackend):
 class _Switchable:
     """A mozilla-django-oidc view that exists only while single sign-on is configured."""
 
+    get_settings = staticmethod(setting)
+
     def __init__(self, *args, **kwargs):
+        self.unavailable = False
         if settings.SSO_ENABLED:
-            super().__init__(*args, **kwargs)
-        else:
-            View.__init__(self, *args, **kwargs)
+            try:
+                super().__init__(*args, **kwargs)
+                return
+            except UNREACHABLE:
+                logger.warning("Single sign-on: the provider's discovery document is unreadable.", exc_info=True)
+                self.unavailable = True
+        View.__init__(self, *args, **kwargs)
 
     def dispatch(self, request, *args, **kwargs):
         if not settings.SSO_ENABLED:
             raise Http404("Single sign-on is not configured on this registry.")
+        if self.unavailable:
+            return redirect(settings.LOGIN_REDIRECT_URL_FAILURE)
         return super().dispatch(request, *args, **kwargs)
 
 
