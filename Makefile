@@ -25,7 +25,8 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml client/pyproject.toml
 	$(PIP) install -q -e ".[test]"
 	touch $@
 
-# axe-core for the browser tests (and Plotly's partial bundle, which `make vendor` copies into static/vendor).
+# axe-core for the browser tests, oidc-provider for the single sign-on tests (and Plotly's partial bundle, which
+# `make vendor` copies into static/vendor).
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -88,11 +89,13 @@ test-browser: install-test chromium
 
 test: lint migrations-check test-sqlite test-postgres test-browser
 
-# Figures, not timed tests: ingestion through the API, dashboard pages on a generated registry, the MLflow client.
+# Figures, not timed tests: ingestion through the API, dashboard pages on a generated registry, the MLflow client,
+# a 2 GB transfer straight to and from S3 (moto).
 bench: install-test
 	$(TEST_ENV) $(PY) benchmarks/api_ingest.py
 	$(TEST_ENV) $(PY) benchmarks/dashboard.py
 	$(TEST_ENV) $(PY) benchmarks/mlflow_compare.py
+	$(TEST_ENV) $(PY) benchmarks/transfers.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -261,6 +261,16 @@ STORAGES = {
     "artifacts": _artifact_storage,
 }
 
+# Direct transfers between clients and the bucket (S3 storage only; clients must be able to reach the bucket's
+# endpoint). Downloads answer with a redirect to a short-lived presigned URL; uploads above the client's threshold go
+# as multipart parts to presigned part URLs and are completed (hashed, recorded) through the API.
+ARTIFACTS_S3_PRESIGNED_DOWNLOADS = env_bool("ARTIFACTS_S3_PRESIGNED_DOWNLOADS", False)
+ARTIFACTS_S3_PRESIGNED_EXPIRY = env_int("ARTIFACTS_S3_PRESIGNED_EXPIRY", 60)
+ARTIFACTS_S3_MULTIPART_UPLOADS = env_bool("ARTIFACTS_S3_MULTIPART_UPLOADS", False)
+ARTIFACTS_S3_UPLOAD_EXPIRY = env_int("ARTIFACTS_S3_UPLOAD_EXPIRY", 6 * 3600)
+# Where clients reach the bucket, when that differs from AWS_S3_ENDPOINT_URL (the app servers' address for it).
+ARTIFACTS_S3_PUBLIC_ENDPOINT_URL = env_str("ARTIFACTS_S3_PUBLIC_ENDPOINT_URL")
+
 # Largest artifact accepted in one upload, in bytes (default 5 GiB).
 ARTIFACT_MAX_UPLOAD_BYTES = env_int("ARTIFACT_MAX_UPLOAD_BYTES", 5 * 1024**3)
 
@@ -304,6 +314,33 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_VERBOSE = False
 # Behind N trusted reverse proxies, the client address is the N-th from the right of X-Forwarded-For.
 LOGIN_THROTTLE_PROXY_COUNT = env_int("LOGIN_THROTTLE_PROXY_COUNT", 0)
+
+# --- Single sign-on (OpenID Connect, mozilla-django-oidc) -----------------------------------------------------------
+# Off unless OIDC_RP_CLIENT_ID is set. The variables keep the library's own names; the endpoints are the ones the
+# provider's /.well-known/openid-configuration lists. Local accounts and API tokens keep working beside it.
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
+SSO_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
+# Either the issuer (its discovery document names the endpoints) or the four endpoints.
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile groups")
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10)
+LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
+# Ours: the button's label, the claims that name the user and their teams, and what to do with unknown teams.
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_USERNAME_CLAIM = env_str("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+OIDC_CREATE_GROUPS = env_bool("OIDC_CREATE_GROUPS", True)
+# An existing account with a local password is only signed into through the provider when this is on (otherwise a
+# provider user who picks the name `admin` would become the local administrator).
+OIDC_LINK_LOCAL_ACCOUNTS = env_bool("OIDC_LINK_LOCAL_ACCOUNTS", False)
+AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "registry.accounts.sso.Backend"]
 
 # --- Security -------------------------------------------------------------------------------------------------------
 # Behind TLS (the production default) cookies are secure and HSTS is on; set REGISTRY_HTTPS=false to serve plain

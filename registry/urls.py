@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
+from registry.accounts import sso
 from registry.api.api import urls as api_urls
 
 admin.site.site_header = "Model registry administration"
@@ -11,5 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api_urls()),
     path("api/", include("registry.mlflow_compat.urls")),
+    # Single sign-on (OpenID Connect); 404 unless OIDC_RP_CLIENT_ID is set.
+    path("oidc/authenticate/", login_not_required(sso.Authenticate.as_view()), name="oidc_authentication_init"),
+    path("oidc/callback/", login_not_required(sso.Callback.as_view()), name="oidc_authentication_callback"),
     path("", include("registry.web.urls")),
 ]

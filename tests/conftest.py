@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -131,6 +132,66 @@ def s3_artifacts(settings, moto_endpoint):
     settings.STORAGES = storages
     client.bucket = bucket
     return client
+
+
+# --- An OpenID Connect provider on loopback (the npm package oidc-provider, tests/oidc_provider.mjs) ----------------
+
+OIDC_CLIENT_ID, OIDC_CLIENT_SECRET = "registry", "registry-test-secret"
+
+
+class OidcProvider:
+    def __init__(self, issuer: str, accounts_file: Path):
+        self.issuer = issuer
+        self.accounts_file = accounts_file
+
+    def set_accounts(self, accounts: dict) -> None:
+        self.accounts_file.write_text(json.dumps(accounts))
+
+
+@pytest.fixture
+def oidc_provider(live_server, settings, tmp_path):
+    """oidc-provider on a free loopback port, with the registry configured for it from its discovery document."""
+    node = shutil.which("node")
+    if node is None or not (ROOT / "node_modules" / "oidc-provider").exists():
+        pytest.fail("node and node_modules/oidc-provider are needed: run `npm ci` (make install-test does).")
+    port = free_port()
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text("{}")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OIDC_TEST_PORT": str(port),
+        "OIDC_TEST_CLIENT_ID": OIDC_CLIENT_ID,
+        "OIDC_TEST_CLIENT_SECRET": OIDC_CLIENT_SECRET,
+        "OIDC_TEST_REDIRECT_URI": f"{live_server.url}/oidc/callback/",
+        "OIDC_TEST_ACCOUNTS_FILE": str(accounts),
+    }
+    proc = subprocess.Popen(
+        [node, str(ROOT / "tests" / "oidc_provider.mjs")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("ready "), f"oidc-provider did not start: {line!r}"
+        issuer = line.split()[1]
+        import requests
+
+        discovery = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()
+        settings.SSO_ENABLED = True
+        settings.OIDC_RP_CLIENT_ID = OIDC_CLIENT_ID
+        settings.OIDC_RP_CLIENT_SECRET = OIDC_CLIENT_SECRET
+        settings.OIDC_OP_AUTHORIZATION_ENDPOINT = discovery["authorization_endpoint"]
+        settings.OIDC_OP_TOKEN_ENDPOINT = discovery["token_endpoint"]
+        settings.OIDC_OP_USER_ENDPOINT = discovery["userinfo_endpoint"]
+        settings.OIDC_OP_JWKS_ENDPOINT = discovery["jwks_uri"]
+        settings.OIDC_PROVIDER_NAME = "Acme ID"
+        yield OidcProvider(issuer, accounts)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 # --- Browser --------------------------------------------------------------------------------------------------------

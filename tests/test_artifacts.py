@@ -230,3 +230,40 @@ def test_replacing_a_run_file_leaves_registered_versions_unchanged(blobs, run, d
     assert read_back(artifact) == b"registered bytes"
     assert read_back(replaced) == b"retrained later"
     assert blobs.keys() == {artifact.storage_key, replaced.storage_key}
+
+
+# --- Blobs uploaded around the app server (S3 multipart), recorded by artifact_register_uploaded --------------------
+
+
+def test_a_blob_uploaded_directly_is_recorded_with_the_hash_of_what_is_stored(run, blobs):
+    from registry.catalog.services import artifact_key, artifact_register_uploaded, artifact_storage
+    from tests.builders import admin
+
+    data = os.urandom(70_000)
+    key = artifact_storage().save(artifact_key(run, "m/w.bin"), io.BytesIO(data))
+    row = artifact_register_uploaded(owner=run, path="m/w.bin", key=key, by=admin())
+    assert (row.size, row.sha256, row.storage_key) == (len(data), hashlib.sha256(data).hexdigest(), key)
+    with artifact_open(row) as handle:
+        assert handle.read() == data
+
+
+def test_registering_a_blob_checks_owner_hash_limit_and_presence(run, blobs):
+    from registry.catalog.services import ChecksumMismatch, artifact_key, artifact_register_uploaded, artifact_storage
+    from tests.builders import admin
+
+    other = RunFactory()
+    storage = artifact_storage()
+    theirs = storage.save(artifact_key(other, "w.bin"), io.BytesIO(b"theirs"))
+    with pytest.raises(CatalogError, match="not uploaded for this owner"):
+        artifact_register_uploaded(owner=run, path="w.bin", key=theirs, by=admin())
+    with pytest.raises(CatalogError, match="Nothing was uploaded"):
+        artifact_register_uploaded(owner=run, path="w.bin", key=artifact_key(run, "w.bin"), by=admin())
+    mine = storage.save(artifact_key(run, "w.bin"), io.BytesIO(b"mine"))
+    with pytest.raises(ChecksumMismatch):
+        artifact_register_uploaded(owner=run, path="w.bin", key=mine, by=admin(), sha256="0" * 64)
+    assert not storage.exists(mine)
+    big = storage.save(artifact_key(run, "w.bin"), io.BytesIO(b"x" * 100))
+    with pytest.raises(ArtifactTooLarge):
+        artifact_register_uploaded(owner=run, path="w.bin", key=big, by=admin(), limit=99)
+    assert not storage.exists(big) and not ArtifactFile.objects.exists()
+    assert storage.exists(theirs)  # someone else's blob is never touched

@@ -138,6 +138,15 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         lambda w: catalog.artifact_store(owner=w.run, path="b.bin", stream=io.BytesIO(b"y"), by=w.owner),
         "artifact_stored",
     ),
+    "catalog.artifact_register_uploaded": (
+        lambda w: catalog.artifact_register_uploaded(
+            owner=w.run,
+            path="c.bin",
+            key=catalog.artifact_storage().save(catalog.artifact_key(w.run, "c.bin"), io.BytesIO(b"z")),
+            by=w.owner,
+        ),
+        "artifact_stored",
+    ),
     "catalog.artifact_delete": (lambda w: catalog.artifact_delete(artifact=w.file, by=w.owner), "artifact_deleted"),
     # Tracking
     "tracking.experiment_create": (lambda w: tracking.experiment_create(name="x", by=w.bob), "experiment_created"),
@@ -243,6 +252,10 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         "policy_changed",
     ),
     # Accounts (the grant services are called through the catalog's and tracking's above)
+    "accounts.sso_user_sync": (
+        lambda w: accounts.sso_user_sync(user=None, username="sso-user", groups=["from-idp"]),
+        "user_created",
+    ),
     "accounts.grant_set": (
         lambda w: accounts.grant_set(
             obj=w.model, by=w.owner, user=w.bob, level="READ", scope={"model": w.model}, what="m"

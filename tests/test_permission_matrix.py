@@ -216,6 +216,20 @@ API_CASES = {
     "PUT /runs/{run_id}/artifacts/{path:path}": case("PUT", R + "/artifacts/extra.bin", MANAGERS, b"bytes"),
     "GET /runs/{run_id}/artifacts/{path:path}": case("GET", R + "/artifacts/notes.txt", READERS),
     "DELETE /runs/{run_id}/artifacts/{path:path}": case("DELETE", R + "/artifacts/notes.txt", MANAGERS),
+    # Direct transfers need S3 (tests/api/test_direct_transfers.py): here, after the permission check, a 409.
+    "POST /runs/{run_id}/multipart-uploads": case(
+        "POST", R + "/multipart-uploads", MANAGERS, {"path": "w.bin", "size": 10}, also_ok=(409,)
+    ),
+    "POST /runs/{run_id}/multipart-uploads/complete": case(
+        "POST",
+        R + "/multipart-uploads/complete",
+        MANAGERS,
+        {"path": "w.bin", "upload_id": "u", "parts": [{"part_number": 1, "etag": "e"}]},
+        also_ok=(409,),
+    ),
+    "POST /runs/{run_id}/multipart-uploads/abort": case(
+        "POST", R + "/multipart-uploads/abort", MANAGERS, {"path": "w.bin", "upload_id": "u"}, also_ok=(409,)
+    ),
     "GET /runs/{run_id}/artifacts": case("GET", R + "/artifacts", READERS),
     "GET /models/{name}/versions/{version}/artifacts": case("GET", V + "/1/artifacts", READERS),
     "GET /models/{name}/versions/{version}/artifacts/{path:path}": case("GET", V + "/1/artifacts/model.pkl", READERS),
@@ -508,6 +522,23 @@ MLFLOW_CASES = {
     "server-info": case("GET", "/api/3.0/mlflow/server-info", EVERYONE),
 }
 
+# MLflow's direct-transfer routes, called with artifacts on S3 (moto) and direct transfers on.
+MPU = "/api/2.0/mlflow-artifacts/mpu"
+DIRECT_CASES = {
+    "mpu create": case("POST", MPU + "/create/runs/{run}/artifacts", MANAGERS, {"path": "/tmp/w.bin", "num_parts": 2}),
+    "mpu complete": case(
+        "POST",
+        MPU + "/complete/runs/{run}/artifacts",
+        MANAGERS,
+        {"path": "/tmp/w.bin", "upload_id": "forged", "parts": [{"part_number": 1, "etag": "e"}]},
+        also_ok=(400,),  # the forged upload id, once the caller is known to be allowed
+    ),
+    "mpu abort": case(
+        "POST", MPU + "/abort/runs/{run}/artifacts", MANAGERS, {"path": "/tmp/w.bin", "upload_id": "f"}, also_ok=(400,)
+    ),
+    "presigned GET": case("GET", "/api/2.0/mlflow-artifacts/presigned/runs/{run}/artifacts/notes.txt", READERS),
+}
+
 DASHBOARD = READERS - {"read_only"}  # the dashboard is signed into, not reached with tokens
 WEB_CASES = {
     "": case("GET", "/", EVERYONE),
@@ -631,6 +662,7 @@ def mlflow_routes() -> set[str]:
     keys = {f"{r.method} {_route_text(r)}" for r in mlflow_views.ROUTES}
     keys |= {f"3.0 {r.method} {_route_text(r)}" for r in mlflow_views.ROUTES_V3}
     keys |= {"artifacts GET list", "artifacts GET", "artifacts PUT", "artifacts DELETE", "server-info"}
+    keys |= {"mpu create", "mpu complete", "mpu abort", "presigned GET"}
     return keys
 
 
@@ -643,7 +675,7 @@ def test_every_route_has_a_case():
     """A route added without saying who may call it fails here."""
     assert web_routes() == set(WEB_CASES)
     assert api_routes() == set(API_CASES)
-    assert mlflow_routes() == set(MLFLOW_CASES)
+    assert mlflow_routes() == set(MLFLOW_CASES) | set(DIRECT_CASES)
 
 
 # --- Running a case -------------------------------------------------------------------------------------------------
@@ -738,6 +770,20 @@ def test_api(world, key):
 @pytest.mark.parametrize("key", sorted(MLFLOW_CASES))
 def test_mlflow(world, key):
     check(world, "mlflow", key, MLFLOW_CASES[key])
+
+
+@pytest.fixture
+def world_on_s3(request, settings):
+    request.getfixturevalue("s3_artifacts")  # before the world stores its files
+    settings.ARTIFACTS_S3_PRESIGNED_DOWNLOADS = True
+    settings.ARTIFACTS_S3_MULTIPART_UPLOADS = True
+    return request.getfixturevalue("world")
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("key", sorted(DIRECT_CASES))
+def test_mlflow_direct_transfers(world_on_s3, key):
+    check(world_on_s3, "mlflow", key, DIRECT_CASES[key])
 
 
 @pytest.mark.parametrize("key", sorted(WEB_CASES))

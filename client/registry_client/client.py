@@ -27,7 +27,8 @@ class Registry:
 
     Errors from the server are raised as `RegistryError`. Connection failures and 502/503/504 answers are retried
     with backoff (`retries` times); a 4xx never is. `progress` draws transfer progress on stderr: True always,
-    False never, None (the default) when stderr is a terminal.
+    False never, None (the default) when stderr is a terminal. Files of `multipart_threshold` bytes or more (64 MiB)
+    are uploaded in parts straight to the registry's bucket when it offers that, else streamed through it.
     """
 
     def __init__(
@@ -38,9 +39,13 @@ class Registry:
         timeout: float = 30,
         retries: int = 4,
         progress: bool | None = None,
+        multipart_threshold: int | None = transfer.MULTIPART_THRESHOLD,
     ):
         self.http = Http(url, token, timeout=timeout, retries=retries)
         self.progress = progress
+        # Files of at least this many bytes go to the bucket in parts when the registry offers it (S3 storage with
+        # multipart uploads on); None streams every file through the registry.
+        self.multipart_threshold = multipart_threshold
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Registry:

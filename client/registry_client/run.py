@@ -190,7 +190,11 @@ class Run:
         stored = []
         with Progress(total, f"Uploading {Path(local_path).name}", enabled=enabled) as bar:
             for local, remote in pairs:
-                stored.append(transfer.upload_file(self.registry.http, self.id, local, remote, bar))
+                threshold = self.registry.multipart_threshold
+                if threshold is not None and local.stat().st_size >= threshold:
+                    stored.append(transfer.upload_file_in_parts(self.registry.http, self.id, local, remote, bar))
+                else:
+                    stored.append(transfer.upload_file(self.registry.http, self.id, local, remote, bar))
         return stored
 
     def register_model(

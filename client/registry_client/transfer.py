@@ -1,4 +1,5 @@
-"""Moving artifact bytes: streamed uploads and resumable downloads, both checked against sha256.
+"""Moving artifact bytes: streamed uploads, multipart uploads straight to the registry's bucket, and resumable
+downloads (which follow the registry's redirect to the bucket when it sends one), all checked against sha256.
 
 Files are never read whole into memory: uploads hand requests a reader it pulls from in small blocks, downloads are
 written chunk by chunk to a temporary file next to the target, which is renamed into place once its checksum holds.
@@ -6,6 +7,7 @@ written chunk by chunk to a temporary file next to the target, which is renamed 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -105,6 +107,113 @@ def upload_file(http: Http, run_id: str, local: Path, artifact_path: str, progre
             f"{artifact.get('sha256')}, but {local} is {size} bytes with sha256 {local_sha256}; upload it again.",
         )
     return artifact
+
+
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+
+
+class _PartBody:
+    """`size` bytes of a file from `offset`, as a request body read in blocks; counted into the progress bar and the
+    file's running sha256 (parts go in order, so one pass hashes the whole file)."""
+
+    def __init__(self, path: Path, offset: int, size: int, progress: Progress, digest):
+        self.handle = path.open("rb")
+        self.handle.seek(offset)
+        self.left = self.size = size
+        self.progress = progress
+        self.digest = digest.copy()  # committed only once the part is stored, so a retried part hashes once
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.handle.read(min(self.left, CHUNK_SIZE if size is None or size < 0 else size))
+        self.left -= len(chunk)
+        self.sent += len(chunk)
+        self.digest.update(chunk)
+        self.progress.update(len(chunk))
+        return chunk
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def upload_file_in_parts(http: Http, run_id: str, local: Path, artifact_path: str, progress: Progress) -> dict:
+    """Upload one file in parts straight to the registry's bucket (presigned part URLs), then have the registry
+    assemble, hash and record it; the sha256 computed here is sent along and the registry refuses a mismatch.
+
+    A registry that cannot take direct uploads (not on S3, or switched off) answers 409 `direct_transfers_off`: the
+    file is then streamed through it as usual, and this Http does not ask again.
+    """
+    size = local.stat().st_size
+    if getattr(http, "direct_uploads_off", False) or size == 0:
+        return upload_file(http, run_id, local, artifact_path, progress)
+    base = f"/runs/{run_id}/multipart-uploads"
+    try:
+        upload = http.post(base, {"path": artifact_path, "size": size})
+    except RegistryError as exc:
+        if exc.code != "direct_transfers_off":
+            raise
+        http.direct_uploads_off = True
+        return upload_file(http, run_id, local, artifact_path, progress)
+    digest = hashlib.sha256()
+    parts = []
+    bucket = requests.Session()  # no registry token may reach the bucket: the URLs carry their own signature
+    bucket.trust_env = False
+    try:
+        for part in upload["parts"]:
+            offset = (part["part_number"] - 1) * upload["part_size"]
+            length = min(upload["part_size"], size - offset)
+            etag, digest = _put_part(http, bucket, part["url"], local, offset, length, progress, digest)
+            parts.append({"part_number": part["part_number"], "etag": etag})
+        local_sha256 = digest.hexdigest()
+        artifact = http.post(
+            base + "/complete",
+            {"path": upload["path"], "upload_id": upload["upload_id"], "parts": parts, "sha256": local_sha256},
+        )
+    except BaseException:
+        # If this fails too, the bucket's lifecycle rule drops the parts of uploads nobody finished.
+        with contextlib.suppress(RegistryError):
+            http.post(base + "/abort", {"path": upload["path"], "upload_id": upload["upload_id"]})
+        raise
+    finally:
+        bucket.close()
+    if artifact.get("sha256") != local_sha256 or artifact.get("size") != size:
+        raise RegistryError(
+            None,
+            "checksum_mismatch",
+            f"The registry stored {artifact_path!r} as {artifact.get('size')} bytes with sha256 "
+            f"{artifact.get('sha256')}, but {local} is {size} bytes with sha256 {local_sha256}; upload it again.",
+        )
+    return artifact
+
+
+def _put_part(http: Http, bucket: requests.Session, url: str, local: Path, offset: int, length: int, progress, digest):
+    """PUT one part, retried like the registry's own calls; (S3's ETag for it, the file's sha256 so far)."""
+    for attempt in range(http.retries + 1):
+        body = _PartBody(local, offset, length, progress, digest)
+        try:
+            response = bucket.put(
+                url, data=body, timeout=http.timeout, proxies=http.proxies_for(url), verify=http._verify
+            )
+        except requests.ConnectionError as exc:
+            progress.update(-body.sent)
+            if attempt == http.retries:
+                raise RegistryError(None, "connection_failed", f"Cannot reach the bucket: {exc}") from exc
+            time.sleep(backoff(attempt))
+            continue
+        finally:
+            body.close()
+        if response.status_code >= 500 and attempt < http.retries:
+            progress.update(-body.sent)
+            time.sleep(backoff(attempt))
+            continue
+        if not response.ok:
+            text = " ".join(response.text.split())[:300]
+            raise RegistryError(response.status_code, "part_upload_failed", f"The bucket refused a part: {text}")
+        return response.headers.get("ETag", ""), body.digest
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def safe_target(dest: Path, artifact_path: str) -> Path:

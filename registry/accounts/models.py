@@ -121,3 +121,15 @@ class ApiToken(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+
+
+class IdentityProviderGroup(models.Model):
+    """A group whose membership the identity provider decides: named in someone's groups claim at sign-in. Each
+    sign-in sets the user's membership of these groups to what the claim says; groups without this mark (the roles
+    an administrator hands out here) are left alone."""
+
+    group = models.OneToOneField("auth.Group", on_delete=models.CASCADE, primary_key=True, related_name="from_idp")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.group.name} (from the identity provider)"

@@ -249,3 +249,92 @@ def user_delete(*, user, by) -> None:
         name = user.get_username()
         user.delete()
         audit.record(AuditAction.USER_DELETED, actor=by, subject=f"user:{name}", from_value=name)
+
+
+# --- Single sign-on -------------------------------------------------------------------------------------------------
+
+GROUP_NAME_MAX = 150
+
+
+def _claimed_groups(groups) -> list[str]:
+    """The group names a claim holds: a list of strings (or one string); blank and over-long names are skipped."""
+    if isinstance(groups, str):
+        groups = [groups]
+    if not isinstance(groups, list | tuple):
+        return []
+    names = {g.strip() for g in groups if isinstance(g, str) and g.strip() and len(g.strip()) <= GROUP_NAME_MAX}
+    return sorted(names)
+
+
+def sso_user_sync(
+    *,
+    user,
+    username: str,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+    groups: list[str] | None = None,
+    create_groups: bool = True,
+    by=None,
+):
+    """Create (`user` None) or refresh the account of someone the identity provider signed in, and set their
+    membership of the provider's groups to `groups` (None: the provider sent no groups claim, membership stays).
+
+    Groups named in the claim become provider-managed (`IdentityProviderGroup`); with `create_groups`, names that
+    are no group yet are created, else skipped. Membership of groups the provider does not manage (roles handed out
+    here) is never touched. Every change is audited (`data.sso`), its actor `by`: by default the person signing in,
+    who acts through the provider.
+    """
+    from registry.accounts.models import IdentityProviderGroup
+
+    fields = {"email": email[:254], "first_name": first_name[:150], "last_name": last_name[:150]}
+    with transaction.atomic():
+        if user is None:
+            user = User(**{User.USERNAME_FIELD: username}, **fields)
+            user.set_unusable_password()  # signs in through the provider only, until an administrator sets one
+            try:
+                with transaction.atomic():
+                    user.save()
+            except IntegrityError:
+                raise Conflict(f"A user named {username!r} already exists.") from None
+            audit.record(
+                AuditAction.USER_CREATED,
+                actor=by or user,
+                subject=f"user:{username}",
+                to_value=username,
+                data={"sso": True},
+            )
+        else:
+            changed = [name for name, value in fields.items() if getattr(user, name) != value]
+            if changed:
+                for name in changed:
+                    setattr(user, name, fields[name])
+                user.save(update_fields=changed)
+        if groups is None:
+            return user
+        wanted = _claimed_groups(groups)
+        existing = {g.name: g for g in Group.objects.filter(name__in=wanted)}
+        if create_groups:
+            for name in wanted:
+                if name not in existing:
+                    existing[name], _ = Group.objects.get_or_create(name=name)
+        claimed = [existing[name] for name in wanted if name in existing]
+        IdentityProviderGroup.objects.bulk_create(
+            [IdentityProviderGroup(group=g) for g in claimed], ignore_conflicts=True
+        )
+        managed = set(user.groups.filter(from_idp__isnull=False).values_list("name", flat=True))
+        added = sorted({g.name for g in claimed} - managed)
+        removed = sorted(managed - {g.name for g in claimed})
+        if added:
+            user.groups.add(*[existing[name] for name in added])
+        if removed:
+            user.groups.remove(*Group.objects.filter(name__in=removed))
+        if added or removed:
+            audit.record(
+                AuditAction.USER_CHANGED,
+                actor=by or user,
+                subject=f"user:{user.get_username()}",
+                to_value="groups",
+                data={"added": added, "removed": removed, "sso": True},
+            )
+    return user

@@ -7,14 +7,23 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.db.models import Q
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import get_script_prefix
 from django.utils.http import RFC3986_SUBDELIMS
 from ninja import Router, Status
 
 from registry.api.errors import ApiError, get_or_404
-from registry.api.schemas import ArtifactOut, ArtifactPath, ArtifactPrefix, errors
-from registry.catalog import services
+from registry.api.schemas import (
+    ArtifactOut,
+    ArtifactPath,
+    ArtifactPrefix,
+    MultipartAbortIn,
+    MultipartCompleteIn,
+    MultipartStartIn,
+    MultipartStartOut,
+    errors,
+)
+from registry.catalog import services, transfers
 from registry.catalog.access import version_for
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.paths import normalise_artifact_path
@@ -59,7 +68,14 @@ def _prefix_filter(queryset, prefix: str):
 
 
 def stream_artifact(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
-    """The file's bytes, streamed; honours a single `Range: bytes=a-b` with 206, else 200."""
+    """The file's bytes, streamed; honours a single `Range: bytes=a-b` with 206, else 200. With presigned downloads
+    on (S3), a 302 to a short-lived URL of the bucket instead, which honours Range itself."""
+    url = transfers.download_url(artifact)
+    if url is not None:
+        response = HttpResponseRedirect(url)
+        response["X-Checksum-Sha256"] = artifact.sha256
+        response["Cache-Control"] = "private, no-store"
+        return response
     header = request.headers.get("Range", "")
     start, end, status = 0, artifact.size - 1, 200
     if header:
@@ -124,6 +140,53 @@ def upload_run_artifact(request: HttpRequest, run_id: str, path: ArtifactPath):
         raise ApiError(413, f"The file is {int(length)} bytes; the limit is {limit} bytes (ARTIFACT_MAX_UPLOAD_BYTES).")
     artifact = services.artifact_store(owner=run, path=path, stream=request, by=request.user, limit=limit)
     return Status(201, artifact_out(artifact, run_artifact_url(run.pk, artifact.path)))
+
+
+@router.post(
+    "/runs/{run_id}/multipart-uploads",
+    response={201: MultipartStartOut, **ERRORS},
+    summary="Start a multipart upload straight to the bucket (S3 storage, ARTIFACTS_S3_MULTIPART_UPLOADS)",
+    description="Answers presigned URLs: PUT each part's bytes to its URL (no Authorization header), keep the ETag "
+    "header S3 answers, then call `…/multipart-uploads/complete`. 409 `direct_transfers_off` when the registry "
+    "cannot take direct uploads: send the file with `PUT /runs/{id}/artifacts/{path}` instead.",
+)
+def start_multipart_upload(request: HttpRequest, run_id: str, body: MultipartStartIn):
+    run = run_for(request.user, run_id, write=True)
+    upload = transfers.multipart_start(
+        owner=run, path=body.path, user=request.user, size=body.size, part_size=body.part_size
+    )
+    return Status(201, upload.__dict__)
+
+
+@router.post(
+    "/runs/{run_id}/multipart-uploads/complete",
+    response={201: ArtifactOut, **ERRORS},
+    summary="Finish a multipart upload: assemble the parts, hash the file, record it",
+    description="The server reads the assembled file back to compute its sha256 (checked against `sha256` when "
+    "sent: 422 `checksum_mismatch` deletes it), then records it as a PUT upload is recorded.",
+)
+def complete_multipart_upload(request: HttpRequest, run_id: str, body: MultipartCompleteIn):
+    run = run_for(request.user, run_id, write=True)
+    artifact = transfers.multipart_complete(
+        owner=run,
+        path=body.path,
+        upload_id=body.upload_id,
+        parts=[part.dict() for part in body.parts],
+        by=request.user,
+        sha256=body.sha256,
+    )
+    return Status(201, artifact_out(artifact, run_artifact_url(run.pk, artifact.path)))
+
+
+@router.post(
+    "/runs/{run_id}/multipart-uploads/abort",
+    response={204: None, **ERRORS},
+    summary="Abandon a multipart upload (S3 drops its parts)",
+)
+def abort_multipart_upload(request: HttpRequest, run_id: str, body: MultipartAbortIn):
+    run = run_for(request.user, run_id, write=True)
+    transfers.multipart_abort(owner=run, path=body.path, upload_id=body.upload_id, user=request.user)
+    return Status(204, None)
 
 
 @router.get("/runs/{run_id}/artifacts", response={200: list[ArtifactOut], **ERRORS}, summary="List a run's files")

@@ -535,6 +535,42 @@ class ArtifactOut(BaseModel):
     url: str
 
 
+class MultipartStartIn(Schema):
+    path: StrictStr
+    size: StrictInt = Field(..., description="The file's size in bytes.")
+    part_size: StrictInt | None = Field(None, description="Bytes per part (5 MiB to 5 GiB); the server picks if unset.")
+
+
+class MultipartPartUrl(BaseModel):
+    part_number: int
+    url: str
+
+
+class MultipartStartOut(BaseModel):
+    upload_id: str
+    path: str
+    part_size: int
+    parts: list[MultipartPartUrl]
+    expires_in: int
+
+
+class MultipartPart(Schema):
+    part_number: StrictInt
+    etag: StrictStr
+
+
+class MultipartCompleteIn(Schema):
+    path: StrictStr
+    upload_id: StrictStr
+    parts: list[MultipartPart]
+    sha256: StrictStr | None = Field(None, description="The file's sha256 as the client computed it; checked.")
+
+
+class MultipartAbortIn(Schema):
+    path: StrictStr
+    upload_id: StrictStr
+
+
 # --- Registered models, versions, aliases ---------------------------------------------------------------------------
 
 

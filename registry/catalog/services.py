@@ -610,6 +610,106 @@ def artifact_store(
     return artifact
 
 
+class ChecksumMismatch(CatalogError):
+    status = 422
+    code = "checksum_mismatch"
+
+
+def require_file_writer(owner: Run | ModelVersion, user) -> None:
+    """Refuse (Forbidden/NotFound) unless `user` may write `owner`'s files: the check before a direct upload starts."""
+    _require_file_writer(owner, user)
+
+
+def artifact_register_uploaded(
+    *,
+    owner: Run | ModelVersion,
+    path: str,
+    key: str,
+    by,
+    sha256: str | None = None,
+    limit: int | None = None,
+) -> ArtifactFile:
+    """Record a blob that reached the storage without passing through this process (an S3 multipart upload to
+    presigned part URLs) as `owner`'s file at `path`, exactly as `artifact_store` records a streamed one.
+
+    The blob is read back once to learn its size and sha256, so the row holds what is really stored whatever the
+    client claims; a declared `sha256` that differs, or a size past `limit`, deletes the blob and is refused.
+    """
+    _require_file_writer(owner, by)
+    try:
+        path = normalise_artifact_path(path)
+    except PathError as exc:
+        raise CatalogError(str(exc)) from None
+    prefix = f"runs/{owner.pk}/" if isinstance(owner, Run) else f"models/{owner.model_id}/versions/{owner.version}/"
+    if not (key.startswith(prefix) and key.endswith("/" + path)) or ".." in key.split("/"):
+        raise CatalogError(f"The blob {key!r} was not uploaded for this owner.")
+    digest, size = hashlib.sha256(), 0
+    try:
+        for chunk in _blob_chunks(key):
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise ArtifactTooLarge(f"The artifact is larger than the {limit}-byte limit.")
+            digest.update(chunk)
+    except FileNotFoundError:
+        raise CatalogError(f"Nothing was uploaded for {path!r}; upload its parts first.") from None
+    except BaseException:
+        _delete_blob_quietly(key)
+        raise
+    computed = digest.hexdigest()
+    if sha256 is not None and sha256.strip().lower() != computed:
+        _delete_blob_quietly(key)
+        raise ChecksumMismatch(
+            f"The uploaded bytes of {path!r} have sha256 {computed}, not the declared {sha256}; upload it again."
+        )
+    fields = {
+        "storage_key": key,
+        "size": size,
+        "sha256": computed,
+        "content_type": mimetypes.guess_type(path)[0] or "application/octet-stream",
+        "created_at": timezone.now(),
+    }
+    owner_field = "run" if isinstance(owner, Run) else "version"
+    try:
+        with transaction.atomic():
+            previous = (
+                ArtifactFile.objects.select_for_update()
+                .filter(**{owner_field: owner, "path": path})
+                .values_list("storage_key", flat=True)
+                .first()
+            )
+            artifact, _ = ArtifactFile.objects.update_or_create(**{owner_field: owner, "path": path}, defaults=fields)
+            if previous and previous != key:
+                _delete_blob_when_unused(previous)
+            _record_file(AuditAction.ARTIFACT_STORED, owner, by, path, size=size, sha256=computed, direct=True)
+    except (IntegrityError, ValidationError) as exc:
+        _delete_blob_quietly(key)
+        raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None
+    return artifact
+
+
+def _blob_chunks(storage_key: str, chunk_size: int = 1024 * 1024):
+    """The bytes of a stored blob, in chunks; FileNotFoundError when there is none."""
+    storage = artifact_storage()
+    bucket = getattr(storage, "bucket", None)
+    if bucket is None:
+        with storage.open(storage_key, "rb") as handle:
+            while chunk := handle.read(chunk_size):
+                yield chunk
+        return
+    from botocore.exceptions import ClientError
+
+    try:
+        body = bucket.Object(storage._normalize_name(clean_name(storage_key))).get()["Body"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            raise FileNotFoundError(storage_key) from None
+        raise
+    try:
+        yield from body.iter_chunks(chunk_size)
+    finally:
+        body.close()
+
+
 def artifact_delete(*, artifact: ArtifactFile, by) -> None:
     """Delete the file's row (its run's writer, or EDIT on its version's model); its blob goes too once no other row
     (a version sharing it) points at it."""

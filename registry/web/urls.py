@@ -13,7 +13,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/models/", permanent=False), name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("favicon.ico", health.favicon, name="favicon"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", account.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/", account.profile, name="profile"),
     path("profile/tokens/<int:pk>/revoke/", account.revoke_token, name="revoke_token"),

@@ -56,7 +56,9 @@ def test_unknown_endpoints_and_methods(rest):
     response = expect(rest.api("GET", "runs/create"), 405, "ENDPOINT_NOT_FOUND")
     assert response["message"].endswith("use POST.")
     expect(rest("GET", "/api/3.0/mlflow/nope"), 404, "ENDPOINT_NOT_FOUND")
-    expect(rest("POST", "/api/2.0/mlflow-artifacts/mpu/create/x", json={}), 404, "ENDPOINT_NOT_FOUND")
+    expect(rest("POST", "/api/2.0/mlflow-artifacts/mpu/nope/x", json={}), 404, "ENDPOINT_NOT_FOUND")
+    # mpu/create exists (tests/mlflow/test_direct_transfers.py); a path outside any run is not found
+    expect(rest("POST", "/api/2.0/mlflow-artifacts/mpu/create/x", json={}), 404, "RESOURCE_DOES_NOT_EXIST")
     info = rest("GET", "/api/3.0/mlflow/server-info", token=None)
     assert info.status_code == 200 and info.json()["multipart_uploads_enabled"] is False
 

@@ -19,6 +19,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 
+from registry.catalog import transfers
 from registry.mlflow_compat.auth import Caller, authenticate_caller, require_write
 from registry.mlflow_compat.errors import (
     ENDPOINT_NOT_FOUND,
@@ -220,16 +221,58 @@ def artifact_proxy(request: HttpRequest, path: str = "") -> HttpResponse:
     return _answer(request, work)
 
 
+def _not_allowed(request: HttpRequest, allowed: str) -> MlflowError:
+    message = f"{request.method} is not allowed here; use {allowed}."
+    return MlflowError(ENDPOINT_NOT_FOUND, message, status=405, headers={"Allow": allowed})
+
+
+MULTIPART_HANDLERS = {
+    "create": artifacts.multipart_create,
+    "complete": artifacts.multipart_complete,
+    "abort": artifacts.multipart_abort,
+}
+
+
+@csrf_exempt
+@login_not_required
+def multipart(request: HttpRequest, action: str, path: str) -> HttpResponse:
+    """`POST /api/2.0/mlflow-artifacts/mpu/create|complete|abort/<run folder>`, which the MLflow client calls with
+    MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true or when server-info offers multipart uploads."""
+
+    def work() -> HttpResponse:
+        caller: Caller = authenticate_caller(request)
+        request.user = caller.user
+        if request.method != "POST":
+            raise _not_allowed(request, "POST")
+        return MULTIPART_HANDLERS[action](request, caller, path)
+
+    return _answer(request, work)
+
+
+@csrf_exempt
+@login_not_required
+def presigned_download(request: HttpRequest, path: str) -> HttpResponse:
+    def work() -> HttpResponse:
+        caller: Caller = authenticate_caller(request)
+        request.user = caller.user
+        if request.method != "GET":
+            raise _not_allowed(request, "GET")
+        return artifacts.presigned_download(request, caller, path)
+
+    return _answer(request, work)
+
+
 @csrf_exempt
 @login_not_required
 def server_info(request: HttpRequest) -> HttpResponse:
-    """What the MLflow client probes before artifact transfers: no multipart, no workspaces; everything proxied."""
+    """What the MLflow client probes before artifact transfers: multipart uploads and presigned (multipart)
+    downloads when artifacts live on S3 and they are switched on; no workspaces."""
     return json_response(
         {
             "store_type": "SqlStore",
             "workspaces_enabled": False,
-            "multipart_uploads_enabled": False,
-            "multipart_downloads_enabled": False,
+            "multipart_uploads_enabled": transfers.multipart_uploads_on(),
+            "multipart_downloads_enabled": transfers.presigned_downloads_on(),
         }
     )
 

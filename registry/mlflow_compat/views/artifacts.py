@@ -17,15 +17,17 @@ import re
 
 from django.conf import settings
 from django.db.models import Q
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 
 from registry.accounts.access import level_of
 from registry.catalog import services as catalog
+from registry.catalog import transfers
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.access import Level
 from registry.lib.paths import PathError, check_artifact_path
 from registry.mlflow_compat.auth import Caller, require_write
-from registry.mlflow_compat.errors import invalid, json_response, not_found
+from registry.mlflow_compat.errors import NOT_IMPLEMENTED, MlflowError, invalid, json_response, not_found
+from registry.mlflow_compat.inputs import Params
 from registry.mlflow_compat.models import LoggedModel
 from registry.mlflow_compat.views.common import is_row_id, run_or_404
 from registry.tracking.models import Run
@@ -108,11 +110,19 @@ def list_artifacts(request: HttpRequest, caller: Caller) -> HttpResponse:
     return json_response({"files": files_json} if files_json else {})  # as protobuf JSON: no empty lists
 
 
-def download_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
-    owner, relative = locate(path, caller.user)
+def _artifact_or_404(path: str, user) -> ArtifactFile:
+    owner, relative = locate(path, user)
     artifact = _files(owner).filter(path=relative).first() if relative else None
     if artifact is None:
         raise not_found(f"No artifact at {path!r}.")
+    return artifact
+
+
+def download_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
+    artifact = _artifact_or_404(path, caller.user)
+    url = transfers.download_url(artifact)
+    if url is not None:  # the MLflow client (requests) follows it, dropping the Authorization header on the way
+        return HttpResponseRedirect(url)
     storage = catalog.artifact_storage()
     if hasattr(storage, "bucket"):
         response = StreamingHttpResponse(catalog.artifact_read(artifact))
@@ -161,4 +171,64 @@ def delete_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResp
     for artifact in files:
         artifact.run = run  # the run whose writer was checked, not a fresh copy to check again
         catalog.artifact_delete(artifact=artifact, by=caller.user)
+    return json_response({})
+
+
+# --- Direct transfers (S3): MLflow's presigned download and multipart upload endpoints ------------------------------
+
+# The MLflow client falls back to the proxy when a refusal starts with this sentence (mlflow.exceptions).
+MULTIPART_UNSUPPORTED = "Multipart upload is not supported for the current artifact repository"
+MULTIPART_DOWNLOAD_UNSUPPORTED = "Multipart download is not supported for the current artifact repository"
+
+
+def presigned_download(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
+    """`GET /mlflow-artifacts/presigned/<path>`: where to fetch the file from the bucket, and its size (the client
+    then fetches ranges in parallel)."""
+    artifact = _artifact_or_404(path, caller.user)
+    url = transfers.download_url(artifact)
+    if url is None:
+        raise MlflowError(NOT_IMPLEMENTED, MULTIPART_DOWNLOAD_UNSUPPORTED, status=501)
+    return json_response({"url": url, "headers": {}, "file_size": artifact.size})
+
+
+def _mpu_target(request: HttpRequest, caller: Caller, path: str) -> tuple[Run, str, Params]:
+    """The run and file an `mpu/...` call is about: the URL names the folder, the body's `path` the client's local
+    file, whose base name is the file's name (as MLflow's S3 repository does)."""
+    owner, folder = locate(path, caller.user, folder=True)
+    run = _writable_run(caller, owner)
+    body = Params.from_request(request)
+    local = body.str("path", required=True)
+    name = local.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return run, _checked(f"{folder}/{name}" if folder else name, folder=False), body
+
+
+def multipart_create(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
+    run, relative, body = _mpu_target(request, caller, path)  # who may write there first, then what is on
+    if not transfers.multipart_uploads_on():
+        raise MlflowError(NOT_IMPLEMENTED, MULTIPART_UNSUPPORTED, status=501)
+    num_parts = body.int("num_parts", default=1, minimum=1, maximum=transfers.MAX_PARTS)
+    upload = transfers.multipart_start(owner=run, path=relative, user=caller.user, num_parts=num_parts)
+    credentials = [{"url": p["url"], "part_number": p["part_number"], "headers": {}} for p in upload.parts]
+    return json_response({"upload_id": upload.upload_id, "credentials": credentials})
+
+
+def multipart_complete(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
+    run, relative, body = _mpu_target(request, caller, path)
+    parts = body.raw("parts")
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise invalid("Missing value for required parameter 'parts'.")
+    transfers.multipart_complete(
+        owner=run,
+        path=relative,
+        upload_id=body.str("upload_id", required=True),
+        parts=[{"part_number": p.get("part_number"), "etag": p.get("etag")} for p in parts],
+        by=caller.user,
+    )
+    return json_response({})
+
+
+def multipart_abort(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
+    run, relative, body = _mpu_target(request, caller, path)
+    upload_id = body.str("upload_id", required=True)
+    transfers.multipart_abort(owner=run, path=relative, upload_id=upload_id, user=caller.user)
     return json_response({})

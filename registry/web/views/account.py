@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -49,3 +51,16 @@ def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
     token.revoke()
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("profile")
+
+
+class LoginView(auth_views.LoginView):
+    """The local login form, and the "Sign in with …" button when single sign-on is configured."""
+
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if settings.SSO_ENABLED:
+            context["sso_provider"] = settings.OIDC_PROVIDER_NAME
+            context["sso_failed"] = self.request.GET.get("sso") == "failed"
+        return context

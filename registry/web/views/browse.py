@@ -16,7 +16,14 @@ from urllib.parse import urlencode
 from django.core.paginator import Page, Paginator
 from django.db.models import F, Prefetch
 from django.db.models.functions import Lower
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -24,6 +31,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import content_disposition_header
 
 from registry.accounts.access import level_of
+from registry.catalog import transfers
 from registry.catalog.access import model_for, version_for
 from registry.catalog.models import STAGE_VALUES, ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
 from registry.catalog.services import artifact_open, artifact_read, may_delete_version
@@ -392,7 +400,10 @@ def _build_context(run: Run | None) -> dict:
     }
 
 
-def _serve_artifact(artifact: ArtifactFile) -> FileResponse:
+def _serve_artifact(artifact: ArtifactFile) -> HttpResponse:
+    url = transfers.download_url(artifact)  # on S3 with presigned downloads: the bucket sends the bytes
+    if url is not None:
+        return HttpResponseRedirect(url)
     try:
         handle = artifact_open(artifact)
     except (FileNotFoundError, OSError):
