@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "registry.tracking",
     "registry.catalog",
     "registry.governance",
+    "registry.scanning",
     "registry.demo",
     "registry.mlflow_compat",
     "registry.web",
@@ -264,6 +265,14 @@ REGISTRY_DEFAULT_PERMISSION = _DEFAULT_PERMISSIONS[_default_permission]
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+
+# File safety scan (registry/scanning): files up to this size are scanned when their upload commits, larger ones
+# in the background: by a thread of the serving process ("thread") or by `manage.py scan_worker --loop` ("worker").
+SCAN_SYNC_MAX_BYTES = env_int("SCAN_SYNC_MAX_BYTES", 16 * 1024 * 1024)
+SCAN_BACKGROUND = env_str("SCAN_BACKGROUND", "thread")
+SCAN_TIMEOUT_SECONDS = env_int("SCAN_TIMEOUT_SECONDS", 300)
+# Reviewed additions to the pickle allowlist (registry/lib/scan_allowlist.py): "package.module:Class,other:func".
+SCAN_EXTRA_ALLOWED_GLOBALS = env_str("SCAN_EXTRA_ALLOWED_GLOBALS", "")
 
 # --- Security -------------------------------------------------------------------------------------------------------
 # Behind TLS (the production default) cookies are secure and HSTS is on; set REGISTRY_HTTPS=false to serve plain

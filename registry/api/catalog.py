@@ -30,6 +30,8 @@ from registry.governance import services as governance
 from registry.lib.access import Level
 from registry.lib.references import ReferenceError_, parse_reference
 from registry.lib.search import parse_filter, parse_order
+from registry.scanning import services as scanning
+from registry.scanning.models import VersionScan
 from registry.tracking.access import run_for
 from registry.tracking.models import MetricSeries
 from registry.tracking.search import filter_runs, order_runs
@@ -111,10 +113,12 @@ def version_out(version: ModelVersion, *, aliases: list[str] | None = None, metr
 
 def version_detail_out(version: ModelVersion, *, files: list[ArtifactFile] | None = None, **known) -> dict:
     if files is None:
-        files = ArtifactFile.objects.filter(version=version).order_by("path")
+        files = list(ArtifactFile.objects.filter(version=version).order_by("path"))
+    scan = VersionScan.of(list(scanning.file_scans(files).values()))
     return {
         **version_out(version, **known),
         "artifacts": [artifact_out(a, version_artifact_url(version, a.path)) for a in files],
+        "scan": {"verdict": scan.verdict, "files": [vars(f) for f in scan.files]},
     }
 
 
