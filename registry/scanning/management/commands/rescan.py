@@ -16,6 +16,10 @@ class Command(BaseCommand):
         "scanning was on), --model NAME, --version NAME/N, or by default those judged by an older scanner version."
     )
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # Our --version names a model version and replaces Django's (which prints Django's version).
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser):
         which = parser.add_mutually_exclusive_group()
         which.add_argument("--all", action="store_true", help="Every file of every run and version.")
