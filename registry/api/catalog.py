@@ -261,6 +261,18 @@ def get_version(request: HttpRequest, name: str, version: int):
     return version_detail_out(version_for(request.user, name, version, queryset=_versions_for_output()))
 
 
+@router.post(
+    "/models/{name}/versions/{version}/rescan",
+    response={200: VersionDetailOut, **ERRORS},
+    summary="Scan a version's files again (EDIT)",
+    description="Small files are scanned before this answers; large ones are `pending` until the background scan "
+    "finishes. For after the allowlist was extended (SCAN_EXTRA_ALLOWED_GLOBALS).",
+)
+def rescan_version(request: HttpRequest, name: str, version: int):
+    scanning.version_rescan(version=version_for(request.user, name, version), by=request.user)
+    return version_detail_out(version_for(request.user, name, version, queryset=_versions_for_output()))
+
+
 @router.patch(
     "/models/{name}/versions/{version}",
     response={200: VersionDetailOut, **ERRORS},
