@@ -14,6 +14,7 @@ No Django here.
 from __future__ import annotations
 
 import contextlib
+import io
 import pickletools
 import time
 from dataclasses import dataclass, field
@@ -68,41 +69,70 @@ class PickleReport:
     arrays_skipped: int = 0
 
 
-class _Peekable:
-    """Sequential reads with one byte of look-ahead and a running count of bytes read (for messages)."""
+class _Raw(io.RawIOBase):
+    """A stream without `peek` (Django's File, django-storages' S3 file) as a raw stream for io.BufferedReader."""
 
-    def __init__(self, stream: BinaryIO):
+    def __init__(self, stream):
         self.stream = stream
-        self.pushed = b""
         self.position = 0
 
-    def read(self, n: int = -1) -> bytes:
-        if self.pushed and n != 0:
-            head, self.pushed = self.pushed, b""
-            rest = self.stream.read(n - 1 if n > 0 else -1) if n != 1 else b""
-            data = head + rest
-        else:
-            data = self.stream.read(n)
-        self.position += len(data)
-        return data
+    def readable(self) -> bool:
+        return True
 
-    def readline(self) -> bytes:
-        head, self.pushed = self.pushed, b""
-        line = head if head == b"\n" else head + self.stream.readline()
-        self.position += len(line)
-        return line
+    def readinto(self, buffer) -> int:
+        data = self.stream.read(len(buffer))
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
 
     def tell(self) -> int:
         return self.position
 
+
+def _buffered(stream: BinaryIO):
+    """A reader with C-speed read/readline (genops calls them for every opcode) and `peek` (to see whether another
+    pickle follows). Buffered files, gzip/bz2/lzma files and zip members already are; others are wrapped."""
+    if hasattr(stream, "peek"):
+        return stream
+    inner = getattr(stream, "file", None)  # django.core.files.File around a buffered file
+    if inner is not None and hasattr(inner, "peek") and hasattr(inner, "tell"):
+        return inner
+    return io.BufferedReader(_Raw(stream), buffer_size=1 << 20)
+
+
+class _WithoutTell:
+    """genops asks the stream's position before every opcode when it can (a tenth of the walk's time); it cannot
+    through this, which hands it the reader's own read and readline."""
+
+    __slots__ = ("read", "readline")
+
+    def __init__(self, reader):
+        self.read = reader.read
+        self.readline = reader.readline
+
+
+class _Source:
+    """What the walk reads from: the buffered reader, plus look-ahead, skipping and a position for messages."""
+
+    def __init__(self, stream: BinaryIO):
+        self.reader = _buffered(stream)
+
+    @property
+    def position(self) -> int | str:
+        try:
+            return self.reader.tell()
+        except (OSError, ValueError):
+            return "?"
+
     def peek(self) -> bytes:
-        if not self.pushed:
-            self.pushed = self.stream.read(1)
-        return self.pushed
+        return self.reader.peek(1)[:1]
+
+    def read(self, n: int) -> bytes:
+        return self.reader.read(n)
 
     def skip(self, n: int) -> None:
         while n > 0:
-            chunk = self.read(min(n, 1 << 20))
+            chunk = self.reader.read(min(n, 1 << 20))
             if not chunk:
                 raise PickleError(f"the file ends inside a {n}-byte array at byte {self.position}")
             n -= len(chunk)
@@ -133,7 +163,7 @@ _PUSH_CONST = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
 def walk(stream: BinaryIO, *, deadline: float | None = None) -> PickleReport:
     """Walk every pickle in `stream` (read sequentially, never seeked). Raises PickleError when the first bytes are
     not a pickle or a pickle is cut short, ScanTimeout past `deadline` (a time.monotonic() value)."""
-    source = _Peekable(stream)
+    source = _Source(stream)
     report = PickleReport()
     while report.pickles < MAX_PICKLES:
         if report.pickles and not _starts_pickle(source.peek()):
@@ -150,7 +180,7 @@ def _starts_pickle(first: bytes) -> bool:
     return first == b"\x80"
 
 
-def _walk_one(source: _Peekable, report: PickleReport, deadline: float | None, depth: int = 0) -> None:
+def _walk_one(source: _Source, report: PickleReport, deadline: float | None, depth: int = 0) -> None:
     if depth > 8:
         raise PickleError("joblib arrays nested more than 8 deep")
     memo: dict = {}
@@ -185,7 +215,7 @@ def _walk_one(source: _Peekable, report: PickleReport, deadline: float | None, d
 
     # genops reads lazily, one opcode per next(): after a joblib array's BUILD the raw bytes are skipped on
     # `source` and the next opcode is read from there.
-    opcodes = pickletools.genops(source)
+    opcodes = pickletools.genops(_WithoutTell(source.reader))
     while True:
         try:
             opcode, arg, _ = next(opcodes)
@@ -338,7 +368,7 @@ def _is_joblib_array(call: _Call) -> bool:
     return isinstance(func, Global) and (func.module, func.name) in JOBLIB_WRAPPERS
 
 
-def _skip_joblib_array(source: _Peekable, state) -> bool:
+def _skip_joblib_array(source: _Source, state) -> bool:
     """Step over the raw bytes joblib wrote after a NumpyArrayWrapper (see joblib's `write_array`): an optional
     padding-length byte and padding, then shape × itemsize bytes. An object array is a nested pickle instead: answers
     True and leaves it to the caller."""
