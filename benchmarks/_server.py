@@ -23,9 +23,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def manage(env: dict, *args: str) -> str:
+def manage(env: dict, *args: str, root: Path = ROOT) -> str:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, str(root / "manage.py"), *args], env=env, cwd=root, capture_output=True, text=True, check=True
     )
     return result.stdout
 
@@ -50,8 +50,16 @@ def rss_kib(pid: int) -> int:
 
 
 @contextmanager
-def registry_server(*, workers: int = 2, threads: int = 4, database_url: str | None = None, var_dir: str | None = None):
-    """Yield (base_url, token, env, server_pid) for a fresh registry with one user and a write token."""
+def registry_server(
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    database_url: str | None = None,
+    var_dir: str | None = None,
+    root: Path = ROOT,
+):
+    """Yield (base_url, token, env, server_pid) for a fresh registry with one user and a write token; `root` is the
+    checkout whose code serves (another one gives a baseline to compare with)."""
     tmp = var_dir or tempfile.mkdtemp(prefix="registry-bench-")
     env = {
         **os.environ,
@@ -64,11 +72,15 @@ def registry_server(*, workers: int = 2, threads: int = 4, database_url: str | N
     }
     if database_url:
         env["DATABASE_URL"] = database_url
-    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(env, "migrate", "--noinput", "-v", "0", root=root)
     manage(
-        env, "shell", "-c", "from django.contrib.auth.models import User; User.objects.get_or_create(username='bench')"
+        env,
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; User.objects.get_or_create(username='bench')",
+        root=root,
     )
-    token = manage(env, "createtoken", "bench", "--name", "benchmark").strip().splitlines()[-1]
+    token = manage(env, "createtoken", "bench", "--name", "benchmark", root=root).strip().splitlines()[-1]
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -84,7 +96,7 @@ def registry_server(*, workers: int = 2, threads: int = 4, database_url: str | N
             "warning",
         ],
         env=env,
-        cwd=ROOT,
+        cwd=root,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "registry.tracking",
     "registry.catalog",
     "registry.governance",
+    "registry.scanning",
     "registry.demo",
     "registry.mlflow_compat",
     "registry.web",
@@ -341,6 +342,13 @@ OIDC_CREATE_GROUPS = env_bool("OIDC_CREATE_GROUPS", True)
 # provider user who picks the name `admin` would become the local administrator).
 OIDC_LINK_LOCAL_ACCOUNTS = env_bool("OIDC_LINK_LOCAL_ACCOUNTS", False)
 AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "registry.accounts.sso.Backend"]
+# File safety scan (registry/scanning): files up to this size are scanned when their upload commits, larger ones
+# in the background: by a thread of the serving process ("thread") or by `manage.py scan_worker --loop` ("worker").
+SCAN_SYNC_MAX_BYTES = env_int("SCAN_SYNC_MAX_BYTES", 16 * 1024 * 1024)
+SCAN_BACKGROUND = env_str("SCAN_BACKGROUND", "thread")
+SCAN_TIMEOUT_SECONDS = env_int("SCAN_TIMEOUT_SECONDS", 300)
+# Reviewed additions to the pickle allowlist (registry/lib/scan_allowlist.py): "package.module:Class,other:func".
+SCAN_EXTRA_ALLOWED_GLOBALS = env_str("SCAN_EXTRA_ALLOWED_GLOBALS", "")
 
 # --- Security -------------------------------------------------------------------------------------------------------
 # Behind TLS (the production default) cookies are secure and HSTS is on; set REGISTRY_HTTPS=false to serve plain

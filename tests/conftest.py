@@ -29,6 +29,8 @@ def artifact_storage_in_tmp(settings, tmp_path):
     settings.STORAGES = storages
     # Tests create many users; a fast hasher keeps that from dominating the run.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Large files wait for scan_pending() (as `manage.py scan_worker` runs it) instead of a thread of the test run.
+    settings.SCAN_BACKGROUND = "worker"
     if storages["artifacts"]["BACKEND"].endswith("FileSystemStorage"):
         storages["artifacts"] = {
             "BACKEND": "django.core.files.storage.FileSystemStorage",

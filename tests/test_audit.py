@@ -23,12 +23,13 @@ from registry.governance import services as governance
 from registry.governance.models import StagePolicy
 from registry.mlflow_compat import services as mlflow
 from registry.mlflow_compat.models import LoggedModel
+from registry.scanning import services as scanning
 from registry.tracking import services as tracking
 from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, person
 
 pytestmark = pytest.mark.django_db
 
-MODULES = (catalog, tracking, governance, accounts, mlflow)
+MODULES = (catalog, tracking, governance, accounts, mlflow, scanning)
 # Checks, not writes.
 NOT_WRITES = {"mlflow_compat.require_logged_model_writer"}
 
@@ -148,6 +149,8 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         "artifact_stored",
     ),
     "catalog.artifact_delete": (lambda w: catalog.artifact_delete(artifact=w.file, by=w.owner), "artifact_deleted"),
+    # File safety scan
+    "scanning.version_rescan": (lambda w: scanning.version_rescan(version=w.v1, by=w.owner), "scan_requested"),
     # Tracking
     "tracking.experiment_create": (lambda w: tracking.experiment_create(name="x", by=w.bob), "experiment_created"),
     "tracking.experiment_named": (lambda w: tracking.experiment_named("y", by=w.bob), "experiment_created"),

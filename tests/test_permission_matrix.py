@@ -241,6 +241,7 @@ API_CASES = {
     "POST /models/{name}/versions": case("POST", V, EDITORS, {"run_id": "{run}", "artifact_path": "model"}),
     "GET /models/{name}/versions": case("GET", V, READERS),
     "GET /models/{name}/versions/{version}": case("GET", V + "/1", READERS),
+    "POST /models/{name}/versions/{version}/rescan": case("POST", V + "/1/rescan", EDITORS),
     "PATCH /models/{name}/versions/{version}": case("PATCH", V + "/1", EDITORS, {"description": "changed"}),
     "DELETE /models/{name}/versions/{version}": case("DELETE", V + "/2", MANAGERS),
     "GET /models/{name}/aliases": case("GET", M + "/aliases", READERS),
@@ -581,6 +582,9 @@ WEB_CASES = {
         "POST", "/models/m/versions/1/tags/", EDITORS, {"key": "a", "value": "b"}, form=True
     ),
     "models/<model:name>/versions/<int:version>/delete/": case("GET", "/models/m/versions/2/delete/", EDITORS),
+    "models/<model:name>/versions/<int:version>/rescan/": case(
+        "POST", "/models/m/versions/1/rescan/", EDITORS, form=True
+    ),
     "models/<model:name>/versions/<int:version>/preview/<path:path>": case(
         "GET", "/models/m/versions/1/preview/model.pkl", DASHBOARD
     ),

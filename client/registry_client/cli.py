@@ -178,7 +178,7 @@ def cmd_register(registry: Registry, args: argparse.Namespace) -> None:
 
 
 def cmd_pull(registry: Registry, args: argparse.Namespace) -> None:
-    print(registry.pull(args.ref, args.output))
+    print(registry.pull(args.ref, args.output, allow_unsafe=args.allow_unsafe))
 
 
 def cmd_promote(registry: Registry, args: argparse.Namespace) -> None:
@@ -363,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     pull = commands.add_parser("pull", parents=[common], help="download a version's files: NAME/3, NAME@ALIAS")
     pull.add_argument("ref", metavar="REF")
     pull.add_argument("-o", "--output", default=None, metavar="DIR", help="default: ./NAME-vVERSION")
+    pull.add_argument(
+        "--allow-unsafe",
+        action="store_true",
+        help="download a version even though the registry's file safety scan found an unsafe file",
+    )
     pull.set_defaults(handler=cmd_pull)
 
     promote = commands.add_parser(

@@ -170,13 +170,37 @@ class Registry:
         files (path, size, sha256, url)."""
         return self.http.get("/resolve", {"ref": ref})
 
-    def pull(self, ref: str, dest: str | os.PathLike[str] | None = None, *, progress: bool | None = None) -> Path:
+    def pull(
+        self,
+        ref: str,
+        dest: str | os.PathLike[str] | None = None,
+        *,
+        progress: bool | None = None,
+        allow_unsafe: bool = False,
+    ) -> Path:
         """Download the files of the version `ref` names into `dest` (default `./<name>-v<version>`); return it.
 
         Each file is streamed to a temporary file, checked against its sha256 and renamed into place, so `dest` never
         holds a partial file; files already present with the right checksum are not downloaded again.
+
+        A version whose file safety scan found an unsafe file (a pickle that calls os.system, a Keras Lambda layer)
+        is refused before anything is downloaded, unless `allow_unsafe` is set.
         """
         version = self.resolve(ref)
+        scan = version.get("scan") or {}
+        if scan.get("verdict") == "unsafe" and not allow_unsafe:
+            findings = [
+                {"field": f["path"], "message": "; ".join(f.get("findings") or [])}
+                for f in scan.get("files", [])
+                if f.get("verdict") == "unsafe"
+            ]
+            raise RegistryError(
+                None,
+                "unsafe",
+                f"{version['model']}/{version['version']} has files the registry's safety scan found unsafe to load; "
+                "nothing was downloaded (pass allow_unsafe=True, or --allow-unsafe, to download it anyway).",
+                findings,
+            )
         target = Path(dest) if dest is not None else Path(f"{version['model']}-v{version['version']}")
         files = [(transfer.safe_target(target, a["path"]), a) for a in version["artifacts"]]
         target.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,8 @@ from registry.governance import services as governance
 from registry.lib.access import Level
 from registry.lib.references import ReferenceError_, parse_reference
 from registry.lib.search import parse_filter, parse_order
+from registry.scanning import services as scanning
+from registry.scanning.models import VersionScan
 from registry.tracking.access import run_for
 from registry.tracking.models import MetricSeries
 from registry.tracking.search import filter_runs, order_runs
@@ -119,10 +121,12 @@ def version_out(version: ModelVersion, *, aliases: list[str] | None = None, metr
 
 def version_detail_out(version: ModelVersion, *, files: list[ArtifactFile] | None = None, **known) -> dict:
     if files is None:
-        files = ArtifactFile.objects.filter(version=version).order_by("path")
+        files = list(ArtifactFile.objects.filter(version=version).order_by("path"))
+    scan = VersionScan.of(list(scanning.file_scans(files).values()))
     return {
         **version_out(version, **known),
         "artifacts": [artifact_out(a, version_artifact_url(version, a.path)) for a in files],
+        "scan": {"verdict": scan.verdict, "files": [vars(f) for f in scan.files]},
     }
 
 
@@ -264,6 +268,18 @@ def list_versions(
 
 @router.get("/models/{name}/versions/{version}", response={200: VersionDetailOut, **ERRORS}, summary="Get a version")
 def get_version(request: HttpRequest, name: str, version: int):
+    return version_detail_out(version_for(request.user, name, version, queryset=_versions_for_output()))
+
+
+@router.post(
+    "/models/{name}/versions/{version}/rescan",
+    response={200: VersionDetailOut, **ERRORS},
+    summary="Scan a version's files again (EDIT)",
+    description="Small files are scanned before this answers; large ones are `pending` until the background scan "
+    "finishes. For after the allowlist was extended (SCAN_EXTRA_ALLOWED_GLOBALS).",
+)
+def rescan_version(request: HttpRequest, name: str, version: int):
+    scanning.version_rescan(version=version_for(request.user, name, version), by=request.user)
     return version_detail_out(version_for(request.user, name, version, queryset=_versions_for_output()))
 
 

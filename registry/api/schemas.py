@@ -571,6 +571,24 @@ class MultipartAbortIn(Schema):
     upload_id: StrictStr
 
 
+class FileScanOut(BaseModel):
+    path: str
+    verdict: str = Field(description="safe, unsafe, unknown (the reason says why) or pending.")
+    format: str
+    findings: list[str] = Field(description='What makes it unsafe: "calls posix.system (os.system: ...)".')
+    reason: str
+    scanner_version: str
+    scanned_at: datetime | None
+
+
+class VersionScanOut(BaseModel):
+    verdict: str = Field(
+        description="The version's roll-up: unsafe if any file is, else pending, else unknown, else safe; "
+        "none without files."
+    )
+    files: list[FileScanOut]
+
+
 # --- Registered models, versions, aliases ---------------------------------------------------------------------------
 
 
@@ -657,6 +675,7 @@ class VersionPage(Page):
 
 class VersionDetailOut(VersionOut):
     artifacts: list[ArtifactOut]
+    scan: VersionScanOut | None = Field(None, description="The file safety scan of the version's files.")
 
 
 class AliasIn(In):

@@ -50,6 +50,10 @@ class AuditAction(models.TextChoices):
     RUN_RESTORED = "run_restored", "Run restored"
     ARTIFACT_STORED = "artifact_stored", "Artifact stored"
     ARTIFACT_DELETED = "artifact_deleted", "Artifact deleted"
+    # File safety scan
+    FILE_SCANNED = "file_scanned", "File scanned"
+    VERSION_UNSAFE = "version_unsafe", "Version found unsafe"
+    SCAN_REQUESTED = "scan_requested", "Rescan requested"
     # Who may do what
     ACCESS_GRANTED = "access_granted", "Access granted"
     ACCESS_REVOKED = "access_revoked", "Access revoked"
@@ -153,6 +157,7 @@ class WebhookEventType(models.TextChoices):
     TRANSITION_REJECTED = "transition.rejected", "Transition rejected"
     STAGE_CHANGED = "stage.changed", "Stage changed"
     ALIAS_CHANGED = "alias.changed", "Alias changed"
+    VERSION_UNSAFE = "version.unsafe", "Version found unsafe"
 
 
 class Webhook(models.Model):

@@ -35,6 +35,7 @@ from registry.lib.access import Level
 from registry.lib.errors import Forbidden, Invalid
 from registry.lib.names import KEY_MAX, NameError_, case_clash_message, check_model_name, check_tag_key
 from registry.lib.paths import PathError, normalise_artifact_path
+from registry.scanning import services as scanning
 from registry.tracking import access as tracking_access
 from registry.tracking.models import Run
 
@@ -341,6 +342,7 @@ def version_create(
             )
         )
         version.created_files = _copy_run_files(connection, run, prefix, version) if prefix is not None else []
+        scanning.version_registered(version)  # the run's files were scanned already: an unsafe one is told now
         audit.record(AuditAction.VERSION_CREATED, actor=by, version=version, to_value=source)
         audit.emit(WebhookEventType.VERSION_CREATED, model=model, payload=audit.version_payload(version))
     model.last_version = number
@@ -584,6 +586,7 @@ def artifact_store(
     except BaseException:
         _delete_blob_quietly(key)
         raise
+    scan = scanning.scan_upload(stored_key, path, reader.size)  # None when large: scanned in the background
     fields = {
         "storage_key": stored_key,
         "size": reader.size,
@@ -603,7 +606,16 @@ def artifact_store(
             artifact, _ = ArtifactFile.objects.update_or_create(**{owner_field: owner, "path": path}, defaults=fields)
             if previous and previous != stored_key:
                 _delete_blob_when_unused(previous)
-            _record_file(AuditAction.ARTIFACT_STORED, owner, by, path, size=reader.size, sha256=fields["sha256"])
+            _record_file(
+                AuditAction.ARTIFACT_STORED,
+                owner,
+                by,
+                path,
+                size=reader.size,
+                sha256=fields["sha256"],
+                scan=scan.verdict if scan else "pending",
+            )
+            scanning.file_stored(artifact, scan)
     except (IntegrityError, ValidationError) as exc:
         _delete_blob_quietly(stored_key)
         raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None

@@ -111,8 +111,8 @@ class StagePolicy(models.Model):
         return alias in (self.protected_aliases or [])
 
     def gates_for(self, stage: str) -> list[PolicyGate]:
-        if self.pk is None:
-            return []
+        if self.pk is None:  # the built-in default's one gate: no unsafe or unscanned files in Production
+            return [PolicyGate(stage=stage, kind=GateKind.FILE_SCAN)] if stage == Stage.PRODUCTION else []
         return [gate for gate in self.gates.all() if gate.stage == stage]
 
 
@@ -123,6 +123,7 @@ class GateKind(models.TextChoices):
     GIT_COMMIT = "git_commit", "Has a git commit"
     CLEAN_GIT = "clean_git", "Built from a clean git tree"
     IMAGE = "image", "Has a container image"
+    FILE_SCAN = "file_scan", "Files scanned: none unsafe, none pending"
 
 
 class PolicyGate(models.Model):

@@ -42,6 +42,8 @@ from registry.governance.models import (
 from registry.lib.access import Level
 from registry.lib.errors import Conflict, DomainError, Forbidden, NotFound
 from registry.lib.names import NameError_, check_alias
+from registry.scanning import services as scanning
+from registry.scanning.models import Verdict
 from registry.tracking.models import MetricSeries, RunInput
 
 REQUEST_PERMISSION = "governance.request_transition"
@@ -219,10 +221,19 @@ def evaluate_gate(gate: PolicyGate, version: ModelVersion, metrics: dict[str, fl
     if gate.kind == GateKind.CLEAN_GIT:
         clean = bool(run) and bool(run.git_commit) and run.git_dirty is False
         return GateResult(name, clean, "clean" if clean else "the tree was dirty or unknown")
+    if gate.kind == GateKind.FILE_SCAN:
+        return _file_scan_gate(name, version)
     if gate.kind == GateKind.IMAGE:
         image = run.image if run else ""
         return GateResult(name, bool(image), image or "no container image recorded")
     return GateResult(name, False, f"unknown gate kind {gate.kind!r}")
+
+
+def _file_scan_gate(name: str, version: ModelVersion) -> GateResult:
+    """Refuses a version with a file found unsafe or still being scanned; unknown formats pass (with the reason)."""
+    scan = scanning.version_scan(version)
+    passed = scan.verdict not in (Verdict.UNSAFE, Verdict.PENDING)
+    return GateResult(name, passed, f"{scan.label}: {scan.summary()}" if scan.files else "no files to scan")
 
 
 def evaluate_gates(version: ModelVersion, stage: str, policy: StagePolicy | None = None) -> list[GateResult]:

@@ -17,6 +17,7 @@ from registry.catalog.models import ModelVersion, RegisteredModel, VersionStatus
 from registry.lib.numbers import float_to_json
 from registry.mlflow_compat.inputs import datetime_to_ms
 from registry.mlflow_compat.models import LoggedModel, LoggedModelStatus
+from registry.scanning import services as scanning
 from registry.tracking.models import Dataset, Experiment, Run, RunInput
 
 ARTIFACTS_SCHEME = "mlflow-artifacts:"
@@ -267,7 +268,30 @@ def logged_model_id_of(version: ModelVersion) -> str:
     return match.group(2) if match else ""
 
 
-def version_json(version: ModelVersion, model_name: str | None = None, aliases: list[str] | None = None) -> dict:
+SCAN_TAG = "registry.scan"
+
+
+def with_scans(versions: list[ModelVersion]) -> list[ModelVersion]:
+    """Attach each version's scan roll-up (two queries for the list) so `version_json` reads it."""
+    scans = scanning.scans_for_versions(v.pk for v in versions)
+    for version in versions:
+        version.scan = scans[version.pk]
+    return versions
+
+
+def scan_tags(version: ModelVersion) -> dict[str, str]:
+    """The file safety scan as tags: `registry.scan` (safe, unsafe, unknown, pending, none) and, when it is not
+    safe, `registry.scan.detail` saying why."""
+    scan = getattr(version, "scan", None) or scanning.version_scan(version)
+    tags = {SCAN_TAG: scan.verdict}
+    if scan.verdict not in ("safe", "none"):
+        tags[SCAN_TAG + ".detail"] = scan.summary()[:5000]
+    return tags
+
+
+def version_json(
+    version: ModelVersion, model_name: str | None = None, aliases: list[str] | None = None, *, with_scan: bool = True
+) -> dict:
     if aliases is None:
         rows = getattr(version, "alias_rows", None)
         aliases = sorted(a.alias for a in (version.aliases.all() if rows is None else rows))
@@ -283,7 +307,7 @@ def version_json(version: ModelVersion, model_name: str | None = None, aliases: 
         "run_id": version.run_id or "",
         "status": VERSION_STATUS.get(version.status, "READY"),
         "status_message": version.status_message,
-        "tags": tag_list(version.tags),
+        "tags": tag_list({**(version.tags or {}), **(scan_tags(version) if with_scan else {})}),
         "run_link": "",
         "aliases": aliases,
         "model_id": logged_model_id_of(version),
@@ -302,7 +326,10 @@ def registered_model_json(model: RegisteredModel, latest: list[ModelVersion] | N
         "last_updated_timestamp": datetime_to_ms(model.updated_at),
         "user_id": model.owner.get_username() if model.owner_id else "",
         "description": model.description,
-        "latest_versions": [version_json(v, model.name, sorted(names_by_version.get(v.pk, []))) for v in latest or []],
+        # Without the scan tag: a model list would read the scans model by model (get the version for it).
+        "latest_versions": [
+            version_json(v, model.name, sorted(names_by_version.get(v.pk, [])), with_scan=False) for v in latest or []
+        ],
         "tags": tag_list(model.tags),
         "aliases": [{"alias": a.alias, "version": str(a.version.version)} for a in aliases],
     }

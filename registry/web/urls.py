@@ -31,6 +31,7 @@ urlpatterns = [
     path("models/<model:name>/versions/<int:version>/description/", edit.description_edit, name="version_description"),
     path("models/<model:name>/versions/<int:version>/tags/", edit.tags_edit, name="version_tags"),
     path("models/<model:name>/versions/<int:version>/delete/", edit.version_delete, name="version_delete"),
+    path("models/<model:name>/versions/<int:version>/rescan/", edit.version_rescan, name="version_rescan"),
     path("models/<model:name>/versions/<int:version>/", browse.version_detail, name="version_detail"),
     path(
         "models/<model:name>/versions/<int:version>/request-stage/",

@@ -150,8 +150,9 @@ def test_register_version(warm_api, django_assert_num_queries, user, n):
     # (the transaction is a savepoint inside the test's: SAVEPOINT and RELEASE)
     # 4. next version number (UPDATE ... RETURNING)   5. the version
     # 6. the run's files under the folder, and one INSERT per file copied (n)
-    # 7. the audit event            8. active webhooks   9. the run's metric values
-    with django_assert_num_queries(11 + n):
+    # 7. the audit event            8. active webhooks   9. copied files already found unsafe (file safety scan)
+    # 10. the run's metric values   11. the files' scan verdicts
+    with django_assert_num_queries(13 + n):
         response = warm_api.post("/models/fraud/versions", {"run_id": run.pk, "artifact_path": "model"})
     body = response.json()
     assert response.status_code == 201 and body["version"] == 1
@@ -167,8 +168,8 @@ def test_resolve(warm_api, django_assert_num_queries, user, n):
         MetricSeriesFactory(run=run, key=f"metric-{k}", last_value=0.5)
     ModelAliasFactory(model=version.model, version=version, alias="champion")
     # 1. the token, with its user   2. the version, with its model and creator
-    # 3. the run's metric values    4. the version's files   5. its aliases
-    with django_assert_num_queries(5):
+    # 3. the run's metric values    4. the version's files   5. its aliases   6. the files' scan verdicts
+    with django_assert_num_queries(6):
         response = warm_api.get("/resolve", query={"ref": "fraud@champion"})
     body = response.json()
     assert response.status_code == 200 and body["version"] == version.version and body["aliases"] == ["champion"]

@@ -313,9 +313,9 @@ SESSION_QUERIES = 2
 
 
 def _compare_queries(django_assert_num_queries, signed_in, address: str):
-    # versions (with model, run, experiment) · aliases · params · metric summaries · run inputs with datasets ·
-    # metric points of the charted histories
-    with django_assert_num_queries(SESSION_QUERIES + 6):
+    # versions (with model, run, experiment) · aliases · the versions' files (and, when there are some, their scan
+    # verdicts) · params · metric summaries · run inputs with datasets · metric points of the charted histories
+    with django_assert_num_queries(SESSION_QUERIES + 7):
         response = signed_in.get(address)
     assert response.status_code == 200
     return response
@@ -391,8 +391,8 @@ def test_histories_past_the_inline_budget_load_on_their_own(signed_in, owner, mo
     match = re.search(r'hx-get="([^"]+history=b_loss[^"]*)"', body)
     assert match, "b_loss is loaded when it scrolls into view"
 
-    # versions · aliases · the metric's summaries · its points
-    with django_assert_num_queries(SESSION_QUERIES + 4):
+    # versions · aliases · the versions' files (for the scan) · the metric's summaries · its points
+    with django_assert_num_queries(SESSION_QUERIES + 5):
         fragment = signed_in.get(match.group(1).replace("&amp;", "&"), HTTP_HX_REQUEST="true")
     assert fragment.status_code == 200
     text = fragment.content.decode()

@@ -119,7 +119,7 @@ def test_a_pending_request_shows_its_frozen_evidence(client, approver, pending):
     assert "▲ better" in body and "▼ worse" in body
     assert "holdout" in body and ("686f6c646f7574"[:12]) in body  # dataset and its digest
     assert "0123456789ab" in body and "clean" in body  # code commit
-    assert "The policy set no gates for Production." in body
+    assert "Files scanned: none unsafe, none pending" in body and "no files to scan" in body  # the default gate
 
 
 def test_an_approver_gets_the_forms_and_an_outsider_does_not(client, signed_in, approver, pending):
@@ -288,8 +288,9 @@ def test_approvals_query_count_does_not_grow_with_rows(client, django_assert_num
     signed(client, approver)
     # session, user, COUNT, the page of pending requests (version, model, requester joined), their models' policies
     # and gates, the user's grants on those models, the user's permissions (user, groups), the recently decided
-    # requests (version, model, requester, decider)
-    with django_assert_num_queries(SESSION_QUERIES + 8):
+    # requests (version, model, requester, decider), the versions' files for the scan badge (their verdicts too when
+    # they have files)
+    with django_assert_num_queries(SESSION_QUERIES + 9):
         response = client.get(APPROVALS)
     assert len(response.context["cards"]) == min(rows, 25)
 

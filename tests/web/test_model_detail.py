@@ -205,8 +205,8 @@ def test_versions_are_paginated(signed_in):
 def test_htmx_paging_renders_only_the_versions_partial(signed_in, fraud, django_assert_num_queries):
     register(fraud, {"accuracy": 0.9})
     # session, user, model (owner joined), the user's grants on it, aliases, recent metric keys, versions COUNT,
-    # versions page, metric values
-    with django_assert_num_queries(9):
+    # versions page, metric values, the page's files (and their scan verdicts when there are files)
+    with django_assert_num_queries(10):
         response = signed_in.get(url(), {"page": 1}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="versions")
     body = response.content.decode()
     assert body.lstrip().startswith('<div id="versions"')
@@ -242,8 +242,8 @@ def test_query_count_does_not_grow_with_rows(signed_in, django_assert_num_querie
     # changes, pending requests (version, model, requester joined), the model's policy and its gates, the user's
     # permissions (user, groups), their stage rights on the model (grants), the newest audit events, and for the
     # access panel the model's grants with their users and groups, and for the aliases section the aliases its policy
-    # protects
-    with django_assert_num_queries(20):
+    # protects, and the page's files for the scan badges (their verdicts too when there are files)
+    with django_assert_num_queries(21):
         response = signed_in.get(url())
     assert len(response.context["version_rows"]) == min(rows, 25)
     assert len(response.context["intervals"]) == min(rows, 25)

@@ -104,9 +104,9 @@ def _run_rows(count: int):
 def test_run_page_query_count_does_not_grow_with_rows(signed_in, django_assert_num_queries, rows):
     run = _run_rows(rows)
     # session, user, run (experiment and user joined), the user's grants on the experiment, params, metric summaries,
-    # inputs (with datasets), steps, artifacts, registered versions (with their models). Single-point metrics draw no
-    # chart.
-    with django_assert_num_queries(10):
+    # inputs (with datasets), steps, artifacts, the artifacts' scan verdicts, registered versions (with their
+    # models). Single-point metrics draw no chart.
+    with django_assert_num_queries(11):
         response = signed_in.get(f"/runs/{run.pk}/")
     assert len(response.context["run"].model_versions.all()) == rows
 

@@ -110,7 +110,7 @@ def search_registered_models(request: HttpRequest, params: Params, caller: Calle
 def get_latest_versions(request: HttpRequest, params: Params, caller: Caller) -> dict:
     model = model_or_404(params.str("name", required=True), caller.user)
     versions = services.latest_versions(model, params.strings("stages"))
-    return {"model_versions": [wire.version_json(v, model.name) for v in versions]}
+    return {"model_versions": [wire.version_json(v, model.name) for v in wire.with_scans(list(versions))]}
 
 
 def set_registered_model_tag(request: HttpRequest, params: Params, caller: Caller) -> dict:
@@ -197,7 +197,7 @@ def search_model_versions(request: HttpRequest, params: Params, caller: Caller) 
         queryset, params.strings("order_by"), search.VERSION_ATTRIBUTES, ["model__name", "-version"]
     )
     rows, token = page(queryset, params, default=SEARCH_VERSIONS_DEFAULT, maximum=SEARCH_VERSIONS_MAX)
-    body = {"model_versions": [wire.version_json(v) for v in rows]}
+    body = {"model_versions": [wire.version_json(v) for v in wire.with_scans(list(rows))]}
     if token:
         body["next_page_token"] = token
     return body

@@ -7,6 +7,7 @@ from datetime import timedelta
 from urllib.parse import unquote
 
 from django import template
+from django.utils.html import format_html
 
 from registry.web.markdown import render_markdown
 
@@ -57,3 +58,32 @@ def model_from_path(path):
     if len(parts) > 2 and parts[1] == "models" and parts[2]:
         return unquote(parts[2])[:256]
     return ""
+
+
+_SCAN_LABELS = {
+    "safe": ("safe", "files safe to load"),
+    "unsafe": ("unsafe", "unsafe files"),
+    "unknown": ("unknown", "scan: unknown"),
+    "pending": ("scanning…", "scanning…"),
+    "none": ("no files", "no files"),
+}
+
+
+@register.simple_tag
+def scan_badge(scan, short: bool = False):
+    """The file safety scan's verdict as a small badge (a version's roll-up, or one file's with `short`); the words
+    carry the meaning, the colour repeats it. The title holds what was found."""
+    if scan is None:
+        return ""
+    verdict = getattr(scan, "verdict", scan)
+    labels = _SCAN_LABELS.get(verdict, (verdict, verdict))
+    if hasattr(scan, "summary"):
+        title = scan.summary()
+    else:
+        title = "; ".join(getattr(scan, "findings", None) or []) or getattr(scan, "reason", "")
+    return format_html(
+        '<span class="badge scan-{}"{}>{}</span>',
+        verdict,
+        format_html(' title="{}"', title) if title else "",
+        labels[0] if short else labels[1],
+    )

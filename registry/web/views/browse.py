@@ -40,6 +40,8 @@ from registry.lib.access import Level
 from registry.lib.names import ALIAS_MAX
 from registry.lib.numbers import float_to_json
 from registry.lib.series import DEFAULT_POINTS
+from registry.scanning import services as scanning
+from registry.scanning.models import VersionScan
 from registry.tracking.access import experiment_for, require_run_read, run_for, run_level
 from registry.tracking.history import chart_histories
 from registry.tracking.models import Experiment, MetricPoint, MetricSeries, Param, Run, build_prefetches
@@ -164,7 +166,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 def _versions_context(request: HttpRequest, model: RegisteredModel, keys: list[str]) -> dict:
     """The versions table: filtered by stage and alias, ordered by version or by a metric column (its last value in
-    the version's run; versions without it last). Queries: COUNT, the page, the page's metric values."""
+    the version's run; versions without it last). Queries: COUNT, the page, the page's metric values, the page's
+    files and their scan verdicts."""
     stage = choice(request, "stage", tuple(STAGE_VALUES), "")
     alias = request.GET.get("alias", "").strip()[:ALIAS_MAX]
     versions = model.versions.select_related("created_by", "run").only(
@@ -190,6 +193,9 @@ def _versions_context(request: HttpRequest, model: RegisteredModel, keys: list[s
     aliases: dict[int, list[str]] = {}
     for a in model.aliases.all():
         aliases.setdefault(a.version_id, []).append(a.alias)
+    scans = scanning.scans_for_versions(v.pk for v in page)
+    for v in page:
+        v.scan = scans[v.pk]
     rows = [(v, aliases.get(v.pk, []), [values.get((v.run_id, key)) for key in keys]) for v in page]
     current = f"{'-' if order[1] else ''}{order[0]}" if order else "-version"
     return {
@@ -318,8 +324,13 @@ def _usage_context(request: HttpRequest, mv: ModelVersion) -> dict:
 
 
 def _files_context(files) -> dict:
+    """The files table, each file with its safety scan verdict (`f.scan`; one query), and their roll-up."""
     files = list(files)
+    verdicts = scanning.file_scans(files)
+    for f in files:
+        f.scan = verdicts[f.path]
     return {
+        "files_scan": VersionScan.of(list(verdicts.values())),
         "artifact_tree": ArtifactFile.tree(files),
         "artifact_count": len(files),
         "artifact_bytes": sum(f.size or 0 for f in files),

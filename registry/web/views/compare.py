@@ -22,6 +22,8 @@ from django.views.decorators.http import require_GET
 from registry.catalog.models import ModelAlias, ModelVersion
 from registry.lib import diff
 from registry.lib.selection import MAX_BUILDS, MIN_BUILDS, Selection, parse_selection, version_ref
+from registry.scanning import services as scanning
+from registry.scanning.models import VersionScan
 from registry.tracking.history import PREVIEW_POINTS, chart_histories
 from registry.tracking.models import MetricSeries, Param, Run, RunInput
 from registry.web import compare_figures as figures
@@ -44,6 +46,7 @@ class Build:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, MetricSeries] = field(default_factory=dict)
     inputs: list[tuple[str, diff.DatasetRef]] = field(default_factory=list)
+    scan: VersionScan | None = None  # versions only: the file safety scan's roll-up
 
     @property
     def color(self) -> str:
@@ -150,7 +153,9 @@ def _load_versions(user, refs: list[tuple[str, int]]) -> tuple[list[Build], list
                 )
             )
     same_model = len({b.version.model_id for b in builds}) == 1
+    scans = scanning.scans_for_versions(b.version.pk for b in builds)
     for b in builds:
+        b.scan = scans[b.version.pk]
         b.label = f"v{b.version.version}" if same_model else f"{b.version.model.name} v{b.version.version}"
     return builds, missing
 

@@ -30,6 +30,7 @@ from registry.governance.models import StagePolicy
 from registry.lib.access import Level
 from registry.lib.errors import DomainError, Forbidden, NotFound
 from registry.lib.names import ALIAS_MAX, KEY_MAX, MODEL_NAME_MAX, NameError_, check_tag_key
+from registry.scanning import services as scanning
 from registry.tracking.access import run_for
 from registry.tracking.models import Run
 from registry.web.markdown import render_markdown
@@ -583,3 +584,17 @@ def version_delete(request: HttpRequest, name: str, version: int) -> HttpRespons
         "back": reverse("version_detail", args=[name, version]),
     }
     return render(request, "web/confirm_delete.html", context, status=FORM_INVALID if problem else 200)
+
+
+@require_POST
+def version_rescan(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    """Scan a version's files again (EDIT), e.g. after the allowlist was extended; large files finish in the
+    background."""
+    mv = version_for(request.user, name, version, need=Level.EDIT)
+    try:
+        scanning.version_rescan(version=mv, by=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{name} v{version}: its files were scanned again.")
+    return redirect(reverse("version_detail", args=[name, version]) + "#safety")

@@ -35,6 +35,8 @@ from registry.governance.services import GatesFailed
 from registry.lib import diff
 from registry.lib.access import Level
 from registry.lib.errors import DomainError
+from registry.scanning import services as scanning
+from registry.scanning.models import VersionScan
 
 PAGE_SIZE = 25
 RECENTLY_DECIDED = 20
@@ -68,6 +70,7 @@ class RequestCard:
     code: dict
     gates: list[dict]
     direction_rule: str = diff.DIRECTION_RULE
+    scan: VersionScan | None = None  # the version's file safety scan now (the gates show it as it was)
 
 
 def _policy_lookup(model_ids: Iterable[int]) -> Callable[[int], StagePolicy]:
@@ -139,13 +142,17 @@ def request_cards(
 ) -> list[RequestCard]:
     """Cards for `transitions` (their versions and models loaded): the policies of their models and their gates (2),
     the user's grants on those models (1) and registry-wide permissions (2, cached on the user; none for a
-    superuser)."""
+    superuser), the versions' files and their scan verdicts (2)."""
     if not transitions:
         return []
     preload_access(user, [t.version.model for t in transitions])
     policy_for = _policy_lookup(t.version.model_id for t in transitions)
     failed = set(gates_failed)
-    return [_card(t, user, policy_for(t.version.model_id), gates_just_failed=t.pk in failed) for t in transitions]
+    scans = scanning.scans_for_versions({t.version_id for t in transitions})
+    cards = [_card(t, user, policy_for(t.version.model_id), gates_just_failed=t.pk in failed) for t in transitions]
+    for card in cards:
+        card.scan = scans[card.request.version_id]
+    return cards
 
 
 def _pending_requests(user):

@@ -1,0 +1,97 @@
+"""One verdict per stored blob: is this file safe to load?
+
+Keyed by the blob (`storage_key`), not by the file row: every upload gets its own blob, and a version registered
+from a run's folder shares the run's blobs, so one scan answers for the run's file and every version that copied
+it. The version's verdict is rolled up from its files' (`VersionScan`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from registry.lib import filescan
+from registry.lib.paths import PATH_MAX
+
+
+class Verdict(models.TextChoices):
+    SAFE = filescan.SAFE, "Safe"
+    UNSAFE = filescan.UNSAFE, "Unsafe"
+    UNKNOWN = filescan.UNKNOWN, "Unknown"
+    PENDING = filescan.PENDING, "Pending"
+
+
+class FileScan(models.Model):
+    storage_key = models.CharField(max_length=PATH_MAX + 64, unique=True, help_text="The blob scanned.")
+    path = models.CharField(max_length=PATH_MAX, help_text="The file's path when it was uploaded (a format hint).")
+    size = models.PositiveBigIntegerField(default=0)
+    verdict = models.CharField(max_length=8, choices=Verdict.choices, default=Verdict.PENDING)
+    format = models.CharField(max_length=64, blank=True)
+    findings = models.JSONField(default=list, blank=True, help_text="What makes it unsafe, one sentence each.")
+    reason = models.TextField(blank=True, help_text="Why the verdict is unknown.")
+    scanner = models.CharField(max_length=64, blank=True)
+    scanner_version = models.CharField(max_length=64, blank=True, db_index=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    scanned_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="How long the scan took.")
+    # Bumped whenever a scan is queued again: a scan that finishes after a newer one was queued is not saved.
+    generation = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["verdict", "queued_at"], name="filescan_verdict_queued")]
+        constraints = [models.CheckConstraint(condition=Q(verdict__in=Verdict.values), name="filescan_verdict_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.verdict}"
+
+
+NO_FILES = "none"
+RANK = {Verdict.UNSAFE: 4, Verdict.PENDING: 3, Verdict.UNKNOWN: 2, Verdict.SAFE: 1, NO_FILES: 0}
+
+
+@dataclass
+class FileVerdict:
+    path: str
+    verdict: str
+    format: str = ""
+    findings: list[str] = field(default_factory=list)
+    reason: str = ""
+    scanner_version: str = ""
+    scanned_at: object = None
+
+
+@dataclass
+class VersionScan:
+    """A version's roll-up: any unsafe file makes it unsafe, then any pending, then any unknown; else safe.
+    A version without files is "none" (nothing to load)."""
+
+    verdict: str
+    files: list[FileVerdict] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, files: list[FileVerdict]) -> VersionScan:
+        verdict = max((f.verdict for f in files), key=lambda v: RANK[v], default=NO_FILES)
+        return cls(verdict, files)
+
+    @property
+    def label(self) -> str:
+        return "no files" if self.verdict == NO_FILES else self.verdict
+
+    @property
+    def problems(self) -> list[FileVerdict]:
+        return [f for f in self.files if f.verdict != Verdict.SAFE]
+
+    def summary(self) -> str:
+        """One line for gates, tags and messages."""
+        if self.verdict == Verdict.UNSAFE:
+            bad = [f for f in self.files if f.verdict == Verdict.UNSAFE]
+            return "; ".join(f"{f.path}: {', '.join(f.findings[:3])}" for f in bad[:3])
+        if self.verdict == Verdict.PENDING:
+            return "still scanning " + ", ".join(f.path for f in self.files if f.verdict == Verdict.PENDING)[:200]
+        if self.verdict == Verdict.UNKNOWN:
+            odd = [f for f in self.files if f.verdict == Verdict.UNKNOWN]
+            return "; ".join(f"{f.path}: {f.reason}" for f in odd[:3])[:500]
+        return "no files" if self.verdict == NO_FILES else f"{len(self.files)} file(s) safe"
