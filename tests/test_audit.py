@@ -115,6 +115,10 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         "default_level_changed",
     ),
     "catalog.version_create": (lambda w: catalog.version_create(model=w.model, by=w.owner), "version_created"),
+    "catalog.version_copy": (
+        lambda w: catalog.version_copy(version=w.v1, model=w.model, by=w.owner),
+        "version_created",
+    ),
     "catalog.version_register": (
         lambda w: catalog.version_register(model_name="m", run=w.run, artifact_path="model", by=w.owner),
         "version_created",

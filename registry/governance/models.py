@@ -112,7 +112,9 @@ class StagePolicy(models.Model):
 
     def gates_for(self, stage: str) -> list[PolicyGate]:
         if self.pk is None:
-            return []
+            # The built-in default, before anyone saved a policy: what migration 0006 gives the global default.
+            builtin = [PolicyGate(stage=Stage.PRODUCTION, kind=GateKind.STORED_FILES)]
+            return [gate for gate in builtin if gate.stage == stage] if getattr(self, "_builtin", False) else []
         return [gate for gate in self.gates.all() if gate.stage == stage]
 
 
@@ -123,6 +125,7 @@ class GateKind(models.TextChoices):
     GIT_COMMIT = "git_commit", "Has a git commit"
     CLEAN_GIT = "clean_git", "Built from a clean git tree"
     IMAGE = "image", "Has a container image"
+    STORED_FILES = "stored_files", "Files stored in the registry (not an external reference)"
 
 
 class PolicyGate(models.Model):
@@ -164,6 +167,8 @@ class PolicyGate(models.Model):
             return f"{self.metric} {self.operator} {self.stage.lower()} {sign} {abs(self.threshold or 0):g}"
         if self.kind == GateKind.DATASET:
             return f"has a dataset with context '{self.context}'"
+        if self.kind == GateKind.STORED_FILES:
+            return "files stored in the registry"
         return self.get_kind_display()
 
 

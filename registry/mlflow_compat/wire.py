@@ -77,6 +77,10 @@ def run_artifact_uri(run_id: str) -> str:
 
 
 def version_artifact_uri(version: ModelVersion) -> str:
+    """Where the client downloads a version from: its files here, or for an external reference the location it was
+    registered with (handed back as text; this server never resolves it)."""
+    if version.external_location:
+        return version.external_location
     return f"{ARTIFACTS_SCHEME}/models/{version.model_id}/versions/{version.version}/artifacts"
 
 
@@ -262,7 +266,10 @@ def metric_history_json(key: str, rows: list[tuple], token: str | None) -> bytes
 
 
 def logged_model_id_of(version: ModelVersion) -> str:
-    """The logged model a version was registered from, read back from its source `runs:/<run>/models/<id>`."""
+    """The logged model a version was registered from: recorded with it, or (versions registered before that was
+    recorded) read back from its source `runs:/<run>/models/<id>`."""
+    if version.logged_model_id:
+        return version.logged_model_id
     match = _LOGGED_MODEL_SOURCE.match(version.source or "")
     return match.group(2) if match else ""
 
@@ -280,7 +287,7 @@ def version_json(version: ModelVersion, model_name: str | None = None, aliases: 
         "current_stage": version.stage,
         "description": version.description,
         "source": version.source,
-        "run_id": version.run_id or "",
+        "run_id": version.run_id or version.external_run_id,
         "status": VERSION_STATUS.get(version.status, "READY"),
         "status_message": version.status_message,
         "tags": tag_list(version.tags),

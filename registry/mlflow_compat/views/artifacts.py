@@ -96,6 +96,8 @@ def download_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpRe
     owner, relative = locate(path, caller.user)
     artifact = _files(owner).filter(path=relative).first() if relative else None
     if artifact is None:
+        if isinstance(owner, ModelVersion) and owner.is_external:
+            raise not_found(external_version_message(owner))
         raise not_found(f"No artifact at {path!r}.")
     storage = catalog.artifact_storage()
     if hasattr(storage, "bucket"):
@@ -107,6 +109,13 @@ def download_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpRe
     response["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
     response["X-Checksum-Sha256"] = artifact.sha256
     return response
+
+
+def external_version_message(version: ModelVersion) -> str:
+    return (
+        f"Version {version.version} of {version.model.name!r} has no files stored in this registry: its source "
+        f"{version.external_location!r} is an external reference, recorded as text and never fetched by this server."
+    )
 
 
 def _writable_run(caller: Caller, owner) -> Run:

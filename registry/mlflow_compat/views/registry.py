@@ -7,6 +7,7 @@ through governance, and one that needs approval becomes a pending request instea
 from __future__ import annotations
 
 from django.db.models import Max
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
 from registry.catalog import services as catalog
@@ -188,13 +189,18 @@ def transition_model_version_stage(request: HttpRequest, params: Params, caller:
 
 def search_model_versions(request: HttpRequest, params: Params, caller: Caller) -> dict:
     queryset = search.filter_rows(
-        versions_for_output().readable_by(caller.user),
+        versions_for_output().readable_by(caller.user).alias(lineage_run_id=Coalesce("run_id", "external_run_id")),
         params.str("filter"),
         search.VERSION_ATTRIBUTES,
         missing_tag_differs=True,
     )
+    # As MLflow: newest change first by default; explicit orders are broken by name, then newest version.
+    orders = params.strings("order_by")
     queryset = search.order_rows(
-        queryset, params.strings("order_by"), search.VERSION_ATTRIBUTES, ["model__name", "-version"]
+        queryset,
+        orders,
+        search.VERSION_ATTRIBUTES,
+        ["model__name", "-version"] if orders else ["-updated_at", "model__name", "-version"],
     )
     rows, token = page(queryset, params, default=SEARCH_VERSIONS_DEFAULT, maximum=SEARCH_VERSIONS_MAX)
     body = {"model_versions": [wire.version_json(v) for v in rows]}
