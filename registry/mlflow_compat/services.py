@@ -24,6 +24,7 @@ from registry.lib.names import NameError_, check_key
 from registry.lib.numbers import float_to_json
 from registry.mlflow_compat import sources
 from registry.mlflow_compat.errors import invalid, not_found
+from registry.mlflow_compat.inputs import invalid_value, missing_value
 from registry.mlflow_compat.models import LoggedModel, RunModelLink
 from registry.mlflow_compat.wire import NOTE_TAG, logged_model_id_of, split_run_tags
 from registry.tracking import services as tracking
@@ -45,17 +46,18 @@ def checked_tags(items: Iterable[Mapping] | object, what: str) -> dict[str, str]
         if not isinstance(item, dict):
             raise invalid(f"Every {what} must be a {{key, value}} object.")
         key, value = item.get("key"), item.get("value")
+        if key is None or key == "":
+            raise missing_value("key")
         if not isinstance(key, str):
-            raise invalid(f"Every {what} needs a string key.")
+            raise invalid_value("key", key)
         try:
             check_key(key, what=f"{what} key")
         except NameError_ as exc:
             raise invalid(str(exc)) from None
         if value is None:
             value = ""
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise invalid(f"The value of {what} {key!r} must be a string.")
-        value = str(value)
+        if not isinstance(value, str):
+            raise invalid_value("value", value)
         if len(value) > TAG_VALUE_MAX:
             raise invalid(f"The value of {what} {key!r} is {len(value)} characters; the limit is {TAG_VALUE_MAX}.")
         tags[key] = value
@@ -106,7 +108,7 @@ def run_tag_delete(*, run: Run, by, key: str) -> None:
     elif columns and getattr(run, next(iter(columns))):
         tracking.run_fields_set(run=run, by=by, fields=columns)
     else:
-        raise not_found(f"No tag with key {key!r} on run {run.pk}.")
+        raise not_found(f"No tag with name: {key} in run with id {run.pk}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,12 +202,12 @@ def log_batch(
             run_tags_apply(run=run, by=by, tags=tags)
 
 
-def datasets_log(*, run: Run, by, datasets: list[tuple[dict, str]]) -> None:
-    """Register each (dataset fields, context) and link it to the run."""
+def datasets_log(*, run: Run, by, datasets: list[tuple[dict, str, list[dict]]]) -> None:
+    """Register each (dataset fields, context, input tags as logged) and link it to the run."""
     with transaction.atomic():
-        for fields, context in datasets:
+        for fields, context, tags in datasets:
             dataset = tracking.dataset_register(by=by, **fields)
-            tracking.run_input_add(run=run, by=by, dataset=dataset, context=context)
+            tracking.run_input_add(run=run, by=by, dataset=dataset, context=context, tags=tags)
 
 
 def model_links_add(*, run: Run, by, model_ids: list[str], direction: str, steps: list[int] | None = None) -> None:
@@ -228,7 +230,15 @@ def model_links_add(*, run: Run, by, model_ids: list[str], direction: str, steps
 
 
 def logged_model_create(
-    *, by, experiment: Experiment, run: Run | None, name: str, model_type: str, tags: dict, params: dict
+    *,
+    by,
+    experiment: Experiment,
+    run: Run | None,
+    name: str,
+    model_type: str,
+    tags: dict,
+    params: dict,
+    external_run_id: str = "",
 ) -> LoggedModel:
     """Record a logged model: the writer of its source run, or without a run EDIT on the experiment."""
     if run is not None:
@@ -237,7 +247,15 @@ def logged_model_create(
             raise invalid(f"Run {run.pk} belongs to experiment {run.experiment_id}, not {experiment.pk}.")
     else:
         require_experiment(experiment, by, Level.EDIT)
-    logged = LoggedModel(experiment=experiment, run=run, model_type=model_type, creator=by, tags=tags, params=params)
+    logged = LoggedModel(
+        experiment=experiment,
+        run=run,
+        external_run_id="" if run is not None else external_run_id,
+        model_type=model_type,
+        creator=by,
+        tags=tags,
+        params=params,
+    )
     logged.name = name or f"model-{logged.id[2:10]}"
     logged.save(force_insert=True)
     return logged

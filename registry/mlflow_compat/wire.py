@@ -44,6 +44,7 @@ RUN_TAG_ATTRIBUTES = {
 # Keys this layer keeps inside a dataset's profile to give MLflow back exactly what it sent.
 _RAW_SCHEMA = "mlflow_schema"
 _RAW_PROFILE = "mlflow_profile"
+_RAW_SOURCE = "mlflow_source"
 
 RUN_STATUS_TO_MLFLOW = {s: s.upper() for s in Run.Status.values}
 RUN_STATUS_FROM_MLFLOW = {v: k for k, v in RUN_STATUS_TO_MLFLOW.items()}
@@ -143,10 +144,13 @@ def dataset_json(dataset: Dataset) -> dict:
     profile = dict(dataset.profile) if isinstance(dataset.profile, dict) else {}
     raw_schema = profile.pop(_RAW_SCHEMA, None)
     raw_profile = profile.pop(_RAW_PROFILE, None)
+    raw_source = profile.pop(_RAW_SOURCE, None)
     if raw_schema is None:
         raw_schema = json.dumps({"mlflow_colspec": dataset.schema}) if dataset.schema else ""
     source = dataset.source_uri
-    if source and not source.lstrip().startswith("{"):
+    if raw_source is not None:
+        source = raw_source  # exactly as MLflow logged it
+    elif source and not source.lstrip().startswith("{"):
         source = json.dumps({"uri": source})
     return {
         "name": dataset.name,
@@ -193,6 +197,8 @@ def dataset_from_json(data: dict) -> dict:
         for key in ("uri", "url", "path"):
             if isinstance(parsed_source.get(key), str) and len(parsed_source) == 1:
                 uri = parsed_source[key]
+    if source and source != json.dumps({"uri": uri}):
+        profile[_RAW_SOURCE] = source  # given back exactly as logged (dataset_json)
     return {
         "source_uri": uri or (source if source not in ("", "{}") else ""),
         "source_type": data.get("source_type") or "",
@@ -202,7 +208,9 @@ def dataset_from_json(data: dict) -> dict:
 
 
 def run_input_json(run_input: RunInput) -> dict:
-    return {"tags": [{"key": CONTEXT_TAG, "value": run_input.context}], "dataset": dataset_json(run_input.dataset)}
+    """Input tags as MLflow logged them; inputs logged without (our client's) carry their context as MLflow's tag."""
+    tags = run_input.tags if isinstance(run_input.tags, list) else [{"key": CONTEXT_TAG, "value": run_input.context}]
+    return {"tags": tags, "dataset": dataset_json(run_input.dataset)}
 
 
 def run_json(run: Run) -> dict:
@@ -330,7 +338,7 @@ def logged_model_json(logged_model: LoggedModel) -> dict:
             "status": LOGGED_MODEL_STATUS.get(logged_model.status, "LOGGED_MODEL_PENDING"),
             "creator_id": logged_model.creator_id or 0,
             "model_type": logged_model.model_type,
-            "source_run_id": logged_model.run_id or "",
+            "source_run_id": logged_model.run_id or logged_model.external_run_id,
             "status_message": logged_model.status_message,
             "tags": tag_list(logged_model.tags),
         },

@@ -17,7 +17,7 @@ from registry.lib.errors import NotFound
 from registry.lib.references import Reference
 from registry.mlflow_compat import search, services, wire
 from registry.mlflow_compat.auth import Caller
-from registry.mlflow_compat.errors import invalid, not_found
+from registry.mlflow_compat.errors import RESOURCE_ALREADY_EXISTS, MlflowError, invalid, not_found
 from registry.mlflow_compat.inputs import Params, page
 from registry.mlflow_compat.views.common import model_or_404, models_for_output, version_or_404, versions_for_output
 
@@ -61,13 +61,21 @@ def _version_body(version: ModelVersion, user) -> dict:
 
 
 def create_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    model = catalog.model_create(
-        name=params.str("name", required=True),
-        by=caller.user,
-        description=params.str("description"),
-        tags=services.checked_tags(params.objects("tags"), "registered model tag"),
-    )
+    name = params.str("name", required=True)
+    try:
+        model = catalog.model_create(
+            name=name,
+            by=caller.user,
+            description=params.str("description"),
+            tags=services.checked_tags(params.objects("tags"), "registered model tag"),
+        )
+    except catalog.AlreadyExists:
+        raise _model_exists(name) from None
     return _model_body(model, caller.user)
+
+
+def _model_exists(name: str) -> MlflowError:
+    return MlflowError(RESOURCE_ALREADY_EXISTS, f"Registered Model (name={name}) already exists.")
 
 
 def get_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
@@ -76,7 +84,11 @@ def get_registered_model(request: HttpRequest, params: Params, caller: Caller) -
 
 def rename_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
     model = model_or_404(params.str("name", required=True), caller.user)
-    catalog.model_rename(model=model, new_name=params.str("new_name", required=True), by=caller.user)
+    new_name = params.str("new_name", required=True)
+    try:
+        catalog.model_rename(model=model, new_name=new_name, by=caller.user)
+    except catalog.AlreadyExists:
+        raise _model_exists(new_name) from None
     return _model_body(model, caller.user)
 
 
