@@ -30,7 +30,7 @@ from registry.mlflow_compat.errors import (
     translate,
 )
 from registry.mlflow_compat.inputs import Params
-from registry.mlflow_compat.views import artifacts, logged_models, permissions, registry, tracking
+from registry.mlflow_compat.views import artifacts, logged_models, permissions, registry, tracking, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ def _routes(*rows: tuple[str, str, Callable, bool]) -> list[Route]:
 
 READ, WRITE = False, True
 _MODEL_ID = r"(?P<model_id>m-[0-9a-f]{32})"
+_WEBHOOK_ID = r"(?P<webhook_id>[^/]+)"
 
 ROUTES = _routes(
     # Experiments
@@ -111,6 +112,13 @@ ROUTES = _routes(
     ("GET", "model-versions/get-download-uri", registry.get_model_version_download_uri, READ),
     ("POST", "model-versions/set-tag", registry.set_model_version_tag, WRITE),
     ("DELETE", "model-versions/delete-tag", registry.delete_model_version_tag, WRITE),
+    # Webhooks (MLflow 3), mapped onto the registry's
+    ("POST", "webhooks", webhooks.create_webhook, WRITE),
+    ("GET", "webhooks", webhooks.list_webhooks, READ),
+    ("GET", f"webhooks/{_WEBHOOK_ID}", webhooks.get_webhook, READ),
+    ("PATCH", f"webhooks/{_WEBHOOK_ID}", webhooks.update_webhook, WRITE),
+    ("DELETE", f"webhooks/{_WEBHOOK_ID}", webhooks.delete_webhook, WRITE),
+    ("POST", f"webhooks/{_WEBHOOK_ID}/test", webhooks.send_test_webhook, WRITE),
     # MLflow's auth API: users and per-resource permissions
     ("POST", "users/create", permissions.create_user, WRITE),
     ("GET", "users/get", permissions.get_user, READ),
