@@ -489,6 +489,8 @@ def version_delete(*, version: ModelVersion, by) -> None:
             data={"source": version.source, "run_id": version.run_id},
         )
         version.delete()
+        # As MLflow: losing a version is a change of the model.
+        RegisteredModel.objects.filter(pk=version.model_id).update(updated_at=timezone.now())
         for key in set(keys):
             _delete_blob_when_unused(key)
 

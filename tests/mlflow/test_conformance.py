@@ -118,3 +118,11 @@ def test_search_logged_models_by_dataset_metrics(client):
         experiment_ids=[experiment_id], datasets=[{"dataset_name": "dataset", "dataset_digest": "999"}]
     )
     assert list(other) == []
+
+
+def test_deleting_a_version_is_a_change_of_its_model(client):
+    client.create_registered_model("scorer")
+    client.create_model_version("scorer", "s3://bucket/model")
+    before = client.get_registered_model("scorer").last_updated_timestamp
+    client.delete_model_version("scorer", "1")
+    assert client.get_registered_model("scorer").last_updated_timestamp > before
