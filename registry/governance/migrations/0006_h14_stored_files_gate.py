@@ -12,6 +12,11 @@ def add_stored_files_gate(apps, schema_editor):
         PolicyGate.objects.get_or_create(policy=policy, stage="Production", kind="stored_files")
 
 
+def remove_stored_files_gates(apps, schema_editor):
+    """Going back: the older constraint does not know this kind of gate."""
+    apps.get_model("governance", "PolicyGate").objects.filter(kind="stored_files").delete()
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("governance", "0005_request_indexes_and_constraints"),
@@ -50,5 +55,5 @@ class Migration(migrations.Migration):
                 name="policy_gate_kind_valid",
             ),
         ),
-        migrations.RunPython(add_stored_files_gate, migrations.RunPython.noop),
+        migrations.RunPython(add_stored_files_gate, remove_stored_files_gates),
     ]
