@@ -126,3 +126,31 @@ def test_deleting_a_version_is_a_change_of_its_model(client):
     before = client.get_registered_model("scorer").last_updated_timestamp
     client.delete_model_version("scorer", "1")
     assert client.get_registered_model("scorer").last_updated_timestamp > before
+
+
+def test_run_scoped_artifact_routes_check_paths_and_serve_files(client, rest, run_id, tmp_path):
+    for method_path, params in (
+        ("/api/2.0/mlflow/artifacts/list", {"run_id": run_id, "path": "../path"}),
+        ("/get-artifact", {"run_id": run_id, "path": "../path"}),
+        ("//model-versions/get-artifact", {"name": "model", "version": 1, "path": "../path"}),
+    ):
+        response = rest("GET", method_path, params=params)
+        assert response.status_code == 400
+        assert response.json() == {"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid path"}
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
+    client.log_artifacts(run_id, str(tmp_path / "model"), "model")
+    listed = rest.api("GET", "artifacts/list", params={"run_id": run_id}).json()
+    assert listed["files"] == [{"path": "model", "is_dir": True}] and listed["root_uri"].endswith(run_id + "/artifacts")
+    inside = rest.api("GET", "artifacts/list", params={"run_id": run_id, "path": "model"}).json()
+    assert inside["files"] == [{"path": "model/MLmodel", "is_dir": False, "file_size": 12}]
+    assert rest("GET", "/get-artifact", params={"run_id": run_id, "path": "model/MLmodel"}).content == b"flavors: {}\n"
+
+    client.create_registered_model("model")
+    client.create_model_version("model", f"runs:/{run_id}/model")
+    got = rest("GET", "/model-versions/get-artifact", params={"name": "model", "version": "1", "path": "MLmodel"})
+    assert got.content == b"flavors: {}\n"
+    client.create_model_version("model", "s3://bucket/model")
+    missing = rest("GET", "/model-versions/get-artifact", params={"name": "model", "version": "2", "path": "MLmodel"})
+    assert missing.status_code == 404 and "s3://bucket/model" in missing.json()["message"]

@@ -79,6 +79,7 @@ ROUTES = _routes(
     ("POST", "runs/outputs", tracking.log_outputs, WRITE),
     ("POST", "runs/log-model", tracking.log_model, WRITE),
     ("GET", "metrics/get-history", tracking.get_metric_history, READ),
+    ("GET", "artifacts/list", artifacts.list_run_artifacts, READ),
     # Logged models (MLflow 3)
     ("POST", "logged-models", logged_models.create_logged_model, WRITE),
     ("POST", "logged-models/search", logged_models.search_logged_models, READ),
@@ -224,6 +225,24 @@ def artifact_proxy(request: HttpRequest, path: str = "") -> HttpResponse:
                 headers={"Allow": allowed},
             )
         return handler(request, caller, path)
+
+    return _answer(request, work)
+
+
+@csrf_exempt
+@login_not_required
+def run_artifact(request: HttpRequest) -> HttpResponse:
+    """MLflow's /get-artifact (run files) and /model-versions/get-artifact (version files), as its server serves
+    them next to the API: authenticated like the API, paths checked before anything is looked up."""
+
+    def work() -> HttpResponse:
+        if request.method != "GET":
+            raise MlflowError(ENDPOINT_NOT_FOUND, "Use GET.", status=405, headers={"Allow": "GET"})
+        caller = authenticate_caller(request)
+        request.user = caller.user
+        if request.path.rstrip("/").endswith("model-versions/get-artifact"):
+            return artifacts.get_version_artifact(request, caller)
+        return artifacts.get_run_artifact(request, caller)
 
     return _answer(request, work)
 

@@ -23,8 +23,10 @@ from registry.lib.access import Level
 from registry.lib.paths import PathError, normalise_artifact_path
 from registry.mlflow_compat.auth import Caller, require_write
 from registry.mlflow_compat.errors import invalid, json_response, not_found
+from registry.mlflow_compat.inputs import Params
 from registry.mlflow_compat.models import LoggedModel
-from registry.mlflow_compat.views.common import is_row_id, run_or_404
+from registry.mlflow_compat.views.common import is_row_id, run_or_404, version_or_404
+from registry.mlflow_compat.wire import run_artifact_uri
 from registry.tracking.models import Run
 
 
@@ -94,6 +96,10 @@ def list_artifacts(request: HttpRequest, caller: Caller) -> HttpResponse:
 
 def download_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
     owner, relative = locate(path, caller.user)
+    return _send(owner, relative, path)
+
+
+def _send(owner: Run | ModelVersion | None, relative: str, path: str) -> HttpResponse:
     artifact = _files(owner).filter(path=relative).first() if relative else None
     if artifact is None:
         if isinstance(owner, ModelVersion) and owner.is_external:
@@ -155,3 +161,52 @@ def delete_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResp
         artifact.run = run  # the run whose writer was checked, not a fresh copy to check again
         catalog.artifact_delete(artifact=artifact, by=caller.user)
     return json_response({})
+
+
+# --- MLflow's run-scoped artifact routes: /api/2.0/mlflow/artifacts/list, /get-artifact, /model-versions/get-artifact
+
+
+def _safe_path(path: str) -> str:
+    """MLflow's validate_path_is_safe, in its words: any `..`, absolute or drive path is 'Invalid path'."""
+    try:
+        return normalise_artifact_path(path, allow_empty=True)
+    except PathError:
+        raise invalid("Invalid path") from None
+
+
+def list_run_artifacts(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    """ListArtifacts of MLflow's tracking API: a run's files and folders directly under `path`, named from the run's
+    root."""
+    run = run_or_404(params.str("run_id") or params.str("run_uuid"), caller.user)
+    folder = _safe_path(params.str("path"))
+    files = ArtifactFile.objects.filter(run=run)
+    if folder:
+        files = files.filter(path__startswith=folder + "/")
+    children: dict[str, tuple[bool, int | None]] = {}
+    for file_path, size in files.order_by("path").values_list("path", "size"):
+        relative = file_path[len(folder) + 1 :] if folder else file_path
+        head, sep, _ = relative.partition("/")
+        name = f"{folder}/{head}" if folder else head
+        children[name] = (True, None) if sep else (False, size)
+    body: dict = {"root_uri": run_artifact_uri(run.pk)}
+    listed = [
+        {"path": name, "is_dir": True} if is_dir else {"path": name, "is_dir": False, "file_size": size}
+        for name, (is_dir, size) in sorted(children.items())
+    ]
+    if listed:
+        body["files"] = listed
+    return body
+
+
+def get_run_artifact(request: HttpRequest, caller: Caller) -> HttpResponse:
+    """/get-artifact?run_id=&path=: one file of a run."""
+    path = _safe_path(request.GET.get("path", ""))
+    run = run_or_404(request.GET.get("run_id") or request.GET.get("run_uuid") or "", caller.user)
+    return _send(run, path, path)
+
+
+def get_version_artifact(request: HttpRequest, caller: Caller) -> HttpResponse:
+    """/model-versions/get-artifact?name=&version=&path=: one file of a registered version."""
+    path = _safe_path(request.GET.get("path", ""))
+    version = version_or_404(request.GET.get("name", ""), request.GET.get("version", ""), caller.user)
+    return _send(version, path, path)
