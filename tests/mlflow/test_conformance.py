@@ -98,6 +98,10 @@ def test_a_logged_models_source_run_may_be_one_this_registry_never_saw(client):
     model = client.create_logged_model(experiment_id, source_run_id="123")
     assert model.source_run_id == "123"
     assert client.get_logged_model(model.model_id).source_run_id == "123"
+    client.set_logged_model_tags(model.model_id, {"tag1": "value1"})
+    client.delete_logged_model_tag(model.model_id, "tag1")
+    with pytest.raises(MlflowException, match="No tag with key"):
+        client.delete_logged_model_tag(model.model_id, "tag1")
 
 
 def test_search_logged_models_by_dataset_metrics(client):

@@ -87,7 +87,7 @@ def set_logged_model_tags(request: HttpRequest, params: Params, caller: Caller, 
 def delete_logged_model_tag(request: HttpRequest, params: Params, caller: Caller, model_id: str, tag_key: str) -> dict:
     logged = logged_model_or_404(model_id, caller.user)
     if tag_key not in logged.tags:
-        raise not_found(f"Logged model {model_id} has no tag {tag_key!r}.")
+        raise not_found(f"No tag with key {tag_key!r} found for logged model {model_id}.")
     services.logged_model_dict_update(logged_model=logged, by=caller.user, field="tags", values={}, remove=(tag_key,))
     return {}
 
