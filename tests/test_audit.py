@@ -16,7 +16,8 @@ import pytest
 from django.contrib.auth.models import Group
 
 from registry.accounts import services as accounts
-from registry.audit.models import AuditEvent
+from registry.audit import services as audit_services
+from registry.audit.models import AuditEvent, Webhook
 from registry.catalog import services as catalog
 from registry.catalog.models import ArtifactFile, Stage
 from registry.governance import services as governance
@@ -29,7 +30,7 @@ from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, person
 
 pytestmark = pytest.mark.django_db
 
-MODULES = (catalog, tracking, governance, accounts, mlflow, scanning)
+MODULES = (catalog, tracking, governance, accounts, mlflow, scanning, audit_services)
 # Checks, not writes.
 NOT_WRITES = {"mlflow_compat.require_logged_model_writer"}
 
@@ -76,7 +77,26 @@ class World:
 
 
 # name: (how to call it, the action it records; None for a run's own history)
+def _webhook(w: World) -> Webhook:
+    return Webhook.objects.create(name="w", url="https://hooks.example.com/", events=["version.created"], secret="s")
+
+
 CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
+    # Webhook subscriptions
+    "audit.webhook_create": (
+        lambda w: audit_services.webhook_create(
+            by=w.root, name="w", url="https://hooks.example.com/", events=["version.created"]
+        ),
+        "webhook_created",
+    ),
+    "audit.webhook_update": (
+        lambda w: audit_services.webhook_update(webhook=_webhook(w), by=w.root, active=False),
+        "webhook_changed",
+    ),
+    "audit.webhook_delete": (
+        lambda w: audit_services.webhook_delete(webhook=_webhook(w), by=w.root),
+        "webhook_deleted",
+    ),
     # Catalog
     "catalog.model_create": (lambda w: catalog.model_create(name="n", by=w.bob), "model_created"),
     "catalog.model_rename": (lambda w: catalog.model_rename(model=w.model, new_name="m2", by=w.owner), "model_renamed"),
@@ -116,6 +136,10 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         "default_level_changed",
     ),
     "catalog.version_create": (lambda w: catalog.version_create(model=w.model, by=w.owner), "version_created"),
+    "catalog.version_copy": (
+        lambda w: catalog.version_copy(version=w.v1, model=w.model, by=w.owner),
+        "version_created",
+    ),
     "catalog.version_register": (
         lambda w: catalog.version_register(model_name="m", run=w.run, artifact_path="model", by=w.owner),
         "version_created",
@@ -320,7 +344,7 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         None,
     ),
     "mlflow_compat.datasets_log": (
-        lambda w: mlflow.datasets_log(run=w.run, by=w.owner, datasets=[({"name": "d3", "digest": "c"}, "eval")]),
+        lambda w: mlflow.datasets_log(run=w.run, by=w.owner, datasets=[({"name": "d3", "digest": "c"}, "eval", [])]),
         None,
     ),
     "mlflow_compat.model_links_add": (
@@ -381,12 +405,12 @@ def test_the_demo_and_migrations_name_their_system_actors(db):
 
 
 def test_module_list_covers_every_services_module():
-    """A new app's services module must be walked too. The audit app's records what the others do, and the demo's
-    calls the others."""
+    """A new app's services module must be walked too. The audit app's records what the others do (its webhook
+    services are walked), and the demo's calls the others."""
     import pathlib
 
     root = pathlib.Path(importlib.import_module("registry").__file__).parent
-    found = {p.parent.name for p in root.glob("*/services.py")} - {"audit", "demo"}
+    found = {p.parent.name for p in root.glob("*/services.py")} - {"demo"}
     assert found == {m.__name__.split(".")[1] for m in MODULES}
 
 

@@ -33,7 +33,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver
 
 from registry.accounts.models import ApiToken
-from registry.audit.models import AuditEvent
+from registry.audit.models import AuditEvent, Webhook
 from registry.catalog import services as catalog
 from registry.catalog.models import ArtifactFile, ModelAlias, ModelGrant, ModelVersion, RegisteredModel, Stage
 from registry.governance import services as governance
@@ -116,6 +116,7 @@ def world(settings, tmp_path) -> World:
     governance.alias_set(model=model, alias="candidate", version=v2, by=owner)
     pending = governance.transition_request(version=v2, to_stage=Stage.PRODUCTION, by=owner, comment="please")
     logged = LoggedModel.objects.create(experiment=experiment, run=run, name="lm", creator=owner, tags={"k": "v"})
+    hook = Webhook.objects.create(name="h", url="https://hooks.example.com/", events=["version.created"], secret="s")
     requesters_group = users["requester"].groups.get()
     catalog.model_grant_set(model=model, by=owner, group=requesters_group, level="READ")
     tracking.experiment_grant_set(experiment=experiment, by=owner, group=requesters_group, level="READ")
@@ -136,6 +137,7 @@ def world(settings, tmp_path) -> World:
         "owner_token": read_only.pk,
         "request": pending.pk,
         "logged": logged.pk,
+        "webhook": hook.pk,
         "owner_name": owner.username,
         "reader_name": users["reader"].username,
         "outsider_name": users["outsider"].username,
@@ -151,6 +153,7 @@ def snapshot() -> str:
         ),
         list(ModelVersion.objects.order_by("pk").values_list("version", "stage", "description", "tags")),
         list(ModelAlias.objects.order_by("pk").values_list("alias", "version")),
+        list(Webhook.objects.order_by("pk").values_list("name", "url", "events", "active", "secret")),
         list(ModelGrant.objects.order_by("pk").values_list("model", "user", "group", "level", "approve_stages")),
         list(ExperimentGrant.objects.order_by("pk").values_list("experiment", "user", "group", "level")),
         list(Experiment.objects.order_by("pk").values_list("name", "description", "tags", "deleted_at", "owner")),
@@ -355,6 +358,23 @@ MLFLOW_CASES = {
     ),
     "POST runs/log-model": case("POST", MF + "/runs/log-model", MANAGERS, {"run_id": "{run}", "model_json": "{}"}),
     "GET metrics/get-history": case("GET", MF + "/metrics/get-history?run_id={run}&metric_key=loss", READERS),
+    "GET artifacts/list": case("GET", MF + "/artifacts/list?run_id={run}", READERS),
+    # Webhooks: administrators only
+    "POST webhooks": case(
+        "POST",
+        MF + "/webhooks",
+        SUPERUSERS,
+        {
+            "name": "w",
+            "url": "https://hooks.example.com/w",
+            "events": [{"entity": "MODEL_VERSION", "action": "CREATED"}],
+        },
+    ),
+    "GET webhooks": case("GET", MF + "/webhooks", SUPERUSERS),
+    "GET webhooks/{webhook_id}": case("GET", MF + "/webhooks/{webhook}", SUPERUSERS),
+    "PATCH webhooks/{webhook_id}": case("PATCH", MF + "/webhooks/{webhook}", SUPERUSERS, {"status": "DISABLED"}),
+    "DELETE webhooks/{webhook_id}": case("DELETE", MF + "/webhooks/{webhook}", SUPERUSERS),
+    "POST webhooks/{webhook_id}/test": case("POST", MF + "/webhooks/{webhook}/test", SUPERUSERS, {}, also_ok=(400,)),
     # Logged models
     "POST logged-models": case(
         "POST", MF + "/logged-models", EDITORS, {"experiment_id": "{experiment_id}", "name": "x"}
@@ -672,7 +692,7 @@ def mlflow_routes() -> set[str]:
 
 def _route_text(route) -> str:
     text = route.pattern.pattern.strip("^$")
-    return text.replace(mlflow_views._MODEL_ID, "{model_id}")
+    return text.replace(mlflow_views._MODEL_ID, "{model_id}").replace(mlflow_views._WEBHOOK_ID, "{webhook_id}")
 
 
 def test_every_route_has_a_case():

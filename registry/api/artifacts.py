@@ -239,5 +239,11 @@ def list_version_artifacts(request: HttpRequest, name: str, version: int, prefix
 def download_version_artifact(request: HttpRequest, name: str, version: int, path: ArtifactPath):
     model_version = version_for(request.user, name, version)
     path = normalise_artifact_path(path)
-    artifact = get_or_404(ArtifactFile, f"{model_version} has no file {path!r}.", version=model_version, path=path)
+    missing = f"{model_version} has no file {path!r}."
+    if model_version.is_external:
+        missing = (
+            f"{model_version} has no files stored in this registry: its source {model_version.external_location!r} "
+            "is an external reference, recorded as text and never fetched by this server."
+        )
+    artifact = get_or_404(ArtifactFile, missing, version=model_version, path=path)
     return stream_artifact(request, artifact)

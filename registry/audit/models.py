@@ -62,6 +62,10 @@ class AuditAction(models.TextChoices):
     USER_CREATED = "user_created", "User created"
     USER_CHANGED = "user_changed", "User changed"
     USER_DELETED = "user_deleted", "User deleted"
+    # Webhooks (through MLflow's webhook API; the admin keeps its own change history)
+    WEBHOOK_CREATED = "webhook_created", "Webhook created"
+    WEBHOOK_CHANGED = "webhook_changed", "Webhook changed"
+    WEBHOOK_DELETED = "webhook_deleted", "Webhook deleted"
 
 
 class AppendOnly(models.QuerySet):

@@ -7,11 +7,15 @@ The services that change things call `record` (and `emit` where a webhook event 
 from __future__ import annotations
 
 import functools
+import secrets
+from collections.abc import Iterable
 
 from django.db import transaction
 
 from registry import rawsql
-from registry.audit.models import AuditEvent, OutboxEvent, Webhook, WebhookDelivery
+from registry.audit import webhooks
+from registry.audit.models import AuditAction, AuditEvent, OutboxEvent, Webhook, WebhookDelivery, WebhookEventType
+from registry.lib.errors import Forbidden, Invalid
 
 SYSTEM = "system"
 
@@ -113,3 +117,91 @@ def emit(event_type: str, *, model, payload: dict) -> OutboxEvent | None:
         )
         WebhookDelivery.objects.bulk_create([WebhookDelivery(webhook=hook, event=event) for hook in hooks])
     return event
+
+
+# --- Webhook subscriptions (the admin edits them too; MLflow's webhook API goes through these) ----------------------
+
+WEBHOOK_NAME_MAX = 100
+WEBHOOK_SECRET_MAX = 256
+
+
+def _require_webhook_right(by, action: str) -> None:
+    if by is None or not getattr(by, "is_active", False) or not by.has_perm(f"audit.{action}_webhook"):
+        raise Forbidden(f"Managing webhooks takes the audit.{action}_webhook permission (administrators hold it).")
+
+
+def _checked_webhook(name: str, url: str, events: Iterable[str]) -> list[str]:
+    if not name or len(name) > WEBHOOK_NAME_MAX:
+        raise Invalid(f"A webhook needs a name of at most {WEBHOOK_NAME_MAX} characters.")
+    try:
+        webhooks.check_target(url)
+    except webhooks.TargetRefused as exc:
+        raise Invalid(str(exc)) from None
+    except webhooks.TargetUnresolvable:
+        pass  # DNS may not be set up yet; every delivery checks again
+    if len(url) > 2048:
+        raise Invalid("A webhook URL is at most 2048 characters.")
+    chosen = sorted(set(events))
+    unknown = [e for e in chosen if e not in WebhookEventType.values]
+    if unknown or not chosen:
+        raise Invalid(f"A webhook subscribes to at least one of: {', '.join(WebhookEventType.values)}.")
+    return chosen
+
+
+def _webhook_data(hook: Webhook) -> dict:
+    return {"name": hook.name, "url": hook.url, "events": hook.events, "active": hook.active}
+
+
+def webhook_create(
+    *, by, name: str, url: str, events: Iterable[str], secret: str = "", active: bool = True
+) -> tuple[Webhook, str]:
+    """Subscribe `url` to `events` (audit.add_webhook). Returns the webhook and its secret: the one given, or a
+    generated one that is shown only now (deliveries are signed with it, see registry.audit.webhooks)."""
+    _require_webhook_right(by, "add")
+    chosen = _checked_webhook(name, url, events)
+    if len(secret) > WEBHOOK_SECRET_MAX:
+        raise Invalid(f"A webhook secret is at most {WEBHOOK_SECRET_MAX} characters.")
+    secret = secret or secrets.token_urlsafe(32)
+    with transaction.atomic():
+        hook = Webhook.objects.create(name=name, url=url, events=chosen, secret=secret, active=active, created_by=by)
+        record(AuditAction.WEBHOOK_CREATED, actor=by, subject=f"webhook {hook.pk}", data=_webhook_data(hook))
+    return hook, secret
+
+
+def webhook_update(
+    *,
+    webhook: Webhook,
+    by,
+    name: str | None = None,
+    url: str | None = None,
+    events: Iterable[str] | None = None,
+    secret: str | None = None,
+    active: bool | None = None,
+) -> Webhook:
+    """Change what is given (audit.change_webhook); a new secret signs the deliveries made from now on."""
+    _require_webhook_right(by, "change")
+    chosen = _checked_webhook(
+        webhook.name if name is None else name,
+        webhook.url if url is None else url,
+        webhook.events if events is None else events,
+    )
+    if secret is not None and not 0 < len(secret) <= WEBHOOK_SECRET_MAX:
+        raise Invalid(f"A webhook secret is 1 to {WEBHOOK_SECRET_MAX} characters.")
+    with transaction.atomic():
+        webhook.name = webhook.name if name is None else name
+        webhook.url = webhook.url if url is None else url
+        webhook.events = chosen
+        webhook.secret = webhook.secret if secret is None else secret
+        webhook.active = webhook.active if active is None else active
+        webhook.save()
+        data = {**_webhook_data(webhook), "secret_changed": secret is not None}
+        record(AuditAction.WEBHOOK_CHANGED, actor=by, subject=f"webhook {webhook.pk}", data=data)
+    return webhook
+
+
+def webhook_delete(*, webhook: Webhook, by) -> None:
+    """Delete the subscription and its pending deliveries (audit.delete_webhook)."""
+    _require_webhook_right(by, "delete")
+    with transaction.atomic():
+        record(AuditAction.WEBHOOK_DELETED, actor=by, subject=f"webhook {webhook.pk}", data=_webhook_data(webhook))
+        webhook.delete()

@@ -337,6 +337,14 @@ class ModelVersion(models.Model):
     source = models.CharField(
         max_length=2048, blank=True, help_text="Where the artifacts came from, e.g. runs:/<run id>/model."
     )
+    # An external reference: where the files are when this registry does not store them (s3://..., a path, a run of
+    # another server). Recorded as text and never read, fetched, listed or resolved by the registry; empty for
+    # versions whose files are stored here. A copy of an external version keeps its original's location.
+    external_location = models.CharField(max_length=2048, blank=True)
+    # Lineage as the client named it, kept as text: the run id when this registry has no such run, and the MLflow
+    # logged model the version was registered from.
+    external_run_id = models.CharField(max_length=256, blank=True)
+    logged_model_id = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.READY)
     status_message = models.CharField(max_length=1024, blank=True)
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NONE)
@@ -365,6 +373,16 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name}/{self.version}"
+
+    @property
+    def is_external(self) -> bool:
+        """Its files are not stored here: the source is an external reference, recorded as text only."""
+        return bool(self.external_location)
+
+    @property
+    def lineage_run_id(self) -> str:
+        """The run the version came from: this registry's run, else the id the client named."""
+        return self.run_id or self.external_run_id
 
     def alias_names(self) -> list[str]:
         """This version's aliases, sorted; one hand-written query (resolve and registration answer with them)."""

@@ -298,9 +298,16 @@ def version_create(
     source: str = "",
     description: str = "",
     tags: Mapping[str, str] | None = None,
+    external_location: str = "",
+    external_run_id: str = "",
+    logged_model_id: str = "",
 ) -> ModelVersion:
     """Register the next version of `model` (EDIT on the model; registering a run's files also needs EDIT on the
     run's experiment: the run's lineage now names the version).
+
+    With `external_location` the version is an external reference: its files are not stored here, and the location
+    is recorded as text that the registry never reads, fetches, lists or resolves (no artifact path then).
+    `external_run_id` records the run a client named when this registry has no such run.
 
     Numbers come from incrementing `RegisteredModel.last_version` under the row lock that the UPDATE takes, in the
     same transaction as the insert: concurrent registrations queue on that row, and a failed one rolls its number
@@ -314,6 +321,11 @@ def version_create(
     if run is not None:
         tracking_access.require_experiment_level(run, by, Level.EDIT, doing="register its runs as model versions")
     tags = _checked_tags(tags)
+    external_location, external_run_id, logged_model_id = _checked_lineage(
+        external_location, external_run_id, logged_model_id
+    )
+    if external_location and artifact_path is not None:
+        raise CatalogError("A version is either an external reference or the files of a run folder, not both.")
     prefix = None
     if artifact_path is not None:
         if run is None:
@@ -337,17 +349,101 @@ def version_create(
                 created_by=by,
                 description=description,
                 tags=tags,
+                external_location=external_location,
+                external_run_id="" if run is not None else external_run_id,
+                logged_model_id=logged_model_id,
                 created_at=now,
                 updated_at=now,
             )
         )
         version.created_files = _copy_run_files(connection, run, prefix, version) if prefix is not None else []
         scanning.version_registered(version)  # the run's files were scanned already: an unsafe one is told now
-        audit.record(AuditAction.VERSION_CREATED, actor=by, version=version, to_value=source)
+        audit.record(
+            AuditAction.VERSION_CREATED,
+            actor=by,
+            version=version,
+            to_value=source,
+            data={"external_location": external_location} if external_location else None,
+        )
         audit.emit(WebhookEventType.VERSION_CREATED, model=model, payload=audit.version_payload(version))
     model.last_version = number
     model.updated_at = now
     return version
+
+
+# Longest texts recorded as lineage (the columns' sizes).
+EXTERNAL_LOCATION_MAX = 2048
+EXTERNAL_RUN_ID_MAX = 256
+LOGGED_MODEL_ID_MAX = 64
+
+
+def _checked_lineage(location: str, run_id: str, logged_model_id: str) -> tuple[str, str, str]:
+    for value, limit, what in (
+        (location, EXTERNAL_LOCATION_MAX, "An external location"),
+        (run_id, EXTERNAL_RUN_ID_MAX, "A run id"),
+        (logged_model_id, LOGGED_MODEL_ID_MAX, "A logged model id"),
+    ):
+        if not isinstance(value, str):
+            raise CatalogError(f"{what} must be text.")
+        if len(value) > limit:
+            raise CatalogError(f"{what} is at most {limit} characters (got {len(value)}).")
+    return location, run_id, logged_model_id
+
+
+def version_copy(
+    *, version: ModelVersion, model: RegisteredModel, by, source: str = "", description: str | None = None, tags=None
+) -> ModelVersion:
+    """Copy `version` (READ on its model) to the next version of `model` (EDIT): the same files (same blobs), the
+    same lineage (run, external location, logged model), its description and tags unless given. Recorded as a
+    new version whose source names the original (`models:/<name>/<number>` by default)."""
+    require(version.model, by, Level.READ)
+    require(model, by, Level.EDIT, doing="register versions of")
+    source = source or f"models:/{version.model.name}/{version.version}"
+    files = list(ArtifactFile.objects.filter(version=version).order_by("path"))
+    connection = rawsql.connection_for(ModelVersion, write=True)
+    with transaction.atomic(using=connection.alias):
+        now = timezone.now()
+        number = _next_version_number(connection, model, now)
+        copy = rawsql.insert(
+            ModelVersion(
+                model=model,
+                version=number,
+                run_id=version.run_id,
+                source=source,
+                created_by=by,
+                description=version.description if description is None else description,
+                tags=_checked_tags(version.tags if tags is None else tags),
+                external_location=version.external_location,
+                external_run_id=version.external_run_id,
+                logged_model_id=version.logged_model_id,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        copy.created_files = [
+            rawsql.insert(
+                ArtifactFile(
+                    version=copy,
+                    path=f.path,
+                    storage_key=f.storage_key,
+                    size=f.size,
+                    sha256=f.sha256,
+                    content_type=f.content_type,
+                )
+            )
+            for f in files
+        ]
+        audit.record(
+            AuditAction.VERSION_CREATED,
+            actor=by,
+            version=copy,
+            to_value=source,
+            data={"copied_from": f"{version.model.name}/{version.version}", "files": len(files)},
+        )
+        audit.emit(WebhookEventType.VERSION_CREATED, model=model, payload=audit.version_payload(copy))
+    model.last_version = number
+    model.updated_at = now
+    return copy
 
 
 def version_register(
@@ -427,6 +523,8 @@ def version_delete(*, version: ModelVersion, by) -> None:
             data={"source": version.source, "run_id": version.run_id},
         )
         version.delete()
+        # As MLflow: losing a version is a change of the model.
+        RegisteredModel.objects.filter(pk=version.model_id).update(updated_at=timezone.now())
         for key in set(keys):
             _delete_blob_when_unused(key)
 

@@ -111,8 +111,14 @@ class StagePolicy(models.Model):
         return alias in (self.protected_aliases or [])
 
     def gates_for(self, stage: str) -> list[PolicyGate]:
-        if self.pk is None:  # the built-in default's one gate: no unsafe or unscanned files in Production
-            return [PolicyGate(stage=stage, kind=GateKind.FILE_SCAN)] if stage == Stage.PRODUCTION else []
+        if self.pk is None:
+            # The built-in default, before anyone saved a policy: what the migrations give the global default (no
+            # unsafe or unscanned files, no external references in Production).
+            builtin = [
+                PolicyGate(stage=Stage.PRODUCTION, kind=GateKind.FILE_SCAN),
+                PolicyGate(stage=Stage.PRODUCTION, kind=GateKind.STORED_FILES),
+            ]
+            return [gate for gate in builtin if gate.stage == stage] if getattr(self, "_builtin", False) else []
         return [gate for gate in self.gates.all() if gate.stage == stage]
 
 
@@ -124,6 +130,7 @@ class GateKind(models.TextChoices):
     CLEAN_GIT = "clean_git", "Built from a clean git tree"
     IMAGE = "image", "Has a container image"
     FILE_SCAN = "file_scan", "Files scanned: none unsafe, none pending"
+    STORED_FILES = "stored_files", "Files stored in the registry (not an external reference)"
 
 
 class PolicyGate(models.Model):
@@ -165,6 +172,8 @@ class PolicyGate(models.Model):
             return f"{self.metric} {self.operator} {self.stage.lower()} {sign} {abs(self.threshold or 0):g}"
         if self.kind == GateKind.DATASET:
             return f"has a dataset with context '{self.context}'"
+        if self.kind == GateKind.STORED_FILES:
+            return "files stored in the registry"
         return self.get_kind_display()
 
 

@@ -223,6 +223,12 @@ def evaluate_gate(gate: PolicyGate, version: ModelVersion, metrics: dict[str, fl
         return GateResult(name, clean, "clean" if clean else "the tree was dirty or unknown")
     if gate.kind == GateKind.FILE_SCAN:
         return _file_scan_gate(name, version)
+    if gate.kind == GateKind.STORED_FILES:
+        # Fails for external references only: a version whose files, if any, are all stored here passes.
+        if version.external_location:
+            where = version.external_location
+            return GateResult(name, False, f"no files stored here; the source {where!r} is an external reference")
+        return GateResult(name, True, "the version's files are stored here")
     if gate.kind == GateKind.IMAGE:
         image = run.image if run else ""
         return GateResult(name, bool(image), image or "no container image recorded")

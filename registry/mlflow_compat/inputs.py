@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pydantic_core
 from django.http import HttpRequest, QueryDict
 
-from registry.mlflow_compat.errors import invalid
+from registry.mlflow_compat.errors import MlflowError, invalid
 
 MAX_BODY_BYTES = 1024 * 1024
 INT64 = 2**63
@@ -36,6 +36,26 @@ def _check_text(value, where: str = "the request") -> None:
     elif isinstance(value, list):
         for item in value:
             _check_text(item, where)
+
+
+def invalid_value(name: str, value, hint: str = "") -> MlflowError:
+    """MLflow's wording for a value of the wrong type or range (mlflow.utils.validation.invalid_value), which its
+    clients and tests match on."""
+    try:
+        shown = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        shown = repr(value)
+    if len(shown) > 200:
+        shown = shown[:200] + "…"
+    hint = hint or f" Hint: Value was of type '{type(value).__name__}'."
+    return invalid(
+        f"Invalid value {shown} for parameter '{name}' supplied.{hint} See the API docs for more information about "
+        "request parameters."
+    )
+
+
+def missing_value(name: str) -> MlflowError:
+    return invalid(f"Missing value for required parameter '{name}'.")
 
 
 class Params:
@@ -90,11 +110,10 @@ class Params:
         value = self.data.get(name)
         if value is None or value == "":
             if required:
-                raise invalid(f"Missing value for required parameter '{name}'.")
+                raise missing_value(name)
             return default
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise invalid(f"Parameter '{name}' must be a string.")
-        value = str(value)
+        if not isinstance(value, str):
+            raise invalid_value(name, value)
         if max_length is not None and len(value) > max_length:
             raise invalid(f"Parameter '{name}' is {len(value)} characters long; the limit is {max_length}.")
         return value
@@ -122,19 +141,20 @@ class Params:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise invalid(f"Parameter '{name}' must be a list.")
+            raise invalid_value(name, value)
         return value
 
     def strings(self, name: str) -> list[str]:
         values = self.list(name)
-        if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
-            raise invalid(f"Parameter '{name}' must be a list of strings.")
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                raise invalid_value(name, values)
         return [str(v) for v in values]
 
     def objects(self, name: str) -> list[dict]:
         values = self.list(name)
         if not all(isinstance(v, dict) for v in values):
-            raise invalid(f"Parameter '{name}' must be a list of objects.")
+            raise invalid_value(name, values)
         return values
 
 
@@ -152,30 +172,38 @@ def _drain(request: HttpRequest, limit: int = 64 * 1024 * 1024) -> None:
 
 
 def to_int(value, name: str, *, minimum: int = -INT64, maximum: int = INT64 - 1) -> int:
+    """An integer as MLflow's int64 fields take it: a JSON number or a string of digits (protobuf's JSON form)."""
+    original = value
     if isinstance(value, bool):
-        raise invalid(f"Parameter '{name}' must be an integer, not a boolean.")
+        raise invalid_value(name, value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, str):
         text = value.strip()
         if not _INTEGER.fullmatch(text):
-            raise invalid(f"Parameter '{name}' must be an integer (got {value[:40]!r}).")
+            raise invalid_value(name, original)
         value = int(text)
     if not isinstance(value, int):
-        raise invalid(f"Parameter '{name}' must be an integer.")
+        raise invalid_value(name, original)
     if not minimum <= value <= maximum:
-        raise invalid(f"Parameter '{name}' must be between {minimum} and {maximum} (got {value}).")
+        raise invalid_value(name, original, f" It must be between {minimum} and {maximum}.")
     return value
 
 
-def to_str(value, name: str, *, max_length: int | None = None, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise invalid(f"'{name}' must be a string.")
+def to_str(value, name: str, *, max_length: int | None = None, required: bool = False, numbers: bool = False) -> str:
+    """A string field of a nested message (`name` says where: `metrics[0].key`). `numbers` also takes JSON numbers
+    (for values MLflow's client sends as numbers)."""
+    if value is None or value == "":
+        if required:
+            raise missing_value(name)
+        return ""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, str | int | float)
+        or (not numbers and not isinstance(value, str))
+    ):
+        raise invalid_value(name, value)
     value = str(value)
-    if required and not value:
-        raise invalid(f"'{name}' must not be empty.")
     if max_length is not None and len(value) > max_length:
         raise invalid(f"'{name}' is {len(value)} characters long; the limit is {max_length}.")
     return value

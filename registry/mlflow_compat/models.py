@@ -40,6 +40,8 @@ class LoggedModel(models.Model):
     id = models.CharField(primary_key=True, max_length=34, default=new_logged_model_id, editable=False)
     experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT, related_name="logged_models")
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="logged_models")
+    # The source run as the client named it, when this registry has no such run (kept as text, as MLflow does).
+    external_run_id = models.CharField(max_length=256, blank=True)
     name = models.CharField(max_length=256)
     model_type = models.CharField(max_length=256, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)

@@ -149,7 +149,7 @@ VERSION_ATTRIBUTES = {
     "name": Attribute("model__name"),
     "version_number": Attribute("version", "int"),
     "version": Attribute("version", "int"),
-    "run_id": Attribute("run_id"),
+    "run_id": Attribute("lineage_run_id"),  # the registry's run, else the id the client named (an alias)
     "source_path": Attribute("source"),
     "source": Attribute("source"),
     "current_stage": Attribute("stage"),

@@ -10,7 +10,6 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.db.models import Max
@@ -23,17 +22,17 @@ from registry.lib.access import Level
 from registry.lib.errors import Forbidden
 from registry.lib.names import NameError_, check_tag_key
 from registry.lib.numbers import float_to_json
-from registry.lib.paths import PathError, normalise_artifact_path
-from registry.mlflow_compat.errors import MlflowError, invalid, not_found
+from registry.mlflow_compat import sources
+from registry.mlflow_compat.errors import invalid, not_found
+from registry.mlflow_compat.inputs import invalid_value, missing_value
 from registry.mlflow_compat.models import LoggedModel, RunModelLink
-from registry.mlflow_compat.wire import NOTE_TAG, split_run_tags
+from registry.mlflow_compat.wire import NOTE_TAG, logged_model_id_of, split_run_tags
 from registry.tracking import services as tracking
-from registry.tracking.access import require_experiment, require_experiment_level, require_run_write
+from registry.tracking.access import require_experiment, require_run_write
 from registry.tracking.models import Experiment, MetricPoint, Run
 
 EXPERIMENT_NAME_MAX = 256
 TAG_VALUE_MAX = 8000  # as MLflow
-ARTIFACTS_PATH = "/api/2.0/mlflow-artifacts/artifacts/"
 APPROVALS_PATH = "/approvals/"
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 
@@ -47,17 +46,18 @@ def checked_tags(items: Iterable[Mapping] | object, what: str) -> dict[str, str]
         if not isinstance(item, dict):
             raise invalid(f"Every {what} must be a {{key, value}} object.")
         key, value = item.get("key"), item.get("value")
+        if key is None or key == "":
+            raise missing_value("key")
         if not isinstance(key, str):
-            raise invalid(f"Every {what} needs a string key.")
+            raise invalid_value("key", key)
         try:
             check_tag_key(key, what=f"{what} key")
         except NameError_ as exc:
             raise invalid(str(exc)) from None
         if value is None:
             value = ""
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise invalid(f"The value of {what} {key!r} must be a string.")
-        value = str(value)
+        if not isinstance(value, str):
+            raise invalid_value("value", value)
         if len(value) > TAG_VALUE_MAX:
             raise invalid(f"The value of {what} {key!r} is {len(value)} characters; the limit is {TAG_VALUE_MAX}.")
         tags[key] = value
@@ -108,7 +108,7 @@ def run_tag_delete(*, run: Run, by, key: str) -> None:
     elif columns and getattr(run, next(iter(columns))):
         tracking.run_fields_set(run=run, by=by, fields=columns)
     else:
-        raise not_found(f"No tag with key {key!r} on run {run.pk}.")
+        raise not_found(f"No tag with name: {key} in run with id {run.pk}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +202,12 @@ def log_batch(
             run_tags_apply(run=run, by=by, tags=tags)
 
 
-def datasets_log(*, run: Run, by, datasets: list[tuple[dict, str]]) -> None:
-    """Register each (dataset fields, context) and link it to the run."""
+def datasets_log(*, run: Run, by, datasets: list[tuple[dict, str, list[dict]]]) -> None:
+    """Register each (dataset fields, context, input tags as logged) and link it to the run."""
     with transaction.atomic():
-        for fields, context in datasets:
+        for fields, context, tags in datasets:
             dataset = tracking.dataset_register(by=by, **fields)
-            tracking.run_input_add(run=run, by=by, dataset=dataset, context=context)
+            tracking.run_input_add(run=run, by=by, dataset=dataset, context=context, tags=tags)
 
 
 def model_links_add(*, run: Run, by, model_ids: list[str], direction: str, steps: list[int] | None = None) -> None:
@@ -230,7 +230,15 @@ def model_links_add(*, run: Run, by, model_ids: list[str], direction: str, steps
 
 
 def logged_model_create(
-    *, by, experiment: Experiment, run: Run | None, name: str, model_type: str, tags: dict, params: dict
+    *,
+    by,
+    experiment: Experiment,
+    run: Run | None,
+    name: str,
+    model_type: str,
+    tags: dict,
+    params: dict,
+    external_run_id: str = "",
 ) -> LoggedModel:
     """Record a logged model: the writer of its source run, or without a run EDIT on the experiment."""
     if run is not None:
@@ -239,7 +247,15 @@ def logged_model_create(
             raise invalid(f"Run {run.pk} belongs to experiment {run.experiment_id}, not {experiment.pk}.")
     else:
         require_experiment(experiment, by, Level.EDIT)
-    logged = LoggedModel(experiment=experiment, run=run, model_type=model_type, creator=by, tags=tags, params=params)
+    logged = LoggedModel(
+        experiment=experiment,
+        run=run,
+        external_run_id="" if run is not None else external_run_id,
+        model_type=model_type,
+        creator=by,
+        tags=tags,
+        params=params,
+    )
     logged.name = name or f"model-{logged.id[2:10]}"
     logged.save(force_insert=True)
     return logged
@@ -289,76 +305,6 @@ def _merge(logged_model: LoggedModel, field: str, values: dict[str, str], remove
 # --- Registered models and versions ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    run: Run
-    folder: str
-    logged_model: LoggedModel | None = None
-
-
-def _refuse_source(source: str, why: str) -> MlflowError:
-    return invalid(
-        f"Model version source {source!r} is refused: {why} A source must name files this registry stores: "
-        "models:/<logged model id>, runs:/<run id>/<path> or mlflow-artifacts:/runs/<run id>/artifacts/<path>."
-    )
-
-
-def resolve_source(source: str, *, host: str) -> Source:
-    """The run folder a version source names. Only files this registry stores are accepted."""
-    if not source:
-        raise invalid("A model version needs a source.")
-    parts = urlsplit(source)
-    if parts.query or parts.fragment or "?" in source or "#" in source:
-        raise _refuse_source(source, "query strings and fragments are not allowed.")
-    scheme = parts.scheme.lower()
-    if scheme == "models":
-        model_id = source[len("models:/") :] if source.startswith("models:/") else ""
-        logged = LoggedModel.objects.active().select_related("run").filter(pk=model_id).first()
-        if logged is None:
-            raise _refuse_source(
-                source,
-                "models:/ may only name a logged model of this registry, not indirect through a registered model.",
-            )
-        if logged.run is None:
-            raise _refuse_source(source, f"logged model {logged.pk} has no run and so no files stored here.")
-        return Source(logged.run, logged.artifact_folder, logged)
-    if scheme == "runs":
-        if parts.netloc:
-            raise _refuse_source(source, "runs:/ URIs have no host.")
-        run_id, _, folder = parts.path.lstrip("/").partition("/")
-        return Source(_source_run(source, run_id), _source_folder(source, folder))
-    if scheme in ("http", "https"):
-        if parts.netloc.lower() != host.lower() or not parts.path.startswith(ARTIFACTS_PATH):
-            raise _refuse_source(source, "it points at another server.")
-        path = parts.path[len(ARTIFACTS_PATH) :]
-    elif scheme == "mlflow-artifacts":
-        if parts.netloc and parts.netloc.lower() != host.lower():
-            raise _refuse_source(source, "it points at another server.")
-        path = parts.path.lstrip("/")
-    else:
-        raise _refuse_source(source, f"the {scheme or 'bare path'}{':' if scheme else ''} form is not served here.")
-    head, run_id, rest = (path.split("/", 2) + ["", ""])[:3]
-    artifacts, _, folder = rest.partition("/")
-    if head != "runs" or artifacts != "artifacts":
-        raise _refuse_source(source, "it is not a run's artifact folder.")
-    return Source(_source_run(source, run_id), _source_folder(source, folder))
-
-
-def _source_run(source: str, run_id: str) -> Run:
-    # Unreadable runs answer as missing runs do; registration then asks for EDIT on the run's experiment.
-    run = Run.objects.filter(pk=run_id.lower()).first() if run_id else None
-    if run is None:
-        raise _refuse_source(source, f"there is no run {run_id!r}.")
-    return run
-
-
-def _source_folder(source: str, folder: str) -> str:
-    try:
-        return normalise_artifact_path(folder, allow_empty=True)
-    except PathError as exc:
-        raise _refuse_source(source, str(exc)) from None
-
-
 def version_register(
     *,
     model: RegisteredModel,
@@ -370,31 +316,84 @@ def version_register(
     description: str = "",
     tags: dict[str, str] | None = None,
 ) -> ModelVersion:
-    """Register a version from files this registry stores; its files are the run folder's (same blobs)."""
-    resolved = resolve_source(source, host=host)
-    require_experiment_level(resolved.run, by, Level.EDIT, doing="register its runs as model versions")
-    if run_id and run_id.lower() != resolved.run.pk:
-        raise invalid(f"run_id {run_id!r} is not the run of source {source!r} ({resolved.run.pk}).")
-    if model_id and (resolved.logged_model is None or resolved.logged_model.pk != model_id):
-        if not LoggedModel.objects.filter(pk=model_id).exists():
-            raise not_found(f"No logged model with id {model_id!r}.")
-        raise invalid(f"model_id {model_id!r} does not match source {source!r}.")
+    """Register a version from its MLflow source (see registry.mlflow_compat.sources): a run folder's files (same
+    blobs), a copy of another version, or an external reference recorded as text. The run named by `run_id` need not
+    exist here; its id is then kept as text."""
+    classified = sources.classify(source, host=host, user=by)
+    logged = _logged_model_for(model_id, source, classified)
+    if isinstance(classified, sources.Copy):
+        return _version_copy(model, classified.version, source, by, run_id, model_id, description, tags)
     with transaction.atomic():
-        version = catalog.version_create(
-            model=model,
-            run=resolved.run,
-            artifact_path=resolved.folder,
-            by=by,
-            description=description,
-            tags=tags,
-        )
-        if resolved.logged_model is not None:
-            registrations = _registrations(resolved.logged_model) + [
-                {"name": model.name, "version": str(version.version)}
-            ]
-            # Lineage the registration writes, whoever created the logged model.
-            _merge(resolved.logged_model, "tags", {MODEL_VERSIONS_TAG: _json_compact(registrations)})
+        if isinstance(classified, sources.Stored):
+            if run_id and run_id.lower() != classified.run.pk:
+                raise sources.id_must_match(source, "run_id")
+            version = catalog.version_create(
+                model=model,
+                run=classified.run,
+                artifact_path=classified.folder,
+                by=by,
+                description=description,
+                tags=tags,
+                logged_model_id=logged.pk if logged else "",
+            )
+        else:
+            run = Run.objects.filter(pk=run_id.lower()).first() if run_id else None
+            version = catalog.version_create(
+                model=model,
+                run=run,
+                source=source,
+                by=by,
+                description=description,
+                tags=tags,
+                external_location=classified.location,
+                external_run_id=run_id if run is None else "",
+                logged_model_id=logged.pk if logged else classified.logged_model_id,
+            )
+        if logged is not None:
+            registrations = _registrations(logged) + [{"name": model.name, "version": version.version}]
+            # Lineage the registration writes, whoever created the logged model (MLflow's own format).
+            _merge(logged, "tags", {MODEL_VERSIONS_TAG: json.dumps(registrations)})
     return version
+
+
+def _logged_model_for(model_id: str, source: str, classified) -> LoggedModel | None:
+    """The logged model a registration names (model_id, or the source itself); it must exist and be the source's."""
+    named = classified.logged_model if isinstance(classified, sources.Stored) else None
+    if not model_id:
+        return named
+    logged = LoggedModel.objects.filter(pk=model_id).first()
+    if logged is None:
+        raise not_found(f"Logged model with ID '{model_id}' not found.")
+    if named is not None and named.pk != logged.pk:
+        raise sources.id_must_match(source, "model_id")
+    if isinstance(classified, sources.Stored) and named is None and not _holds(logged, classified):
+        raise sources.id_must_match(source, "model_id")
+    if isinstance(classified, sources.External) and classified.logged_model_id not in ("", logged.pk):
+        raise sources.id_must_match(source, "model_id")
+    return logged
+
+
+def _holds(logged: LoggedModel, stored: sources.Stored) -> bool:
+    """Is the stored folder the logged model's, or inside it?"""
+    return logged.run_id == stored.run.pk and (stored.folder + "/").startswith(logged.artifact_folder + "/")
+
+
+def _version_copy(model, original: ModelVersion, source, by, run_id, model_id, description, tags) -> ModelVersion:
+    """MLflow's copy_model_version: create_model_version with source models:/<name>/<version>; the run and logged
+    model, when named, must be the original's."""
+    if (run_id and run_id != original.lineage_run_id) or (model_id and model_id != logged_model_id_of(original)):
+        raise invalid(
+            f"Invalid model version source: '{source}'. The run_id and model_id request parameters must match the "
+            "referenced model version."
+        )
+    return catalog.version_copy(
+        version=original,
+        model=model,
+        by=by,
+        source=f"models:/{original.model.name}/{original.version}",
+        description=description or None,
+        tags=tags or None,
+    )
 
 
 def _registrations(logged_model: LoggedModel) -> list[dict]:
@@ -403,10 +402,6 @@ def _registrations(logged_model: LoggedModel) -> list[dict]:
     except ValueError:
         return []
     return value if isinstance(value, list) else []
-
-
-def _json_compact(value) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def latest_versions(model: RegisteredModel, stages: list[str]) -> list[ModelVersion]:

@@ -45,6 +45,7 @@ RUN_TAG_ATTRIBUTES = {
 # Keys this layer keeps inside a dataset's profile to give MLflow back exactly what it sent.
 _RAW_SCHEMA = "mlflow_schema"
 _RAW_PROFILE = "mlflow_profile"
+_RAW_SOURCE = "mlflow_source"
 
 RUN_STATUS_TO_MLFLOW = {s: s.upper() for s in Run.Status.values}
 RUN_STATUS_FROM_MLFLOW = {v: k for k, v in RUN_STATUS_TO_MLFLOW.items()}
@@ -78,6 +79,10 @@ def run_artifact_uri(run_id: str) -> str:
 
 
 def version_artifact_uri(version: ModelVersion) -> str:
+    """Where the client downloads a version from: its files here, or for an external reference the location it was
+    registered with (handed back as text; this server never resolves it)."""
+    if version.external_location:
+        return version.external_location
     return f"{ARTIFACTS_SCHEME}/models/{version.model_id}/versions/{version.version}/artifacts"
 
 
@@ -140,10 +145,13 @@ def dataset_json(dataset: Dataset) -> dict:
     profile = dict(dataset.profile) if isinstance(dataset.profile, dict) else {}
     raw_schema = profile.pop(_RAW_SCHEMA, None)
     raw_profile = profile.pop(_RAW_PROFILE, None)
+    raw_source = profile.pop(_RAW_SOURCE, None)
     if raw_schema is None:
         raw_schema = json.dumps({"mlflow_colspec": dataset.schema}) if dataset.schema else ""
     source = dataset.source_uri
-    if source and not source.lstrip().startswith("{"):
+    if raw_source is not None:
+        source = raw_source  # exactly as MLflow logged it
+    elif source and not source.lstrip().startswith("{"):
         source = json.dumps({"uri": source})
     return {
         "name": dataset.name,
@@ -190,6 +198,8 @@ def dataset_from_json(data: dict) -> dict:
         for key in ("uri", "url", "path"):
             if isinstance(parsed_source.get(key), str) and len(parsed_source) == 1:
                 uri = parsed_source[key]
+    if source and source != json.dumps({"uri": uri}):
+        profile[_RAW_SOURCE] = source  # given back exactly as logged (dataset_json)
     return {
         "source_uri": uri or (source if source not in ("", "{}") else ""),
         "source_type": data.get("source_type") or "",
@@ -199,7 +209,9 @@ def dataset_from_json(data: dict) -> dict:
 
 
 def run_input_json(run_input: RunInput) -> dict:
-    return {"tags": [{"key": CONTEXT_TAG, "value": run_input.context}], "dataset": dataset_json(run_input.dataset)}
+    """Input tags as MLflow logged them; inputs logged without (our client's) carry their context as MLflow's tag."""
+    tags = run_input.tags if isinstance(run_input.tags, list) else [{"key": CONTEXT_TAG, "value": run_input.context}]
+    return {"tags": tags, "dataset": dataset_json(run_input.dataset)}
 
 
 def run_json(run: Run) -> dict:
@@ -263,7 +275,10 @@ def metric_history_json(key: str, rows: list[tuple], token: str | None) -> bytes
 
 
 def logged_model_id_of(version: ModelVersion) -> str:
-    """The logged model a version was registered from, read back from its source `runs:/<run>/models/<id>`."""
+    """The logged model a version was registered from: recorded with it, or (versions registered before that was
+    recorded) read back from its source `runs:/<run>/models/<id>`."""
+    if version.logged_model_id:
+        return version.logged_model_id
     match = _LOGGED_MODEL_SOURCE.match(version.source or "")
     return match.group(2) if match else ""
 
@@ -304,7 +319,7 @@ def version_json(
         "current_stage": version.stage,
         "description": version.description,
         "source": version.source,
-        "run_id": version.run_id or "",
+        "run_id": version.run_id or version.external_run_id,
         "status": VERSION_STATUS.get(version.status, "READY"),
         "status_message": version.status_message,
         "tags": tag_list({**(version.tags or {}), **(scan_tags(version) if with_scan else {})}),
@@ -350,7 +365,7 @@ def logged_model_json(logged_model: LoggedModel) -> dict:
             "status": LOGGED_MODEL_STATUS.get(logged_model.status, "LOGGED_MODEL_PENDING"),
             "creator_id": logged_model.creator_id or 0,
             "model_type": logged_model.model_type,
-            "source_run_id": logged_model.run_id or "",
+            "source_run_id": logged_model.run_id or logged_model.external_run_id,
             "status_message": logged_model.status_message,
             "tags": tag_list(logged_model.tags),
         },

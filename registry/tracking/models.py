@@ -611,6 +611,9 @@ class RunInput(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="inputs", db_index=False)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="run_inputs")
     context = models.CharField(max_length=64, default="training")
+    # The input's tags exactly as MLflow logged them ([{"key": ..., "value": ...}], in order; the context is one of
+    # them); None for inputs logged without tags of their own (our client), which MLflow sees as the context tag.
+    tags = models.JSONField(null=True, blank=True, default=None)
 
     class Meta:
         ordering = ["run", "context"]

@@ -674,9 +674,17 @@ def dataset_register(
     return dataset
 
 
-def run_input_add(*, run: Run, by, dataset: Dataset, context: str = "training") -> RunInput:
+def run_input_add(
+    *, run: Run, by, dataset: Dataset, context: str = "training", tags: list[dict[str, str]] | None = None
+) -> RunInput:
+    """Link a dataset to the run in a context; `tags` (MLflow's input tags, as logged) replace the link's tags."""
     require_run_write(run, by)
     if not context:
         raise TrackingError("A dataset's context must not be empty (training, validation, test, evaluation...).")
-    run_input, _ = RunInput.objects.get_or_create(run=run, dataset=dataset, context=context)
+    run_input, created = RunInput.objects.get_or_create(
+        run=run, dataset=dataset, context=context, defaults={"tags": tags}
+    )
+    if not created and tags is not None and run_input.tags != tags:
+        run_input.tags = tags
+        run_input.save(update_fields=["tags"])
     return run_input

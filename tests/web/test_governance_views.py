@@ -120,6 +120,8 @@ def test_a_pending_request_shows_its_frozen_evidence(client, approver, pending):
     assert "holdout" in body and ("686f6c646f7574"[:12]) in body  # dataset and its digest
     assert "0123456789ab" in body and "clean" in body  # code commit
     assert "Files scanned: none unsafe, none pending" in body and "no files to scan" in body  # the default gate
+    # The built-in default policy's only gate: external references stay out of Production.
+    assert "files stored in the registry" in body and "The policy set no gates for Production." not in body
 
 
 def test_an_approver_gets_the_forms_and_an_outsider_does_not(client, signed_in, approver, pending):

@@ -31,7 +31,7 @@ from registry.mlflow_compat.errors import (
     translate,
 )
 from registry.mlflow_compat.inputs import Params
-from registry.mlflow_compat.views import artifacts, logged_models, permissions, registry, tracking
+from registry.mlflow_compat.views import artifacts, logged_models, permissions, registry, tracking, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ def _routes(*rows: tuple[str, str, Callable, bool]) -> list[Route]:
 
 READ, WRITE = False, True
 _MODEL_ID = r"(?P<model_id>m-[0-9a-f]{32})"
+_WEBHOOK_ID = r"(?P<webhook_id>[^/]+)"
 
 ROUTES = _routes(
     # Experiments
@@ -79,6 +80,7 @@ ROUTES = _routes(
     ("POST", "runs/outputs", tracking.log_outputs, WRITE),
     ("POST", "runs/log-model", tracking.log_model, WRITE),
     ("GET", "metrics/get-history", tracking.get_metric_history, READ),
+    ("GET", "artifacts/list", artifacts.list_run_artifacts, READ),
     # Logged models (MLflow 3)
     ("POST", "logged-models", logged_models.create_logged_model, WRITE),
     ("POST", "logged-models/search", logged_models.search_logged_models, READ),
@@ -112,6 +114,13 @@ ROUTES = _routes(
     ("GET", "model-versions/get-download-uri", registry.get_model_version_download_uri, READ),
     ("POST", "model-versions/set-tag", registry.set_model_version_tag, WRITE),
     ("DELETE", "model-versions/delete-tag", registry.delete_model_version_tag, WRITE),
+    # Webhooks (MLflow 3), mapped onto the registry's
+    ("POST", "webhooks", webhooks.create_webhook, WRITE),
+    ("GET", "webhooks", webhooks.list_webhooks, READ),
+    ("GET", f"webhooks/{_WEBHOOK_ID}", webhooks.get_webhook, READ),
+    ("PATCH", f"webhooks/{_WEBHOOK_ID}", webhooks.update_webhook, WRITE),
+    ("DELETE", f"webhooks/{_WEBHOOK_ID}", webhooks.delete_webhook, WRITE),
+    ("POST", f"webhooks/{_WEBHOOK_ID}/test", webhooks.send_test_webhook, WRITE),
     # MLflow's auth API: users and per-resource permissions
     ("POST", "users/create", permissions.create_user, WRITE),
     ("GET", "users/get", permissions.get_user, READ),
@@ -258,6 +267,24 @@ def presigned_download(request: HttpRequest, path: str) -> HttpResponse:
         if request.method != "GET":
             raise _not_allowed(request, "GET")
         return artifacts.presigned_download(request, caller, path)
+
+    return _answer(request, work)
+
+
+@csrf_exempt
+@login_not_required
+def run_artifact(request: HttpRequest) -> HttpResponse:
+    """MLflow's /get-artifact (run files) and /model-versions/get-artifact (version files), as its server serves
+    them next to the API: authenticated like the API, paths checked before anything is looked up."""
+
+    def work() -> HttpResponse:
+        if request.method != "GET":
+            raise MlflowError(ENDPOINT_NOT_FOUND, "Use GET.", status=405, headers={"Allow": "GET"})
+        caller = authenticate_caller(request)
+        request.user = caller.user
+        if request.path.rstrip("/").endswith("model-versions/get-artifact"):
+            return artifacts.get_version_artifact(request, caller)
+        return artifacts.get_run_artifact(request, caller)
 
     return _answer(request, work)
 

@@ -29,7 +29,8 @@ from registry.mlflow_compat.auth import Caller, require_write
 from registry.mlflow_compat.errors import NOT_IMPLEMENTED, MlflowError, invalid, json_response, not_found
 from registry.mlflow_compat.inputs import Params
 from registry.mlflow_compat.models import LoggedModel
-from registry.mlflow_compat.views.common import is_row_id, run_or_404
+from registry.mlflow_compat.views.common import is_row_id, run_or_404, version_or_404
+from registry.mlflow_compat.wire import run_artifact_uri
 from registry.tracking.models import Run
 
 
@@ -112,14 +113,25 @@ def list_artifacts(request: HttpRequest, caller: Caller) -> HttpResponse:
 
 def _artifact_or_404(path: str, user) -> ArtifactFile:
     owner, relative = locate(path, user)
+    return _artifact_of(owner, relative, path)
+
+
+def _artifact_of(owner: Run | ModelVersion | None, relative: str, path: str) -> ArtifactFile:
     artifact = _files(owner).filter(path=relative).first() if relative else None
     if artifact is None:
+        if isinstance(owner, ModelVersion) and owner.is_external:
+            raise not_found(external_version_message(owner))
         raise not_found(f"No artifact at {path!r}.")
     return artifact
 
 
 def download_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
-    artifact = _artifact_or_404(path, caller.user)
+    owner, relative = locate(path, caller.user)
+    return _send(owner, relative, path)
+
+
+def _send(owner: Run | ModelVersion | None, relative: str, path: str) -> HttpResponse:
+    artifact = _artifact_of(owner, relative, path)
     url = transfers.download_url(artifact)
     if url is not None:  # the MLflow client (requests) follows it, dropping the Authorization header on the way
         return HttpResponseRedirect(url)
@@ -133,6 +145,13 @@ def download_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpRe
     response["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
     response["X-Checksum-Sha256"] = artifact.sha256
     return response
+
+
+def external_version_message(version: ModelVersion) -> str:
+    return (
+        f"Version {version.version} of {version.model.name!r} has no files stored in this registry: its source "
+        f"{version.external_location!r} is an external reference, recorded as text and never fetched by this server."
+    )
 
 
 def _writable_run(caller: Caller, owner) -> Run:
@@ -232,3 +251,52 @@ def multipart_abort(request: HttpRequest, caller: Caller, path: str) -> HttpResp
     upload_id = body.str("upload_id", required=True)
     transfers.multipart_abort(owner=run, path=relative, upload_id=upload_id, user=caller.user)
     return json_response({})
+
+
+# --- MLflow's run-scoped artifact routes: /api/2.0/mlflow/artifacts/list, /get-artifact, /model-versions/get-artifact
+
+
+def _safe_path(path: str) -> str:
+    """MLflow's validate_path_is_safe, in its words: any `..`, absolute or drive path is 'Invalid path'."""
+    try:
+        return normalise_artifact_path(path, allow_empty=True)
+    except PathError:
+        raise invalid("Invalid path") from None
+
+
+def list_run_artifacts(request: HttpRequest, params: Params, caller: Caller) -> dict:
+    """ListArtifacts of MLflow's tracking API: a run's files and folders directly under `path`, named from the run's
+    root."""
+    run = run_or_404(params.str("run_id") or params.str("run_uuid"), caller.user)
+    folder = _safe_path(params.str("path"))
+    files = ArtifactFile.objects.filter(run=run)
+    if folder:
+        files = files.filter(path__startswith=folder + "/")
+    children: dict[str, tuple[bool, int | None]] = {}
+    for file_path, size in files.order_by("path").values_list("path", "size"):
+        relative = file_path[len(folder) + 1 :] if folder else file_path
+        head, sep, _ = relative.partition("/")
+        name = f"{folder}/{head}" if folder else head
+        children[name] = (True, None) if sep else (False, size)
+    body: dict = {"root_uri": run_artifact_uri(run.pk)}
+    listed = [
+        {"path": name, "is_dir": True} if is_dir else {"path": name, "is_dir": False, "file_size": size}
+        for name, (is_dir, size) in sorted(children.items())
+    ]
+    if listed:
+        body["files"] = listed
+    return body
+
+
+def get_run_artifact(request: HttpRequest, caller: Caller) -> HttpResponse:
+    """/get-artifact?run_id=&path=: one file of a run."""
+    path = _safe_path(request.GET.get("path", ""))
+    run = run_or_404(request.GET.get("run_id") or request.GET.get("run_uuid") or "", caller.user)
+    return _send(run, path, path)
+
+
+def get_version_artifact(request: HttpRequest, caller: Caller) -> HttpResponse:
+    """/model-versions/get-artifact?name=&version=&path=: one file of a registered version."""
+    path = _safe_path(request.GET.get("path", ""))
+    version = version_or_404(request.GET.get("name", ""), request.GET.get("version", ""), caller.user)
+    return _send(version, path, path)

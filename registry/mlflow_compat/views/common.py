@@ -110,7 +110,7 @@ def version_or_404(name: str, version: str, user, *, need: Level = Level.READ) -
     if not name:
         raise invalid("Missing value for required parameter 'name'.")
     if not is_row_id(str(version)) or int(version) < 1:
-        raise invalid(f"Model versions are positive integers (got {version!r}).")
+        raise invalid(f"Parameter 'version' must be an integer, got '{version}'.")
     model_or_404(name, user)
     try:
         return version_for(user, name, int(version), need=need, queryset=versions_for_output())

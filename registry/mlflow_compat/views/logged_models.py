@@ -15,7 +15,7 @@ from registry.mlflow_compat.errors import invalid, not_found
 from registry.mlflow_compat.inputs import Params, page, to_str
 from registry.mlflow_compat.models import LoggedModel
 from registry.mlflow_compat.views.common import experiment_ids, experiment_or_404, logged_model_or_404, run_or_404
-from registry.tracking.models import Experiment
+from registry.tracking.models import Experiment, Run
 
 MAX_PARAMS_PER_REQUEST = 100
 
@@ -32,8 +32,10 @@ def _params(params: Params) -> dict[str, str]:
 
 
 def create_logged_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    run_id = params.str("source_run_id")
-    run = run_or_404(run_id, caller.user, write=True) if run_id else None
+    run_id = params.str("source_run_id", max_length=256)
+    # As MLflow, the source run need not be one this registry has: an unknown id is kept as text.
+    known = bool(run_id) and Run.objects.filter(pk=run_id.lower()).exists()
+    run = run_or_404(run_id, caller.user, write=True) if known else None
     experiment_id = params.str("experiment_id")
     if experiment_id:
         experiment = experiment_or_404(experiment_id, caller.user)
@@ -49,6 +51,7 @@ def create_logged_model(request: HttpRequest, params: Params, caller: Caller) ->
         model_type=params.str("model_type", max_length=256),
         tags=services.checked_tags(params.objects("tags"), "logged model tag"),
         params=_params(params),
+        external_run_id="" if known else run_id,
     )
     return {"model": wire.logged_model_json(logged)}
 
@@ -84,7 +87,7 @@ def set_logged_model_tags(request: HttpRequest, params: Params, caller: Caller, 
 def delete_logged_model_tag(request: HttpRequest, params: Params, caller: Caller, model_id: str, tag_key: str) -> dict:
     logged = logged_model_or_404(model_id, caller.user)
     if tag_key not in logged.tags:
-        raise not_found(f"Logged model {model_id} has no tag {tag_key!r}.")
+        raise not_found(f"No tag with key {tag_key!r} found for logged model {model_id}.")
     services.logged_model_dict_update(logged_model=logged, by=caller.user, field="tags", values={}, remove=(tag_key,))
     return {}
 
@@ -103,13 +106,34 @@ def _order_texts(params: Params) -> list[str]:
     return texts
 
 
+def _with_dataset_metrics(queryset, datasets: list[dict]):
+    """Logged models with a metric logged against one of `datasets` (name, and digest when given). Their metrics
+    are a JSON list, read for the candidate models only when a search names datasets: one extra query."""
+    wanted = []
+    for index, item in enumerate(datasets):
+        name = to_str(item.get("dataset_name"), f"datasets[{index}].dataset_name", required=True)
+        wanted.append((name, to_str(item.get("dataset_digest"), f"datasets[{index}].dataset_digest")))
+
+    def matches(metric) -> bool:
+        if not isinstance(metric, dict):
+            return False
+        return any(
+            metric.get("dataset_name") == name and (not digest or metric.get("dataset_digest") == digest)
+            for name, digest in wanted
+        )
+
+    found = [pk for pk, metrics in queryset.values_list("pk", "metrics") if any(map(matches, metrics or []))]
+    return queryset.filter(pk__in=found)
+
+
 def search_logged_models(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    if params.objects("datasets"):
-        raise invalid("Searching logged models by dataset metrics is not supported by this registry.")
     queryset = LoggedModel.objects.active().filter(experiment__in=Experiment.objects.readable_by(caller.user))
     ids = experiment_ids(params.strings("experiment_ids"))
     if ids:
         queryset = queryset.filter(experiment_id__in=ids)
+    datasets = params.objects("datasets")
+    if datasets:
+        queryset = _with_dataset_metrics(queryset, datasets)
     try:
         queryset = search.filter_rows(queryset, params.str("filter"), search.LOGGED_MODEL_ATTRIBUTES)
     except SearchError as exc:

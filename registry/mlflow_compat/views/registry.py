@@ -7,6 +7,7 @@ through governance, and one that needs approval becomes a pending request instea
 from __future__ import annotations
 
 from django.db.models import Max
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
 from registry.catalog import services as catalog
@@ -16,7 +17,7 @@ from registry.lib.errors import NotFound
 from registry.lib.references import Reference
 from registry.mlflow_compat import search, services, wire
 from registry.mlflow_compat.auth import Caller
-from registry.mlflow_compat.errors import invalid, not_found
+from registry.mlflow_compat.errors import RESOURCE_ALREADY_EXISTS, MlflowError, invalid, not_found
 from registry.mlflow_compat.inputs import Params, page
 from registry.mlflow_compat.views.common import model_or_404, models_for_output, version_or_404, versions_for_output
 
@@ -60,13 +61,21 @@ def _version_body(version: ModelVersion, user) -> dict:
 
 
 def create_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
-    model = catalog.model_create(
-        name=params.str("name", required=True),
-        by=caller.user,
-        description=params.str("description"),
-        tags=services.checked_tags(params.objects("tags"), "registered model tag"),
-    )
+    name = params.str("name", required=True)
+    try:
+        model = catalog.model_create(
+            name=name,
+            by=caller.user,
+            description=params.str("description"),
+            tags=services.checked_tags(params.objects("tags"), "registered model tag"),
+        )
+    except catalog.AlreadyExists:
+        raise _model_exists(name) from None
     return _model_body(model, caller.user)
+
+
+def _model_exists(name: str) -> MlflowError:
+    return MlflowError(RESOURCE_ALREADY_EXISTS, f"Registered Model (name={name}) already exists.")
 
 
 def get_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
@@ -75,7 +84,11 @@ def get_registered_model(request: HttpRequest, params: Params, caller: Caller) -
 
 def rename_registered_model(request: HttpRequest, params: Params, caller: Caller) -> dict:
     model = model_or_404(params.str("name", required=True), caller.user)
-    catalog.model_rename(model=model, new_name=params.str("new_name", required=True), by=caller.user)
+    new_name = params.str("new_name", required=True)
+    try:
+        catalog.model_rename(model=model, new_name=new_name, by=caller.user)
+    except catalog.AlreadyExists:
+        raise _model_exists(new_name) from None
     return _model_body(model, caller.user)
 
 
@@ -188,13 +201,18 @@ def transition_model_version_stage(request: HttpRequest, params: Params, caller:
 
 def search_model_versions(request: HttpRequest, params: Params, caller: Caller) -> dict:
     queryset = search.filter_rows(
-        versions_for_output().readable_by(caller.user),
+        versions_for_output().readable_by(caller.user).alias(lineage_run_id=Coalesce("run_id", "external_run_id")),
         params.str("filter"),
         search.VERSION_ATTRIBUTES,
         missing_tag_differs=True,
     )
+    # As MLflow: newest change first by default; explicit orders are broken by name, then newest version.
+    orders = params.strings("order_by")
     queryset = search.order_rows(
-        queryset, params.strings("order_by"), search.VERSION_ATTRIBUTES, ["model__name", "-version"]
+        queryset,
+        orders,
+        search.VERSION_ATTRIBUTES,
+        ["model__name", "-version"] if orders else ["-updated_at", "model__name", "-version"],
     )
     rows, token = page(queryset, params, default=SEARCH_VERSIONS_DEFAULT, maximum=SEARCH_VERSIONS_MAX)
     body = {"model_versions": [wire.version_json(v) for v in wire.with_scans(list(rows))]}

@@ -15,6 +15,7 @@ from registry.mlflow_compat.inputs import (
     Params,
     decode_cursor,
     encode_cursor,
+    missing_value,
     ms_to_datetime,
     page,
     to_int,
@@ -226,35 +227,35 @@ def search_runs(request: HttpRequest, params: Params, caller: Caller) -> dict:
 # --- Logging --------------------------------------------------------------------------------------------------------
 
 
-def _metric(item: dict, default_timestamp: int) -> services.MetricIn:
-    key = to_str(item.get("key"), "metric key", required=True)
+def _metric(item: dict, where: str) -> services.MetricIn:
+    """One metric; `where` prefixes the field names in messages (`metrics[3].`, or nothing for log-metric)."""
+    key = to_str(item.get("key"), f"{where}key", required=True)
     raw = item.get("value")
     if raw is None:
-        raise invalid(f"Metric {key!r} has no value.")
+        raise missing_value(f"{where}value")
     try:
         value = float_from_json(raw)
     except (ValueError, OverflowError) as exc:
         raise invalid(f"Metric {key!r}: {exc}") from None
     timestamp = item.get("timestamp")
+    if timestamp is None or timestamp == "":
+        raise missing_value(f"{where}timestamp")
     return services.MetricIn(
         tracking.Point(
-            key,
-            value,
-            to_int(item.get("step") or 0, f"step of metric {key!r}"),
-            default_timestamp if timestamp in (None, "") else to_int(timestamp, f"timestamp of metric {key!r}"),
+            key, value, to_int(item.get("step") or 0, f"{where}step"), to_int(timestamp, f"{where}timestamp")
         ),
-        model_id=to_str(item.get("model_id"), "model_id", max_length=34),
-        dataset_name=to_str(item.get("dataset_name"), "dataset_name", max_length=256),
-        dataset_digest=to_str(item.get("dataset_digest"), "dataset_digest", max_length=128),
+        model_id=to_str(item.get("model_id"), f"{where}model_id", max_length=34),
+        dataset_name=to_str(item.get("dataset_name"), f"{where}dataset_name", max_length=256),
+        dataset_digest=to_str(item.get("dataset_digest"), f"{where}dataset_digest", max_length=128),
     )
 
 
-def _metrics(items: list[dict], default_timestamp: int) -> tuple[list[tracking.Point], list[services.MetricIn]]:
+def _metrics(items: list[dict], batch: bool = True) -> tuple[list[tracking.Point], list[services.MetricIn]]:
     """(plain run points, metrics that name a logged model). The common shape, a float with integer step and
     timestamp, takes a short path: a batch holds a thousand of them."""
     points, model_metrics = [], []
     point = tracking.Point
-    for item in items:
+    for index, item in enumerate(items):
         key, value, step, timestamp = item.get("key"), item.get("value"), item.get("step", 0), item.get("timestamp")
         if (
             type(key) is str
@@ -266,7 +267,7 @@ def _metrics(items: list[dict], default_timestamp: int) -> tuple[list[tracking.P
         ):
             points.append(point(key, float(value), step, timestamp))
             continue
-        metric = _metric(item, default_timestamp)
+        metric = _metric(item, f"metrics[{index}]." if batch else "")
         if metric.model_id:
             model_metrics.append(metric)
         else:
@@ -274,11 +275,12 @@ def _metrics(items: list[dict], default_timestamp: int) -> tuple[list[tracking.P
     return points, model_metrics
 
 
-def _params(items: list[dict]) -> dict[str, str]:
+def _params(items: list[dict], batch: bool = True) -> dict[str, str]:
     params: dict[str, str] = {}
-    for item in items:
-        key = to_str(item.get("key"), "param key", required=True)
-        value = to_str(item.get("value"), f"value of param {key!r}")
+    for index, item in enumerate(items):
+        where = f"params[{index}]." if batch else ""
+        key = to_str(item.get("key"), f"{where}key", required=True)
+        value = to_str(item.get("value"), f"{where}value")
         if key in params and params[key] != value:
             raise invalid(f"Duplicate param key {key!r} with different values in one batch.")
         params[key] = value
@@ -287,14 +289,14 @@ def _params(items: list[dict]) -> dict[str, str]:
 
 def log_metric(request: HttpRequest, params: Params, caller: Caller) -> dict:
     run = writable_run(params, caller.user)
-    points, model_metrics = _metrics([params.data], tracking.now_ms())
+    points, model_metrics = _metrics([params.data], batch=False)
     services.metrics_log(run=run, by=caller.user, points=points, model_metrics=model_metrics)
     return {}
 
 
 def log_param(request: HttpRequest, params: Params, caller: Caller) -> dict:
     run = writable_run(params, caller.user)
-    tracking.params_log(run=run, by=caller.user, params=_params([params.data]))
+    tracking.params_log(run=run, by=caller.user, params=_params([params.data], batch=False))
     return {}
 
 
@@ -320,7 +322,7 @@ def log_batch(request: HttpRequest, params: Params, caller: Caller) -> dict:
     if len(tag_items) > MAX_TAGS_PER_BATCH:
         raise invalid(f"A batch holds at most {MAX_TAGS_PER_BATCH} tags (got {len(tag_items)}).")
     run = writable_run(params, caller.user)
-    points, model_metrics = _metrics(metrics, tracking.now_ms())
+    points, model_metrics = _metrics(metrics)
     services.log_batch(
         run=run,
         by=caller.user,
@@ -341,6 +343,7 @@ def log_inputs(request: HttpRequest, params: Params, caller: Caller) -> dict:
             raise invalid("Every dataset input needs a dataset.")
         tags = services.checked_tags(item.get("tags") or [], "dataset input tag")
         context = tags.get(wire.CONTEXT_TAG) or "training"
+        logged_tags = [{"key": key, "value": value} for key, value in tags.items()]
         if len(context) > 64:
             raise invalid(f"A dataset context is at most 64 characters (got {len(context)}).")
         fields = {
@@ -353,7 +356,7 @@ def log_inputs(request: HttpRequest, params: Params, caller: Caller) -> dict:
         if len(translated["source_uri"]) > 2048:
             translated["source_uri"] = ""
         translated["source_type"] = translated["source_type"][:64]
-        datasets.append(({**fields, **translated}, context))
+        datasets.append(({**fields, **translated}, context, logged_tags))
     models = [to_str(m.get("model_id"), "model_id", required=True) for m in params.objects("models")]
     with transaction.atomic():
         if datasets:
