@@ -259,7 +259,7 @@ def multipart_abort(request: HttpRequest, caller: Caller, path: str) -> HttpResp
 def _safe_path(path: str) -> str:
     """MLflow's validate_path_is_safe, in its words: any `..`, absolute or drive path is 'Invalid path'."""
     try:
-        return normalise_artifact_path(path, allow_empty=True)
+        return check_artifact_path(path, folder=True)
     except PathError:
         raise invalid("Invalid path") from None
 
