@@ -330,6 +330,12 @@ class ModelVersion(models.Model):
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NONE)
     description = models.TextField(blank=True, help_text="Markdown.")
     tags = models.JSONField(default=dict, blank=True)
+    signature = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Input and output columns and an input example, in registry.lib.signature's form; read from the "
+        "version's MLmodel file or given when registering.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

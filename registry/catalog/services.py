@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import mimetypes
 import secrets
@@ -31,6 +32,7 @@ from registry.audit.models import AuditAction, WebhookEventType
 from registry.catalog.access import require
 from registry.catalog.models import ArtifactFile, ModelGrant, ModelVersion, RegisteredModel, Stage
 from registry.lib import errors
+from registry.lib import signature as signatures
 from registry.lib.access import Level
 from registry.lib.errors import Forbidden, Invalid
 from registry.lib.names import KEY_MAX, NameError_, check_key, check_model_name
@@ -265,9 +267,15 @@ def version_create(
     source: str = "",
     description: str = "",
     tags: Mapping[str, str] | None = None,
+    signature: Mapping | None = None,
+    signature_source: str = "api",
 ) -> ModelVersion:
     """Register the next version of `model` (EDIT on the model; registering a run's files also needs EDIT on the
     run's experiment: the run's lineage now names the version).
+
+    `signature` (ours or MLflow's form, see registry.lib.signature) is stored normalised; without one, an `MLmodel`
+    file among the version's files gives it. A malformed signature is refused (SignatureInvalid names the field)
+    before anything is written; a malformed MLmodel leaves the version without a signature.
 
     Numbers come from incrementing `RegisteredModel.last_version` under the row lock that the UPDATE takes, in the
     same transaction as the insert: concurrent registrations queue on that row, and a failed one rolls its number
@@ -281,6 +289,7 @@ def version_create(
     if run is not None:
         tracking_access.require_experiment_level(run, by, Level.EDIT, doing="register its runs as model versions")
     tags = _checked_tags(tags)
+    checked_signature = _checked_signature(signature, signature_source)
     prefix = None
     if artifact_path is not None:
         if run is None:
@@ -304,11 +313,14 @@ def version_create(
                 created_by=by,
                 description=description,
                 tags=tags,
+                signature=checked_signature,
                 created_at=now,
                 updated_at=now,
             )
         )
         version.created_files = _copy_run_files(connection, run, prefix, version) if prefix is not None else []
+        if checked_signature is None:
+            _signature_from_files(version, version.created_files)
         audit.record(AuditAction.VERSION_CREATED, actor=by, version=version, to_value=source)
         audit.emit(WebhookEventType.VERSION_CREATED, model=model, payload=audit.version_payload(version))
     model.last_version = number
@@ -332,14 +344,28 @@ def version_register(
         return version_create(model=model, by=by, run=run, artifact_path=artifact_path, description=description)
 
 
+UNCHANGED = object()  # version_update's `signature` when the caller does not change it (None removes it)
+
+
 def version_update(
-    *, version: ModelVersion, by, description: str | None = None, tags: Mapping[str, str] | None = None
+    *,
+    version: ModelVersion,
+    by,
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    signature=UNCHANGED,
 ) -> ModelVersion:
-    """Change a version's description and/or replace its tags (EDIT on its model)."""
+    """Change a version's description, replace its tags and/or set its signature (None removes it) (EDIT on its
+    model)."""
     require(version.model, by, Level.EDIT)
+    if signature is not UNCHANGED:
+        checked_signature = _checked_signature(signature, "api")
     with transaction.atomic():
-        locked = ModelVersion.objects.select_for_update().only("description", "tags").get(pk=version.pk)
+        locked = ModelVersion.objects.select_for_update().only("description", "tags", "signature").get(pk=version.pk)
         changes: dict = {}
+        if signature is not UNCHANGED and checked_signature != locked.signature:
+            changes["signature"] = checked_signature
+            _record_signature(version, by, checked_signature)
         if description is not None and description != locked.description:
             changes["description"] = description
             audit.record(
@@ -358,6 +384,88 @@ def version_update(
             for field, value in changes.items():
                 setattr(version, field, value)
     return version
+
+
+class SignatureInvalid(CatalogError):
+    """A signature that cannot be stored; `field` names where, as the message does."""
+
+    def __init__(self, error: signatures.SignatureError):
+        super().__init__(f"Invalid signature at {error.field}: {error.message}", [{"field": error.field}])
+        self.field = error.field
+
+
+def _checked_signature(signature: Mapping | None, source: str) -> dict | None:
+    try:
+        return signatures.normalise(signature, source=source)
+    except signatures.SignatureError as exc:
+        raise SignatureInvalid(exc) from None
+
+
+def _record_signature(version: ModelVersion, by, signature: dict | None) -> None:
+    data = {"inputs": len(signature["inputs"]), "outputs": len(signature["outputs"])} if signature else {}
+    audit.record(
+        AuditAction.VERSION_SIGNATURE_SET,
+        actor=by,
+        version=version,
+        to_value=(signature or {}).get("source", "removed"),
+        data=data,
+    )
+
+
+# What of a version's files the signature is read from: MLflow's MLmodel at the version's root, and the input
+# example it names.
+MLMODEL_PATH = "MLmodel"
+
+
+def _read_small(file: ArtifactFile, limit: int) -> bytes | None:
+    if file.size > limit:
+        return None
+    try:
+        return b"".join(artifact_read(file))
+    except OSError:
+        logger.warning("Could not read %s of version %s", file.path, file.version_id, exc_info=True)
+        return None
+
+
+def read_mlmodel_signature(files: list[ArtifactFile]) -> dict | None:
+    """The signature the MLmodel among `files` declares (with its input example when stored too), or None: no
+    MLmodel, none declared, or a file that cannot be read or parsed (logged; registration does not fail over it)."""
+    by_path = {f.path: f for f in files}
+    mlmodel = by_path.get(MLMODEL_PATH)
+    if mlmodel is None:
+        return None
+    text = _read_small(mlmodel, signatures.MLMODEL_MAX)
+    if text is None:
+        return None
+    example = None
+    example_file = by_path.get(signatures.example_path(text) or "")
+    if example_file is not None:
+        raw = _read_small(example_file, signatures.EXAMPLE_MAX)
+        try:
+            example = json.loads(raw) if raw else None
+        except ValueError:
+            example = None
+    try:
+        return signatures.from_mlmodel(text, input_example=example)
+    except signatures.SignatureError as exc:
+        if exc.field.endswith("input_example"):
+            return signatures.from_mlmodel(text)
+        logger.info("Version %s: MLmodel has no usable signature (%s)", mlmodel.version_id, exc)
+        return None
+
+
+def _signature_from_files(version: ModelVersion, files: list[ArtifactFile]) -> None:
+    """Store the signature of the version's MLmodel, if it has one (inside the registering transaction)."""
+    found = read_mlmodel_signature(files)
+    if found is not None:
+        ModelVersion.objects.filter(pk=version.pk).update(signature=found)
+        version.signature = found
+
+
+def _signature_follows_files(version: ModelVersion) -> bool:
+    """Whether an MLmodel uploaded to the version now gives its signature: unless someone set one explicitly."""
+    current = ModelVersion.objects.filter(pk=version.pk).values_list("signature", flat=True).first()
+    return current is None or current.get("source") == "MLmodel"
 
 
 def version_tag_set(*, version: ModelVersion, key: str, value: str | None, by) -> ModelVersion:
@@ -554,6 +662,10 @@ def artifact_store(
             if previous and previous != stored_key:
                 _delete_blob_when_unused(previous)
             _record_file(AuditAction.ARTIFACT_STORED, owner, by, path, size=reader.size, sha256=fields["sha256"])
+            if isinstance(owner, ModelVersion) and path == MLMODEL_PATH and _signature_follows_files(owner):
+                _signature_from_files(owner, owner.files())
+                if owner.signature is not None:
+                    _record_signature(owner, by, owner.signature)
     except (IntegrityError, ValidationError) as exc:
         _delete_blob_quietly(stored_key)
         raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None

@@ -123,6 +123,7 @@ class GateKind(models.TextChoices):
     GIT_COMMIT = "git_commit", "Has a git commit"
     CLEAN_GIT = "clean_git", "Built from a clean git tree"
     IMAGE = "image", "Has a container image"
+    SIGNATURE = "signature_compatible", "Signature compatible with the version now in the stage"
 
 
 class PolicyGate(models.Model):

@@ -39,6 +39,7 @@ from registry.governance.models import (
     StagePolicy,
     StageTransitionRequest,
 )
+from registry.lib import signature as signatures
 from registry.lib.access import Level
 from registry.lib.errors import Conflict, DomainError, Forbidden, NotFound
 from registry.lib.names import NameError_, check_alias
@@ -165,6 +166,7 @@ def freeze_evidence(version: ModelVersion, stage: str) -> dict:
         },
         "compared_with": {"version": holder.version, "stage": stage} if holder else None,
         "metric_deltas": deltas,
+        "signature": version.signature,
     }
 
 
@@ -214,7 +216,28 @@ def evaluate_gate(gate: PolicyGate, version: ModelVersion, metrics: dict[str, fl
     if gate.kind == GateKind.IMAGE:
         image = run.image if run else ""
         return GateResult(name, bool(image), image or "no container image recorded")
+    if gate.kind == GateKind.SIGNATURE:
+        return _signature_gate(name, gate.stage, version)
     return GateResult(name, False, f"unknown gate kind {gate.kind!r}")
+
+
+def _signature_gate(name: str, stage: str, version: ModelVersion) -> GateResult:
+    """Callers of the version now in `stage` keep working: no input removed or retyped, no new required input, the
+    same outputs (registry.lib.signature.SignatureDiff.problems)."""
+    holders = current_holders(version.model_id, stage, exclude=version.pk)
+    if not holders:
+        return GateResult(name, True, f"no version is in {stage} yet; nothing to stay compatible with")
+    holder = holders[0]
+    if not holder.signature:
+        return GateResult(name, True, f"version {holder.version} declares no signature; nothing to check against")
+    if not version.signature:
+        return GateResult(
+            name, False, f"version {version.version} declares no signature; version {holder.version} does"
+        )
+    problems = signatures.diff(holder.signature, version.signature).problems()
+    if problems:
+        return GateResult(name, False, f"against version {holder.version}: " + "; ".join(problems))
+    return GateResult(name, True, f"compatible with version {holder.version}")
 
 
 def evaluate_gates(version: ModelVersion, stage: str, policy: StagePolicy | None = None) -> list[GateResult]:
