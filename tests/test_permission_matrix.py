@@ -544,6 +544,12 @@ WEB_CASES = {
     "models/<str:name>/versions/<int:version>/description/": case(
         "POST", "/models/m/versions/1/description/", EDITORS, {"description": "x"}, form=True
     ),
+    "models/<str:name>/card/": case("POST", "/models/m/card/", EDITORS, {"intended_use": "x"}, form=True),
+    "models/<str:name>/card.html": case("GET", "/models/m/card.html", DASHBOARD),
+    "models/<str:name>/versions/<int:version>/card/": case(
+        "POST", "/models/m/versions/1/card/", EDITORS, {"limitations": "x"}, form=True
+    ),
+    "models/<str:name>/versions/<int:version>/card.html": case("GET", "/models/m/versions/1/card.html", DASHBOARD),
     "models/<str:name>/versions/<int:version>/tags/": case(
         "POST", "/models/m/versions/1/tags/", EDITORS, {"key": "a", "value": "b"}, form=True
     ),

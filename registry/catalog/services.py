@@ -30,8 +30,9 @@ from registry.accounts.access import level_of
 from registry.audit import services as audit
 from registry.audit.models import AuditAction, WebhookEventType
 from registry.catalog.access import require
-from registry.catalog.models import ArtifactFile, ModelGrant, ModelVersion, RegisteredModel, Stage
+from registry.catalog.models import ArtifactFile, ModelCard, ModelGrant, ModelVersion, RegisteredModel, Stage
 from registry.lib import errors
+from registry.lib import model_card as cards
 from registry.lib import signature as signatures
 from registry.lib.access import Level
 from registry.lib.errors import Forbidden, Invalid
@@ -207,6 +208,59 @@ def model_delete(*, model: RegisteredModel, by) -> None:
         model.delete()
         for key in set(keys):
             _delete_blob_when_unused(key)
+
+
+# --- Model cards ----------------------------------------------------------------------------------------------------
+
+
+class CardInvalid(CatalogError):
+    """A card section that cannot be stored (unknown, not text, over the size limit); `field` names the section."""
+
+    def __init__(self, error: cards.CardError):
+        super().__init__(error.message, [{"field": error.field}])
+        self.field = error.field
+
+
+def card_update(
+    *, model: RegisteredModel, by, sections: Mapping[str, str | None], version: ModelVersion | None = None
+) -> ModelCard:
+    """Write the sections given (EDIT on the model): the model's card, or with `version` that version's own sections
+    over it. A section given empty is removed (a version's then reads its model's again); sections not given stay.
+    Each save that changes something bumps the revision and records the changed sections whole in the audit log.
+    """
+    require(model, by, Level.EDIT, doing="edit the model card of")
+    if version is not None and version.model_id != model.pk:
+        raise CatalogError(f"Version {version.version} is not a version of {model.name!r}.")
+    try:
+        given = cards.checked_sections({key: value or "" for key, value in sections.items()})
+        cleared = {key for key, value in sections.items() if not (value or "").strip()}
+    except cards.CardError as exc:
+        raise CardInvalid(exc) from None
+    with transaction.atomic():
+        card, _ = ModelCard.objects.select_for_update().get_or_create(model=model, version=version)
+        after = {key: text for key, text in card.sections.items() if key not in cleared}
+        after.update(given)
+        changed = {key: after.get(key, "") for key in cards.SECTION_KEYS if after.get(key) != card.sections.get(key)}
+        if not changed:
+            return card
+        card.sections = {key: after[key] for key in cards.SECTION_KEYS if key in after}
+        card.revision += 1
+        card.updated_by = by
+        card.updated_at = timezone.now()
+        card.save()
+        where = {"version": version} if version is not None else {"model": model}
+        audit.record(
+            AuditAction.MODEL_CARD_CHANGED,
+            actor=by,
+            to_value=f"revision {card.revision}",
+            data={
+                "revision": card.revision,
+                "scope": f"version {version.version}" if version else "model",
+                "sections": changed,
+            },
+            **where,
+        )
+    return card
 
 
 # --- Access ---------------------------------------------------------------------------------------------------------

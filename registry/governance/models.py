@@ -124,6 +124,7 @@ class GateKind(models.TextChoices):
     CLEAN_GIT = "clean_git", "Built from a clean git tree"
     IMAGE = "image", "Has a container image"
     SIGNATURE = "signature_compatible", "Signature compatible with the version now in the stage"
+    MODEL_CARD = "model_card", "Model card has intended use and limitations"
 
 
 class PolicyGate(models.Model):

@@ -27,7 +27,7 @@ from registry.accounts.access import stage_rights_of
 from registry.audit import services as audit
 from registry.audit.models import AuditAction, WebhookEventType
 from registry.catalog.access import require
-from registry.catalog.models import ModelAlias, ModelVersion, RegisteredModel, Stage
+from registry.catalog.models import ModelAlias, ModelCard, ModelVersion, RegisteredModel, Stage
 from registry.governance.models import (
     ALIAS_RULES_STAGE,
     ChangeKind,
@@ -39,6 +39,7 @@ from registry.governance.models import (
     StagePolicy,
     StageTransitionRequest,
 )
+from registry.lib import model_card as cards
 from registry.lib import signature as signatures
 from registry.lib.access import Level
 from registry.lib.errors import Conflict, DomainError, Forbidden, NotFound
@@ -167,6 +168,28 @@ def freeze_evidence(version: ModelVersion, stage: str) -> dict:
         "compared_with": {"version": holder.version, "stage": stage} if holder else None,
         "metric_deltas": deltas,
         "signature": version.signature,
+        "model_card": _card_evidence(version),
+    }
+
+
+def card_sections(version: ModelVersion) -> list[cards.Section]:
+    """The version's card as it reads now: its own sections over its model's (one query)."""
+    model_card, version_card = ModelCard.objects.for_version(version)
+    return cards.effective(model_card.sections if model_card else {}, version_card.sections if version_card else None)
+
+
+def _card_evidence(version: ModelVersion) -> dict:
+    """The card frozen into a request: every section's text as reviewers read it, and where each came from."""
+    model_card, version_card = ModelCard.objects.for_version(version)
+    sections = cards.effective(model_card.sections if model_card else {}, version_card.sections if version_card else {})
+    return {
+        "model_revision": model_card.revision if model_card else 0,
+        "version_revision": version_card.revision if version_card else 0,
+        "sections": [
+            {"key": s.key, "title": s.title, "text": s.text, "from": "model" if s.inherited else "version"}
+            for s in sections
+            if s.text
+        ],
     }
 
 
@@ -218,6 +241,11 @@ def evaluate_gate(gate: PolicyGate, version: ModelVersion, metrics: dict[str, fl
         return GateResult(name, bool(image), image or "no container image recorded")
     if gate.kind == GateKind.SIGNATURE:
         return _signature_gate(name, gate.stage, version)
+    if gate.kind == GateKind.MODEL_CARD:
+        missing = cards.missing_for_gate(card_sections(version))
+        if missing:
+            return GateResult(name, False, f"the model card has no {' and no '.join(s.lower() for s in missing)}")
+        return GateResult(name, True, "intended use and limitations written")
     return GateResult(name, False, f"unknown gate kind {gate.kind!r}")
 
 

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from registry.web.views import access, account, browse, compare, datasets, edit, governance, health
+from registry.web.views import access, account, browse, cards, compare, datasets, edit, governance, health
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/models/", permanent=False), name="home"),
@@ -28,6 +28,10 @@ urlpatterns = [
     path("models/<str:name>/versions/<int:version>/description/", edit.description_edit, name="version_description"),
     path("models/<str:name>/versions/<int:version>/tags/", edit.tags_edit, name="version_tags"),
     path("models/<str:name>/versions/<int:version>/delete/", edit.version_delete, name="version_delete"),
+    path("models/<str:name>/card/", cards.card_edit, name="model_card"),
+    path("models/<str:name>/card.html", cards.card_export, name="model_card_export"),
+    path("models/<str:name>/versions/<int:version>/card/", cards.card_edit, name="version_card"),
+    path("models/<str:name>/versions/<int:version>/card.html", cards.card_export, name="version_card_export"),
     path("models/<str:name>/versions/<int:version>/", browse.version_detail, name="version_detail"),
     path(
         "models/<str:name>/versions/<int:version>/request-stage/",

@@ -242,8 +242,8 @@ def test_query_count_does_not_grow_with_rows(signed_in, django_assert_num_querie
     # changes, pending requests (version, model, requester joined), the model's policy and its gates, the user's
     # permissions (user, groups), their stage rights on the model (grants), the newest audit events, and for the
     # access panel the model's grants with their users and groups, and for the aliases section the aliases its policy
-    # protects
-    with django_assert_num_queries(20):
+    # protects, and the model's card
+    with django_assert_num_queries(21):
         response = signed_in.get(url())
     assert len(response.context["version_rows"]) == min(rows, 25)
     assert len(response.context["intervals"]) == min(rows, 25)

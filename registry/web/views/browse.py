@@ -38,7 +38,7 @@ from registry.tracking.models import Experiment, MetricSeries, Param, Run, build
 from registry.web.figures import metric_history_figure, stage_timeline_figure, version_trend_figure
 from registry.web.markdown import render_markdown
 from registry.web.query import choice, key_list, metric_filters, metric_order
-from registry.web.views import edit, governance
+from registry.web.views import cards, edit, governance
 from registry.web.views.access import Target, access_context
 
 PAGE_SIZE = 25
@@ -151,6 +151,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         context.update(access_context(Target(model, "model"), request.user))
         context.update(edit.editable_context(model, request.user))
         context.update(edit.aliases_context(model, request.user))
+        context.update(cards.card_context(model, request.user))
     return _render(request, "web/model_detail.html", context, partial=partial)
 
 
@@ -289,6 +290,7 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         **edit.aliases_context(mv.model, request.user, version=mv.version),
         "can_delete": may_delete_version(mv, request.user),
         **_signature_context(mv),
+        **cards.card_context(mv.model, request.user, mv),
     }
     context.update(governance.version_context(request, mv))
     return render(request, "web/version_detail.html", context)
