@@ -544,6 +544,8 @@ WEB_CASES = {
     "models/<str:name>/versions/<int:version>/description/": case(
         "POST", "/models/m/versions/1/description/", EDITORS, {"description": "x"}, form=True
     ),
+    "models/<str:name>/versions/<int:version>/lineage/": case("GET", "/models/m/versions/1/lineage/", DASHBOARD),
+    "datasets/<int:pk>/lineage/": case("GET", "/datasets/{dataset}/lineage/", DASHBOARD),
     "models/<str:name>/card/": case("POST", "/models/m/card/", EDITORS, {"intended_use": "x"}, form=True),
     "models/<str:name>/card.html": case("GET", "/models/m/card.html", DASHBOARD),
     "models/<str:name>/versions/<int:version>/card/": case(

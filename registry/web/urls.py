@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from registry.web.views import access, account, browse, cards, compare, datasets, edit, governance, health
+from registry.web.views import access, account, browse, cards, compare, datasets, edit, governance, health, lineage
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/models/", permanent=False), name="home"),
@@ -28,6 +28,7 @@ urlpatterns = [
     path("models/<str:name>/versions/<int:version>/description/", edit.description_edit, name="version_description"),
     path("models/<str:name>/versions/<int:version>/tags/", edit.tags_edit, name="version_tags"),
     path("models/<str:name>/versions/<int:version>/delete/", edit.version_delete, name="version_delete"),
+    path("models/<str:name>/versions/<int:version>/lineage/", lineage.version_lineage, name="version_lineage"),
     path("models/<str:name>/card/", cards.card_edit, name="model_card"),
     path("models/<str:name>/card.html", cards.card_export, name="model_card_export"),
     path("models/<str:name>/versions/<int:version>/card/", cards.card_edit, name="version_card"),
@@ -76,4 +77,5 @@ urlpatterns = [
     path("datasets/", datasets.dataset_list, name="dataset_list"),
     path("datasets/compare/", datasets.dataset_compare, name="dataset_compare"),
     path("datasets/<int:pk>/", datasets.dataset_detail, name="dataset_detail"),
+    path("datasets/<int:pk>/lineage/", lineage.dataset_lineage, name="dataset_lineage"),
 ]
