@@ -125,7 +125,7 @@ def suggestions(
     evaluation = [d for d in datasets if d.context.lower() in EVALUATION_CONTEXTS]
     lines = []
     if training:
-        lines += ["Datasets logged by the training run:", *(_dataset_line(d) for d in training)]
+        lines += ["Datasets logged by the training run:", "", *(_dataset_line(d) for d in training)]
     environment = [
         f"Python {python_version}" if python_version else "",
         platform,
@@ -139,7 +139,7 @@ def suggestions(
         drafts["training_data"] = "\n".join(lines).strip()
     lines = []
     if evaluation:
-        lines += ["Evaluated on:", *(_dataset_line(d) for d in evaluation)]
+        lines += ["Evaluated on:", "", *(_dataset_line(d) for d in evaluation)]
     if metrics:
         rows = [f"| {key} | {_number(value)} |" for key, value in sorted(metrics.items())[:30]]
         lines += ["", "| Metric | Value |", "| --- | --- |", *rows]
