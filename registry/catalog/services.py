@@ -491,8 +491,15 @@ def read_mlmodel_signature(files: list[ArtifactFile]) -> dict | None:
     text = _read_small(mlmodel, signatures.MLMODEL_MAX)
     if text is None:
         return None
+    try:
+        document = signatures.read_mlmodel(text)
+    except signatures.SignatureError as exc:
+        logger.info("Version %s: MLmodel cannot be read (%s)", mlmodel.version_id, exc)
+        return None
+    if not document.get("signature"):
+        return None
     example = None
-    example_file = by_path.get(signatures.example_path(text) or "")
+    example_file = by_path.get(signatures.example_path(document) or "")
     if example_file is not None:
         raw = _read_small(example_file, signatures.EXAMPLE_MAX)
         try:
@@ -500,19 +507,26 @@ def read_mlmodel_signature(files: list[ArtifactFile]) -> dict | None:
         except ValueError:
             example = None
     try:
-        return signatures.from_mlmodel(text, input_example=example)
+        return signatures.from_mlmodel(document, input_example=example)
     except signatures.SignatureError as exc:
         if exc.field.endswith("input_example"):
-            return signatures.from_mlmodel(text)
+            return signatures.from_mlmodel(document)
         logger.info("Version %s: MLmodel has no usable signature (%s)", mlmodel.version_id, exc)
         return None
 
 
 def _signature_from_files(version: ModelVersion, files: list[ArtifactFile]) -> None:
-    """Store the signature of the version's MLmodel, if it has one (inside the registering transaction)."""
+    """Store the signature of the version's MLmodel, if it has one (inside the registering transaction). One
+    hand-written UPDATE: registration is a hot path, and most MLflow versions carry an MLmodel."""
     found = read_mlmodel_signature(files)
     if found is not None:
-        ModelVersion.objects.filter(pk=version.pk).update(signature=found)
+        connection = rawsql.connection_for(ModelVersion, write=True)
+        rawsql.executemany(
+            connection,
+            f"UPDATE {rawsql.table(ModelVersion)} SET {rawsql.column(ModelVersion, 'signature')} = %s"
+            f" WHERE {rawsql.quote('id')} = %s",
+            [[rawsql.adapt(ModelVersion, "signature", found, connection), version.pk]],
+        )
         version.signature = found
 
 

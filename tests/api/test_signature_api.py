@@ -7,6 +7,8 @@ import io
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog import services as catalog
@@ -101,3 +103,15 @@ def test_an_mlmodel_uploaded_to_the_version_later_gives_its_signature(api, fraud
     catalog.artifact_store(owner=version, path="MLmodel", stream=io.BytesIO(MLMODEL.encode()), by=user)
     assert api.get("/models/fraud/versions/1").json()["signature"]["source"] == "MLmodel"
     assert AuditEvent.objects.filter(action=AuditAction.VERSION_SIGNATURE_SET, to_value="MLmodel").exists()
+
+
+def test_reading_the_mlmodel_costs_registration_one_statement(api, fraud, folder):
+    api.post("/models/fraud/versions", {"run_id": folder, "artifact_path": "model"})  # warm caches
+    with CaptureQueriesContext(connection) as without:
+        api.post("/models/fraud/versions", {"run_id": folder, "artifact_path": "model"})
+    api.upload(folder, "model/MLmodel", MLMODEL.encode())
+    with CaptureQueriesContext(connection) as with_mlmodel:
+        response = api.post("/models/fraud/versions", {"run_id": folder, "artifact_path": "model"})
+    assert response.json()["signature"]["source"] == "MLmodel"
+    # the files copied (one more INSERT: the MLmodel) and the signature's UPDATE; the file is read from storage
+    assert len(with_mlmodel) == len(without) + 2
