@@ -157,3 +157,13 @@ def test_the_export_is_one_self_contained_html_file(client, world):
     assert body.startswith("<!doctype html>") and "<style>" in body and "<strong>accounts</strong>" in body
     assert "<script" not in body and "<link" not in body and " src=" not in body and "@import" not in body
     assert "/static/" not in body
+
+
+def test_the_approval_card_shows_the_card_as_it_was_requested(client, world):
+    model, version, olga = world["model"], world["version"], world["olga"]
+    catalog.card_update(model=model, by=olga, sections={"intended_use": "Rank accounts.", "limitations": "Biased."})
+    governance.transition_request(version=version, to_stage=Stage.PRODUCTION, by=olga)
+    catalog.card_update(model=model, by=olga, sections={"intended_use": "Rewritten after the request."})
+    body = as_user(client, olga).get("/approvals/").content.decode()
+    assert "2 of 6 sections written" in body and "Rank accounts." in body
+    assert "Rewritten after the request." not in body
