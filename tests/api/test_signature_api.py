@@ -115,3 +115,23 @@ def test_reading_the_mlmodel_costs_registration_one_statement(api, fraud, folder
     assert response.json()["signature"]["source"] == "MLmodel"
     # the files copied (one more INSERT: the MLmodel) and the signature's UPDATE; the file is read from storage
     assert len(with_mlmodel) == len(without) + 2
+
+
+def test_model_cards_through_the_api(api, fraud, folder, client):
+    api.post("/models/fraud/versions", {"run_id": folder, "artifact_path": "model"})
+    written = api.put(
+        "/models/fraud/card", {"sections": {"intended_use": "Score payments.", "limitations": "EU only."}}
+    )
+    assert written.status_code == 200 and written.json()["model_revision"] == 1
+    api.put("/models/fraud/versions/1/card", {"sections": {"limitations": "EU cards, 2025 only."}})
+    card = api.get("/models/fraud/versions/1/card").json()
+    by_key = {s["key"]: s for s in card["sections"]}
+    assert (by_key["intended_use"]["text"], by_key["intended_use"]["inherited"]) == ("Score payments.", True)
+    assert (by_key["limitations"]["text"], by_key["limitations"]["inherited"]) == ("EU cards, 2025 only.", False)
+    assert card["version_revision"] == 1
+
+    body = assert_error(api.put("/models/fraud/card", {"sections": {"risks": "?"}}), 400)
+    assert body["details"] == [{"field": "risks"}]
+    assert_error(api.put("/models/fraud/card", {"sections": {"limitations": "x" * 10_001}}), 400, contains="limit")
+    assert_error(api.put("/models/fraud/card", {"sections": {"owners": 5}}), 400, contains="text")
+    assert api.get("/models/fraud/card").json()["model_revision"] == 1
