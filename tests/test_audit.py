@@ -144,6 +144,10 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         lambda w: catalog.version_register(model_name="m", run=w.run, artifact_path="model", by=w.owner),
         "version_created",
     ),
+    "catalog.card_update": (
+        lambda w: catalog.card_update(model=w.model, version=w.v1, by=w.owner, sections={"intended_use": "Scoring."}),
+        "model_card_changed",
+    ),
     "catalog.version_update": (
         lambda w: catalog.version_update(version=w.v1, by=w.owner, description="d"),
         "version_updated",

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Count
 
-from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel
+from registry.catalog.models import ArtifactFile, ModelAlias, ModelCard, ModelVersion, RegisteredModel
 from registry.catalog.services import artifact_open, artifact_storage
 from registry.governance.models import StageChange
 from registry.governance.models import StageTransitionRequest as Request
@@ -77,6 +77,10 @@ def check_runs():
         steps = list(run.steps.all())
         assert [s.name for s in steps] == ["load data", "train", "evaluate", "log model"]
         assert all(s.status == "succeeded" and s.started_at <= s.ended_at for s in steps)
+        # The MLmodel the demo writes gives each version its signature; each model has a card for reviewers.
+        assert version.signature["source"] == "MLmodel" and version.signature["inputs"]
+        card = ModelCard.objects.get(model=version.model, version__isnull=True)
+        assert card.sections["intended_use"] and card.sections["limitations"]
 
     # Hyperparameters differ between the versions of a model.
     iris_runs = Run.objects.filter(model_versions__model__name="iris-classifier")

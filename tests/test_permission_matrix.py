@@ -246,6 +246,10 @@ API_CASES = {
     "GET /models/{name}/versions/{version}": case("GET", V + "/1", READERS),
     "POST /models/{name}/versions/{version}/rescan": case("POST", V + "/1/rescan", EDITORS),
     "PATCH /models/{name}/versions/{version}": case("PATCH", V + "/1", EDITORS, {"description": "changed"}),
+    "GET /models/{name}/card": case("GET", M + "/card", READERS),
+    "PUT /models/{name}/card": case("PUT", M + "/card", EDITORS, {"sections": {"intended_use": "x"}}),
+    "GET /models/{name}/versions/{version}/card": case("GET", V + "/1/card", READERS),
+    "PUT /models/{name}/versions/{version}/card": case("PUT", V + "/1/card", EDITORS, {"sections": {"owners": "x"}}),
     "DELETE /models/{name}/versions/{version}": case("DELETE", V + "/2", MANAGERS),
     "GET /models/{name}/aliases": case("GET", M + "/aliases", READERS),
     "PUT /models/{name}/aliases/{alias}": case("PUT", M + "/aliases/candidate", EDITORS, {"version": 1}),
@@ -598,6 +602,14 @@ WEB_CASES = {
     "models/<model:name>/versions/<int:version>/description/": case(
         "POST", "/models/m/versions/1/description/", EDITORS, {"description": "x"}, form=True
     ),
+    "models/<model:name>/versions/<int:version>/lineage/": case("GET", "/models/m/versions/1/lineage/", DASHBOARD),
+    "datasets/<int:pk>/lineage/": case("GET", "/datasets/{dataset}/lineage/", DASHBOARD),
+    "models/<model:name>/card/": case("POST", "/models/m/card/", EDITORS, {"intended_use": "x"}, form=True),
+    "models/<model:name>/card.html": case("GET", "/models/m/card.html", DASHBOARD),
+    "models/<model:name>/versions/<int:version>/card/": case(
+        "POST", "/models/m/versions/1/card/", EDITORS, {"limitations": "x"}, form=True
+    ),
+    "models/<model:name>/versions/<int:version>/card.html": case("GET", "/models/m/versions/1/card.html", DASHBOARD),
     "models/<model:name>/versions/<int:version>/tags/": case(
         "POST", "/models/m/versions/1/tags/", EDITORS, {"key": "a", "value": "b"}, form=True
     ),

@@ -16,6 +16,7 @@ from registry_client.errors import RegistryError
 from registry_client.http import Http, quote_path
 from registry_client.progress import Progress, wanted
 from registry_client.run import Run
+from registry_client.signature import as_signature
 
 
 def _name(value: str) -> str:
@@ -141,9 +142,15 @@ class Registry:
         artifact_path: str = "model",
         description: str = "",
         tags: Mapping[str, str] | None = None,
+        signature: Any = None,
+        input_example: Any = None,
     ) -> dict:
         """Make the files of run `run_id` under `artifact_path` the next version of `name`, creating the model if
-        needed. Returns the version (with "version" and "artifacts")."""
+        needed. Returns the version (with "version" and "artifacts").
+
+        `signature` is a dict (`{"inputs": [{"name", "type"}], "outputs": [...]}`), or a pandas DataFrame or numpy
+        array to infer it from (a pair `(input, output)` for both sides); without it, an MLmodel file in the folder
+        gives it. `input_example` replaces the inferred example."""
         checked(rules.check_model_name, name)
         checked(rules.check_artifact_path, artifact_path, folder=True)
         tags = checked_tags(tags)
@@ -158,6 +165,9 @@ class Registry:
             "description": description,
             "tags": tags,
         }
+        inferred = as_signature(signature, input_example)
+        if inferred is not None:
+            payload["signature"] = inferred
         return self.http.post(f"/models/{_name(name)}/versions", payload)
 
     def set_alias(self, name: str, alias: str, version: int) -> dict:

@@ -203,14 +203,25 @@ class Run:
         artifact_path: str = "model",
         description: str = "",
         tags: Mapping[str, str] | None = None,
+        signature: Any = None,
+        input_example: Any = None,
     ) -> dict:
         """Make the run's files under `artifact_path` a new version of model `name` (created if missing).
+
+        `signature`: a dict, or a pandas DataFrame / numpy array (or an `(input, output)` pair) to infer the input
+        and output columns from (see registry_client.signature); `input_example` overrides the example kept.
 
         Returns the version, e.g. `{"model": "iris", "version": 3, "stage": "None", "artifacts": [...], ...}`.
         """
         self.flush()  # the version shows the run's latest metrics
         return self.registry.register_model(
-            name, run_id=self.id, artifact_path=artifact_path, description=description, tags=tags
+            name,
+            run_id=self.id,
+            artifact_path=artifact_path,
+            description=description,
+            tags=tags,
+            signature=signature,
+            input_example=input_example,
         )
 
     # --- Ending -----------------------------------------------------------------------------------------------------

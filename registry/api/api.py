@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.parser import Parser
 
-from registry.api import access, artifacts, catalog, errors, governance, tracking
+from registry.api import access, artifacts, cards, catalog, errors, governance, tracking
 from registry.api.auth import TokenOrSession
 from registry.api.errors import plain_error_response
 
@@ -50,6 +50,7 @@ errors.install(api)
 api.add_router("", tracking.router)
 api.add_router("", artifacts.router)
 api.add_router("", catalog.router)
+api.add_router("", cards.router)
 api.add_router("", governance.router)
 api.add_router("", access.router)
 

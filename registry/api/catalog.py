@@ -111,6 +111,7 @@ def version_out(version: ModelVersion, *, aliases: list[str] | None = None, metr
         "run_id": version.run_id,
         "description": version.description,
         "tags": version.tags,
+        "signature": version.signature,
         "aliases": aliases,
         "created_by": version.created_by.get_username() if version.created_by else None,
         "created_at": version.created_at,
@@ -227,6 +228,7 @@ def create_version(request: HttpRequest, name: str, payload: VersionIn):
         artifact_path=payload.artifact_path,
         description=payload.description,
         tags=payload.tags,
+        signature=payload.signature,
     )
     # Answered from what was just written: a new version has no aliases yet, and its files are the copies made.
     metrics = MetricSeries.objects.last_values(run.pk) if run else {}
@@ -292,7 +294,11 @@ def update_version(request: HttpRequest, name: str, version: int, payload: Versi
     model_version = version_for(request.user, name, version)
     data = payload.dict(exclude_unset=True)
     services.version_update(
-        version=model_version, by=request.user, description=data.get("description"), tags=data.get("tags")
+        version=model_version,
+        by=request.user,
+        description=data.get("description"),
+        tags=data.get("tags"),
+        signature=data.get("signature", services.UNCHANGED),
     )
     return version_detail_out(version_for(request.user, name, version, queryset=_versions_for_output()))
 

@@ -646,11 +646,18 @@ class VersionIn(In):
     )
     description: str = ""
     tags: Tags = {}
+    signature: Any = Field(
+        None,
+        description='Input and output columns: {"inputs": [{"name", "type", "shape", "required"}], '
+        '"outputs": [...], "input_example": ...}, or MLflow\'s MLmodel form. Without it, an MLmodel file among '
+        "the version's files gives it.",
+    )
 
 
 class VersionPatch(In):
     description: str | None = None
     tags: Tags | None = None
+    signature: Any = Field(None, description="Replaces the signature; null removes it.")
 
 
 class VersionOut(BaseModel):
@@ -667,6 +674,7 @@ class VersionOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     metrics: dict[str, JsonFloat] = Field({}, description="The source run's final metric values.")
+    signature: dict[str, Any] | None = Field(None, description="Input and output columns and an input example.")
 
 
 class VersionPage(Page):

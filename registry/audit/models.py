@@ -28,6 +28,8 @@ class AuditAction(models.TextChoices):
     VERSION_UPDATED = "version_updated", "Version description changed"
     VERSION_TAGS_CHANGED = "version_tags_changed", "Version tags changed"
     VERSION_DELETED = "version_deleted", "Version deleted"
+    VERSION_SIGNATURE_SET = "version_signature_set", "Version signature set"
+    MODEL_CARD_CHANGED = "model_card_changed", "Model card changed"
     # Stages, aliases and their governance
     STAGE_CHANGED = "stage_changed", "Stage changed"
     ALIAS_SET = "alias_set", "Alias set"

@@ -350,6 +350,12 @@ class ModelVersion(models.Model):
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NONE)
     description = models.TextField(blank=True, help_text="Markdown.")
     tags = models.JSONField(default=dict, blank=True)
+    signature = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Input and output columns and an input example, in registry.lib.signature's form; read from the "
+        "version's MLmodel file or given when registering.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -551,3 +557,41 @@ class ModelGrant(Grant):
 
     def __str__(self) -> str:
         return f"{self.model}: {self.grantee} {self.level_name}"
+
+
+class ModelCardQuerySet(models.QuerySet):
+    def for_version(self, version: ModelVersion) -> tuple[ModelCard | None, ModelCard | None]:
+        """(the model's card, the version's own card), either None when not written yet; one query."""
+        cards = list(self.filter(Q(model_id=version.model_id, version__isnull=True) | Q(version_id=version.pk)))
+        model_card = next((c for c in cards if c.version_id is None), None)
+        version_card = next((c for c in cards if c.version_id == version.pk), None)
+        return model_card, version_card
+
+
+class ModelCard(models.Model):
+    """A model's card (`version` empty) or a version's own sections over it (registry.lib.model_card.SECTIONS).
+
+    Each save bumps `revision` and records the changed sections whole in the audit log, which is the card's history.
+    """
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="cards", db_index=False)
+    version = models.OneToOneField(ModelVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="card")
+    sections = models.JSONField(default=dict, blank=True, help_text="{section key: Markdown}.")
+    revision = models.PositiveIntegerField(default=0)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = ModelCardQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model"], condition=Q(version__isnull=True), name="model_card_one_per_model"
+            ),
+        ]
+        indexes = [models.Index(fields=["model", "version"], name="model_card_model_version")]
+
+    def __str__(self) -> str:
+        return f"Card of {self.model_id}" + (f" v{self.version_id}" if self.version_id else "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import mimetypes
 import secrets
@@ -29,8 +30,10 @@ from registry.accounts.access import level_of
 from registry.audit import services as audit
 from registry.audit.models import AuditAction, WebhookEventType
 from registry.catalog.access import require
-from registry.catalog.models import ArtifactFile, ModelGrant, ModelVersion, RegisteredModel, Stage
+from registry.catalog.models import ArtifactFile, ModelCard, ModelGrant, ModelVersion, RegisteredModel, Stage
 from registry.lib import errors
+from registry.lib import model_card as cards
+from registry.lib import signature as signatures
 from registry.lib.access import Level
 from registry.lib.errors import Forbidden, Invalid
 from registry.lib.names import KEY_MAX, NameError_, case_clash_message, check_model_name, check_tag_key
@@ -240,6 +243,59 @@ def model_delete(*, model: RegisteredModel, by) -> None:
             _delete_blob_when_unused(key)
 
 
+# --- Model cards ----------------------------------------------------------------------------------------------------
+
+
+class CardInvalid(CatalogError):
+    """A card section that cannot be stored (unknown, not text, over the size limit); `field` names the section."""
+
+    def __init__(self, error: cards.CardError):
+        super().__init__(error.message, [{"field": error.field}])
+        self.field = error.field
+
+
+def card_update(
+    *, model: RegisteredModel, by, sections: Mapping[str, str | None], version: ModelVersion | None = None
+) -> ModelCard:
+    """Write the sections given (EDIT on the model): the model's card, or with `version` that version's own sections
+    over it. A section given empty is removed (a version's then reads its model's again); sections not given stay.
+    Each save that changes something bumps the revision and records the changed sections whole in the audit log.
+    """
+    require(model, by, Level.EDIT, doing="edit the model card of")
+    if version is not None and version.model_id != model.pk:
+        raise CatalogError(f"Version {version.version} is not a version of {model.name!r}.")
+    try:
+        given = cards.checked_sections({key: value or "" for key, value in sections.items()})
+        cleared = {key for key, value in sections.items() if not (value or "").strip()}
+    except cards.CardError as exc:
+        raise CardInvalid(exc) from None
+    with transaction.atomic():
+        card, _ = ModelCard.objects.select_for_update().get_or_create(model=model, version=version)
+        after = {key: text for key, text in card.sections.items() if key not in cleared}
+        after.update(given)
+        changed = {key: after.get(key, "") for key in cards.SECTION_KEYS if after.get(key) != card.sections.get(key)}
+        if not changed:
+            return card
+        card.sections = {key: after[key] for key in cards.SECTION_KEYS if key in after}
+        card.revision += 1
+        card.updated_by = by
+        card.updated_at = timezone.now()
+        card.save()
+        where = {"version": version} if version is not None else {"model": model}
+        audit.record(
+            AuditAction.MODEL_CARD_CHANGED,
+            actor=by,
+            to_value=f"revision {card.revision}",
+            data={
+                "revision": card.revision,
+                "scope": f"version {version.version}" if version else "model",
+                "sections": changed,
+            },
+            **where,
+        )
+    return card
+
+
 # --- Access ---------------------------------------------------------------------------------------------------------
 
 
@@ -301,6 +357,8 @@ def version_create(
     external_location: str = "",
     external_run_id: str = "",
     logged_model_id: str = "",
+    signature: Mapping | None = None,
+    signature_source: str = "api",
 ) -> ModelVersion:
     """Register the next version of `model` (EDIT on the model; registering a run's files also needs EDIT on the
     run's experiment: the run's lineage now names the version).
@@ -308,6 +366,9 @@ def version_create(
     With `external_location` the version is an external reference: its files are not stored here, and the location
     is recorded as text that the registry never reads, fetches, lists or resolves (no artifact path then).
     `external_run_id` records the run a client named when this registry has no such run.
+    `signature` (ours or MLflow's form, see registry.lib.signature) is stored normalised; without one, an `MLmodel`
+    file among the version's files gives it. A malformed signature is refused (SignatureInvalid names the field)
+    before anything is written; a malformed MLmodel leaves the version without a signature.
 
     Numbers come from incrementing `RegisteredModel.last_version` under the row lock that the UPDATE takes, in the
     same transaction as the insert: concurrent registrations queue on that row, and a failed one rolls its number
@@ -326,6 +387,7 @@ def version_create(
     )
     if external_location and artifact_path is not None:
         raise CatalogError("A version is either an external reference or the files of a run folder, not both.")
+    checked_signature = _checked_signature(signature, signature_source)
     prefix = None
     if artifact_path is not None:
         if run is None:
@@ -352,12 +414,15 @@ def version_create(
                 external_location=external_location,
                 external_run_id="" if run is not None else external_run_id,
                 logged_model_id=logged_model_id,
+                signature=checked_signature,
                 created_at=now,
                 updated_at=now,
             )
         )
         version.created_files = _copy_run_files(connection, run, prefix, version) if prefix is not None else []
         scanning.version_registered(version)  # the run's files were scanned already: an unsafe one is told now
+        if checked_signature is None:
+            _signature_from_files(version, version.created_files)
         audit.record(
             AuditAction.VERSION_CREATED,
             actor=by,
@@ -462,14 +527,28 @@ def version_register(
         return version_create(model=model, by=by, run=run, artifact_path=artifact_path, description=description)
 
 
+UNCHANGED = object()  # version_update's `signature` when the caller does not change it (None removes it)
+
+
 def version_update(
-    *, version: ModelVersion, by, description: str | None = None, tags: Mapping[str, str] | None = None
+    *,
+    version: ModelVersion,
+    by,
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    signature=UNCHANGED,
 ) -> ModelVersion:
-    """Change a version's description and/or replace its tags (EDIT on its model)."""
+    """Change a version's description, replace its tags and/or set its signature (None removes it) (EDIT on its
+    model)."""
     require(version.model, by, Level.EDIT)
+    if signature is not UNCHANGED:
+        checked_signature = _checked_signature(signature, "api")
     with transaction.atomic():
-        locked = ModelVersion.objects.select_for_update().only("description", "tags").get(pk=version.pk)
+        locked = ModelVersion.objects.select_for_update().only("description", "tags", "signature").get(pk=version.pk)
         changes: dict = {}
+        if signature is not UNCHANGED and checked_signature != locked.signature:
+            changes["signature"] = checked_signature
+            _record_signature(version, by, checked_signature)
         if description is not None and description != locked.description:
             changes["description"] = description
             audit.record(
@@ -488,6 +567,102 @@ def version_update(
             for field, value in changes.items():
                 setattr(version, field, value)
     return version
+
+
+class SignatureInvalid(CatalogError):
+    """A signature that cannot be stored; `field` names where, as the message does."""
+
+    def __init__(self, error: signatures.SignatureError):
+        super().__init__(f"Invalid signature at {error.field}: {error.message}", [{"field": error.field}])
+        self.field = error.field
+
+
+def _checked_signature(signature: Mapping | None, source: str) -> dict | None:
+    try:
+        return signatures.normalise(signature, source=source)
+    except signatures.SignatureError as exc:
+        raise SignatureInvalid(exc) from None
+
+
+def _record_signature(version: ModelVersion, by, signature: dict | None) -> None:
+    data = {"inputs": len(signature["inputs"]), "outputs": len(signature["outputs"])} if signature else {}
+    audit.record(
+        AuditAction.VERSION_SIGNATURE_SET,
+        actor=by,
+        version=version,
+        to_value=(signature or {}).get("source", "removed"),
+        data=data,
+    )
+
+
+# What of a version's files the signature is read from: MLflow's MLmodel at the version's root, and the input
+# example it names.
+MLMODEL_PATH = "MLmodel"
+
+
+def _read_small(file: ArtifactFile, limit: int) -> bytes | None:
+    if file.size > limit:
+        return None
+    try:
+        return b"".join(artifact_read(file))
+    except OSError:
+        logger.warning("Could not read %s of version %s", file.path, file.version_id, exc_info=True)
+        return None
+
+
+def read_mlmodel_signature(files: list[ArtifactFile]) -> dict | None:
+    """The signature the MLmodel among `files` declares (with its input example when stored too), or None: no
+    MLmodel, none declared, or a file that cannot be read or parsed (logged; registration does not fail over it)."""
+    by_path = {f.path: f for f in files}
+    mlmodel = by_path.get(MLMODEL_PATH)
+    if mlmodel is None:
+        return None
+    text = _read_small(mlmodel, signatures.MLMODEL_MAX)
+    if text is None:
+        return None
+    try:
+        document = signatures.read_mlmodel(text)
+    except signatures.SignatureError as exc:
+        logger.info("Version %s: MLmodel cannot be read (%s)", mlmodel.version_id, exc)
+        return None
+    if not document.get("signature"):
+        return None
+    example = None
+    example_file = by_path.get(signatures.example_path(document) or "")
+    if example_file is not None:
+        raw = _read_small(example_file, signatures.EXAMPLE_MAX)
+        try:
+            example = json.loads(raw) if raw else None
+        except ValueError:
+            example = None
+    try:
+        return signatures.from_mlmodel(document, input_example=example)
+    except signatures.SignatureError as exc:
+        if exc.field.endswith("input_example"):
+            return signatures.from_mlmodel(document)
+        logger.info("Version %s: MLmodel has no usable signature (%s)", mlmodel.version_id, exc)
+        return None
+
+
+def _signature_from_files(version: ModelVersion, files: list[ArtifactFile]) -> None:
+    """Store the signature of the version's MLmodel, if it has one (inside the registering transaction). One
+    hand-written UPDATE: registration is a hot path, and most MLflow versions carry an MLmodel."""
+    found = read_mlmodel_signature(files)
+    if found is not None:
+        connection = rawsql.connection_for(ModelVersion, write=True)
+        rawsql.executemany(
+            connection,
+            f"UPDATE {rawsql.table(ModelVersion)} SET {rawsql.column(ModelVersion, 'signature')} = %s"
+            f" WHERE {rawsql.quote('id')} = %s",
+            [[rawsql.adapt(ModelVersion, "signature", found, connection), version.pk]],
+        )
+        version.signature = found
+
+
+def _signature_follows_files(version: ModelVersion) -> bool:
+    """Whether an MLmodel uploaded to the version now gives its signature: unless someone set one explicitly."""
+    current = ModelVersion.objects.filter(pk=version.pk).values_list("signature", flat=True).first()
+    return current is None or current.get("source") == "MLmodel"
 
 
 def version_tag_set(*, version: ModelVersion, key: str, value: str | None, by) -> ModelVersion:
@@ -714,6 +889,11 @@ def artifact_store(
                 scan=scan.verdict if scan else "pending",
             )
             scanning.file_stored(artifact, scan)
+            _record_file(AuditAction.ARTIFACT_STORED, owner, by, path, size=reader.size, sha256=fields["sha256"])
+            if isinstance(owner, ModelVersion) and path == MLMODEL_PATH and _signature_follows_files(owner):
+                _signature_from_files(owner, owner.files())
+                if owner.signature is not None:
+                    _record_signature(owner, by, owner.signature)
     except (IntegrityError, ValidationError) as exc:
         _delete_blob_quietly(stored_key)
         raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None

@@ -31,7 +31,7 @@ from registry_client import environment as client_environment
 from registry_client.profiling import DatasetProfile, profile_table
 
 from registry.catalog.models import ModelVersion, RegisteredModel, Stage
-from registry.catalog.services import artifact_store, model_create, version_create
+from registry.catalog.services import artifact_store, card_update, model_create, version_create
 from registry.demo.recipes import (
     DEFAULT_SPLIT_SEED,
     RECIPES,
@@ -182,12 +182,25 @@ def _populate_model(
     model = model_create(
         name=recipe.model_name, by=context.user, description=recipe.description, tags=dict(recipe.tags)
     )
+    card_update(model=model, by=context.user, sections=_card(recipe))
     outcomes = [
         _train_version(recipe, number, spec, experiment, model, context, summary)
         for number, spec in enumerate(versions, 1)
     ]
     _promote(recipe, model, outcomes, context, with_request=with_request, summary=summary)
     summary.created[model.name] = len(outcomes)
+
+
+def _card(recipe: Recipe) -> dict[str, str]:
+    """A model card for a demo model: what a reviewer would look for first."""
+    return {
+        "intended_use": f"{recipe.description}\n\nA demonstration of the registry: browse it, compare its versions, "
+        "practise promotions.",
+        "out_of_scope": "Any real decision. These models learn from a small public teaching dataset.",
+        "limitations": f"Trained on scikit-learn's `{recipe.dataset}` toy dataset only: small, clean and old. Scores "
+        "on its test split say nothing about data from elsewhere.",
+        "owners": "The registry's demo account.",
+    }
 
 
 def _train_version(

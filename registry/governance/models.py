@@ -131,6 +131,8 @@ class GateKind(models.TextChoices):
     IMAGE = "image", "Has a container image"
     FILE_SCAN = "file_scan", "Files scanned: none unsafe, none pending"
     STORED_FILES = "stored_files", "Files stored in the registry (not an external reference)"
+    SIGNATURE = "signature_compatible", "Signature compatible with the version now in the stage"
+    MODEL_CARD = "model_card", "Model card has intended use and limitations"
 
 
 class PolicyGate(models.Model):

@@ -27,7 +27,7 @@ from registry.accounts.access import stage_rights_of
 from registry.audit import services as audit
 from registry.audit.models import AuditAction, WebhookEventType
 from registry.catalog.access import require
-from registry.catalog.models import ModelAlias, ModelVersion, RegisteredModel, Stage
+from registry.catalog.models import ModelAlias, ModelCard, ModelVersion, RegisteredModel, Stage
 from registry.governance.models import (
     ALIAS_RULES_STAGE,
     ChangeKind,
@@ -39,6 +39,8 @@ from registry.governance.models import (
     StagePolicy,
     StageTransitionRequest,
 )
+from registry.lib import model_card as cards
+from registry.lib import signature as signatures
 from registry.lib.access import Level
 from registry.lib.errors import Conflict, DomainError, Forbidden, NotFound
 from registry.lib.names import NameError_, check_alias
@@ -175,6 +177,29 @@ def freeze_evidence(version: ModelVersion, stage: str) -> dict:
         },
         "compared_with": {"version": holder.version, "stage": stage} if holder else None,
         "metric_deltas": deltas,
+        "signature": version.signature,
+        "model_card": _card_evidence(version),
+    }
+
+
+def card_sections(version: ModelVersion) -> list[cards.Section]:
+    """The version's card as it reads now: its own sections over its model's (one query)."""
+    model_card, version_card = ModelCard.objects.for_version(version)
+    return cards.effective(model_card.sections if model_card else {}, version_card.sections if version_card else None)
+
+
+def _card_evidence(version: ModelVersion) -> dict:
+    """The card frozen into a request: every section's text as reviewers read it, and where each came from."""
+    model_card, version_card = ModelCard.objects.for_version(version)
+    sections = cards.effective(model_card.sections if model_card else {}, version_card.sections if version_card else {})
+    return {
+        "model_revision": model_card.revision if model_card else 0,
+        "version_revision": version_card.revision if version_card else 0,
+        "sections": [
+            {"key": s.key, "title": s.title, "text": s.text, "from": "model" if s.inherited else "version"}
+            for s in sections
+            if s.text
+        ],
     }
 
 
@@ -232,6 +257,13 @@ def evaluate_gate(gate: PolicyGate, version: ModelVersion, metrics: dict[str, fl
     if gate.kind == GateKind.IMAGE:
         image = run.image if run else ""
         return GateResult(name, bool(image), image or "no container image recorded")
+    if gate.kind == GateKind.SIGNATURE:
+        return _signature_gate(name, gate.stage, version)
+    if gate.kind == GateKind.MODEL_CARD:
+        missing = cards.missing_for_gate(card_sections(version))
+        if missing:
+            return GateResult(name, False, f"the model card has no {' and no '.join(s.lower() for s in missing)}")
+        return GateResult(name, True, "intended use and limitations written")
     return GateResult(name, False, f"unknown gate kind {gate.kind!r}")
 
 
@@ -240,6 +272,25 @@ def _file_scan_gate(name: str, version: ModelVersion) -> GateResult:
     scan = scanning.version_scan(version)
     passed = scan.verdict not in (Verdict.UNSAFE, Verdict.PENDING)
     return GateResult(name, passed, f"{scan.label}: {scan.summary()}" if scan.files else "no files to scan")
+
+
+def _signature_gate(name: str, stage: str, version: ModelVersion) -> GateResult:
+    """Callers of the version now in `stage` keep working: no input removed or retyped, no new required input, the
+    same outputs (registry.lib.signature.SignatureDiff.problems)."""
+    holders = current_holders(version.model_id, stage, exclude=version.pk)
+    if not holders:
+        return GateResult(name, True, f"no version is in {stage} yet; nothing to stay compatible with")
+    holder = holders[0]
+    if not holder.signature:
+        return GateResult(name, True, f"version {holder.version} declares no signature; nothing to check against")
+    if not version.signature:
+        return GateResult(
+            name, False, f"version {version.version} declares no signature; version {holder.version} does"
+        )
+    problems = signatures.diff(holder.signature, version.signature).problems()
+    if problems:
+        return GateResult(name, False, f"against version {holder.version}: " + "; ".join(problems))
+    return GateResult(name, True, f"compatible with version {holder.version}")
 
 
 def evaluate_gates(version: ModelVersion, stage: str, policy: StagePolicy | None = None) -> list[GateResult]:

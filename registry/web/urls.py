@@ -5,7 +5,7 @@ from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
 from registry.web.converters import ModelNameConverter
-from registry.web.views import access, account, browse, compare, datasets, edit, governance, health
+from registry.web.views import access, account, browse, cards, compare, datasets, edit, governance, health, lineage
 
 register_converter(ModelNameConverter, "model")
 
@@ -33,6 +33,11 @@ urlpatterns = [
     path("models/<model:name>/versions/<int:version>/delete/", edit.version_delete, name="version_delete"),
     path("models/<model:name>/versions/<int:version>/rescan/", edit.version_rescan, name="version_rescan"),
     path("models/<model:name>/versions/<int:version>/", browse.version_detail, name="version_detail"),
+    path("models/<model:name>/versions/<int:version>/lineage/", lineage.version_lineage, name="version_lineage"),
+    path("models/<model:name>/card/", cards.card_edit, name="model_card"),
+    path("models/<model:name>/card.html", cards.card_export, name="model_card_export"),
+    path("models/<model:name>/versions/<int:version>/card/", cards.card_edit, name="version_card"),
+    path("models/<model:name>/versions/<int:version>/card.html", cards.card_export, name="version_card_export"),
     path(
         "models/<model:name>/versions/<int:version>/request-stage/",
         governance.version_request_transition,
@@ -76,4 +81,5 @@ urlpatterns = [
     path("datasets/", datasets.dataset_list, name="dataset_list"),
     path("datasets/compare/", datasets.dataset_compare, name="dataset_compare"),
     path("datasets/<int:pk>/", datasets.dataset_detail, name="dataset_detail"),
+    path("datasets/<int:pk>/lineage/", lineage.dataset_lineage, name="dataset_lineage"),
 ]

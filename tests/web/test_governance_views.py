@@ -397,9 +397,9 @@ def test_version_page_query_count_does_not_grow_with_rows(client, django_assert_
     # session, user, version (model, creator, run, experiment, run user), aliases, artifacts, stage changes, params,
     # metrics, inputs, steps; the user's level on the model (their grants); policy and its gates, the user's
     # permissions (2: the approver's registry-wide role answers; no per-model rights read), the version's pending
-    # requests; the model's aliases and the aliases its policy protects. A metric gate reads the prefetched metrics:
-    # no query of its own.
-    with django_assert_num_queries(SESSION_QUERIES + 8 + 1 + 5 + 2):
+    # requests; the model's aliases and the aliases its policy protects; the model card. A metric gate reads the
+    # prefetched metrics: no query of its own.
+    with django_assert_num_queries(SESSION_QUERIES + 8 + 1 + 5 + 2 + 1):
         response = client.get(f"/models/fraud/versions/{version.version}/")
     assert len(response.context["version_cards"]) == 2
 

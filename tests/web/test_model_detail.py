@@ -242,7 +242,7 @@ def test_query_count_does_not_grow_with_rows(signed_in, django_assert_num_querie
     # changes, pending requests (version, model, requester joined), the model's policy and its gates, the user's
     # permissions (user, groups), their stage rights on the model (grants), the newest audit events, and for the
     # access panel the model's grants with their users and groups, and for the aliases section the aliases its policy
-    # protects, and the page's files for the scan badges (their verdicts too when there are files)
+    # protects, the model's card, and the page's files for the scan badges (their verdicts too when there are files)
     with django_assert_num_queries(21):
         response = signed_in.get(url())
     assert len(response.context["version_rows"]) == min(rows, 25)

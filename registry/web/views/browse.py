@@ -40,6 +40,7 @@ from registry.lib.access import Level
 from registry.lib.names import ALIAS_MAX
 from registry.lib.numbers import float_to_json
 from registry.lib.series import DEFAULT_POINTS
+from registry.lib.signature import describe_type
 from registry.scanning import services as scanning
 from registry.scanning.models import VersionScan
 from registry.tracking.access import experiment_for, require_run_read, run_for, run_level
@@ -48,7 +49,7 @@ from registry.tracking.models import Experiment, MetricPoint, MetricSeries, Para
 from registry.web.figures import metric_history_figure, stage_timeline_figure, version_trend_figure
 from registry.web.markdown import render_markdown
 from registry.web.query import choice, key_list, metric_filters, metric_order
-from registry.web.views import edit, governance
+from registry.web.views import cards, edit, governance
 from registry.web.views.access import Target, access_context
 
 PAGE_SIZE = 25
@@ -161,6 +162,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         context.update(access_context(Target(model, "model"), request.user))
         context.update(edit.editable_context(model, request.user))
         context.update(edit.aliases_context(model, request.user))
+        context.update(cards.card_context(model, request.user))
     return _render(request, "web/model_detail.html", context, partial=partial)
 
 
@@ -302,6 +304,8 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         **edit.editable_context(mv, request.user),
         **edit.aliases_context(mv.model, request.user, version=mv.version),
         "can_delete": may_delete_version(mv, request.user),
+        **_signature_context(mv),
+        **cards.card_context(mv.model, request.user, mv),
     }
     context.update(governance.version_context(request, mv))
     return render(request, "web/version_detail.html", context)
@@ -320,6 +324,27 @@ def _usage_context(request: HttpRequest, mv: ModelVersion) -> dict:
         "load_ref": ref,
         "registry_url": request.build_absolute_uri("/").rstrip("/"),
         "mlflow_uri": f"models:/{name}@{aliases[0]}" if aliases else f"models:/{name}/{number}",
+    }
+
+
+# Characters of the input example shown on the version page.
+EXAMPLE_SHOWN = 4000
+
+
+def _signature_context(mv: ModelVersion) -> dict:
+    signature = mv.signature if isinstance(mv.signature, dict) else None
+    if not signature:
+        return {"signature": None}
+    example = signature.get("input_example")
+    text = "" if example is None else json.dumps(example, indent=2, ensure_ascii=False)
+    return {
+        "signature": signature,
+        "signature_sides": [
+            (title, [{**c, "type_text": describe_type(c)} for c in signature.get(side) or []])
+            for title, side in (("Inputs", "inputs"), ("Outputs", "outputs"))
+        ],
+        "signature_example": text[:EXAMPLE_SHOWN],
+        "signature_example_cut": len(text) > EXAMPLE_SHOWN,
     }
 
 

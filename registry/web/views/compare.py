@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 
 from registry.catalog.models import ModelAlias, ModelVersion
 from registry.lib import diff
+from registry.lib import signature as signatures
 from registry.lib.selection import MAX_BUILDS, MIN_BUILDS, Selection, parse_selection, version_ref
 from registry.scanning import services as scanning
 from registry.scanning.models import VersionScan
@@ -273,8 +274,27 @@ def _comparison(request: HttpRequest, builds: list[Build], *, versions_mode: boo
         "baseline_urls": _baseline_urls(request, builds, versions_mode),
         "breadcrumbs": _breadcrumbs(builds, versions_mode),
     }
+    context["signature_compare"] = _signature_compare(builds) if versions_mode else None
     context.update(_metrics(request, builds))
     return context
+
+
+def _signature_compare(builds: list[Build]) -> dict | None:
+    """Each version's input and output columns side by side, marked against the first; None when none has any."""
+    found = [b.version.signature if isinstance(b.version.signature, dict) else None for b in builds]
+    if not any(found):
+        return None
+    return {
+        "summary": [
+            (b, signatures.diff(found[0], found[i]).problems() if found[0] and found[i] else [], bool(found[i]))
+            for i, b in enumerate(builds)
+            if i
+        ],
+        "sides": [
+            ("Inputs", signatures.side_by_side(found, "inputs")),
+            ("Outputs", signatures.side_by_side(found, "outputs")),
+        ],
+    }
 
 
 def _mapping(value: object) -> dict:
