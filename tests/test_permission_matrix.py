@@ -726,9 +726,20 @@ def fill(text: str, values: dict) -> str:
 
 
 def fill_body(body, values: dict):
+    """The body with its placeholders filled; a value that is one whole placeholder keeps its type ({experiment_id}
+    is a number, as the API wants it)."""
     if isinstance(body, bytes) or body is None:
         return body
-    return json.loads(fill(json.dumps(body), values))
+    if isinstance(body, dict):
+        return {key: fill_body(value, values) for key, value in body.items()}
+    if isinstance(body, list):
+        return [fill_body(value, values) for value in body]
+    if isinstance(body, str):
+        whole = re.fullmatch(r"\{(\w+)\}", body)
+        if whole and whole.group(1) in values:
+            return values[whole.group(1)]
+        return fill(body, values)
+    return body
 
 
 def call(world: World, persona: str, surface: str, spec: Case):
