@@ -19,3 +19,22 @@ def post_worker_init(worker):
     from registry import checkpoints
 
     checkpoints.start()
+
+
+def on_starting(server):
+    """In Prometheus multiprocess mode the workers keep their counts in files under PROMETHEUS_MULTIPROC_DIR; files
+    left by a previous run of this server would be added to this one's, so the folder starts empty."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.endswith(".db"):
+                os.remove(os.path.join(folder, name))
+
+
+def child_exit(server, worker):
+    """A worker that exits leaves its counters summed but its gauges are dropped (prometheus_client's rule)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -24,6 +24,7 @@ from registry.audit import services as audit
 from registry.audit.models import AuditAction
 from registry.lib.access import Level
 from registry.lib.errors import AlreadyExists, Forbidden, Invalid, NotFound
+from registry.lib.metrics import INGEST_POINTS
 from registry.lib.names import NameError_, check_key
 from registry.lib.numbers import float_from_json
 from registry.tracking.access import require_experiment, require_run_write
@@ -531,6 +532,7 @@ def _write_points(run: Run, by_key: dict[str, list[tuple[int, int, float]]]) -> 
         rows += [(series_id, step, ts, None if v != v else v) for step, ts, v in key_rows]
     rawsql.executemany(connection, _insert_points_sql(), rows)
     _update_summaries(connection, series_by_key.values())
+    INGEST_POINTS.inc(len(rows))
     return len(rows)
 
 

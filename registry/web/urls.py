@@ -9,6 +9,8 @@ from registry.web.views import access, account, browse, compare, datasets, edit,
 urlpatterns = [
     path("", RedirectView.as_view(url="/models/", permanent=False), name="home"),
     path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("favicon.ico", health.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
