@@ -49,6 +49,30 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def database_kind(url: str | None) -> str:
+    return "PostgreSQL" if url and url.startswith(("postgres://", "postgresql://")) else "SQLite"
+
+
+@contextmanager
+def scratch_postgres(server_url: str, name: str):
+    """A fresh, empty database `name` on the PostgreSQL server at `server_url` (e.g. postgres://postgres@127.0.0.1),
+    dropped afterwards; yields its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(server_url)
+    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @contextmanager
 def registry_server(*, workers: int = 2, threads: int = 4, database_url: str | None = None, var_dir: str | None = None):
     """Yield (base_url, token, env, server_pid) for a fresh registry with one user and a write token."""
