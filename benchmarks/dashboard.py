@@ -171,7 +171,7 @@ def add_deep_model(cur, run_ids: list[str], rng: random.Random, now) -> None:
 
 def _deep_token(version: int) -> str:
     """The cursor the Next link of the page ending at `version` carries (newest-first order)."""
-    from registry.web.keyset import Key, encode_token
+    from registry.keyset import Key, encode_token
 
     class Row:
         pass

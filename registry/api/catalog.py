@@ -22,11 +22,12 @@ from registry.api.schemas import (
     VersionPage,
     VersionPatch,
 )
-from registry.api.tracking import MAX_OFFSET
+from registry.api.tracking import MAX_OFFSET, cursor_page
 from registry.catalog import services
 from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
 from registry.governance import services as governance
+from registry.keyset import Key
 from registry.lib.access import Level
 from registry.lib.references import ReferenceError_, parse_reference
 from registry.lib.search import parse_filter, parse_order
@@ -116,6 +117,9 @@ def version_detail_out(version: ModelVersion, *, files: list[ArtifactFile] | Non
         **version_out(version, **known),
         "artifacts": [artifact_out(a, version_artifact_url(version, a.path)) for a in files],
     }
+
+
+VERSION_KEYS = [Key("version", True)]
 
 
 def _page(queryset, offset: int, limit: int):
@@ -231,6 +235,7 @@ def list_versions(
     order_by: list[str] = Query([], description="e.g. metrics.f1 DESC; default newest version first"),
     offset: int = 0,
     limit: int = 100,
+    after: str = Query("", description="`next_after` of the previous page (default order only)"),
 ):
     model = model_for(request.user, name)
     queryset = _versions_for_output().filter(model=model)
@@ -248,6 +253,12 @@ def list_versions(
         queryset = order_runs(queryset, orders, run_path="run__", tiebreak=["-version"])
     else:
         queryset = queryset.order_by("-version")
+    if not orders:
+        page = cursor_page(queryset, VERSION_KEYS, after, offset, limit)
+        rows = page.pop("rows")
+        return {**page, "items": [version_out(v) for v in rows]}
+    if after:
+        raise ApiError(400, "after pages the default order only (newest version first); use offset with order_by.")
     items, next_offset = _page(queryset, offset, limit)
     return {"items": [version_out(v) for v in items], "next_offset": next_offset}
 

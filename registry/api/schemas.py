@@ -182,7 +182,15 @@ class RunOut(Schema):
     steps: list[StepOut]
 
 
-class RunPage(Page):
+class CursorPage(Page):
+    next_after: str | None = Field(
+        None,
+        description="In the default order: pass as `after` for the next page (quick at any depth, and steady while "
+        "rows are added); null on the last page or in other orders.",
+    )
+
+
+class RunPage(CursorPage):
     items: list[RunOut]
 
 
@@ -357,7 +365,7 @@ class VersionOut(BaseModel):
     metrics: dict[str, JsonFloat] = Field({}, description="The source run's final metric values.")
 
 
-class VersionPage(Page):
+class VersionPage(CursorPage):
     items: list[VersionOut]
 
 

@@ -7,9 +7,9 @@ import math
 import pytest
 from django.utils import timezone
 
+from registry.keyset import Key, decode_token, encode_token
 from registry.tracking.models import MetricSeries
 from registry.tracking.services import Point
-from registry.web.keyset import Key, decode_token, encode_token
 from tests.builders import metrics_log
 from tests.factories import ExperimentFactory, ModelVersionFactory, RegisteredModelFactory, RunFactory
 

@@ -28,6 +28,7 @@ from registry.catalog.access import model_for, version_for
 from registry.catalog.models import STAGE_VALUES, ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
 from registry.catalog.services import artifact_open, artifact_read, may_delete_version
 from registry.governance.models import StageChange, stage_intervals
+from registry.keyset import Key, keyset_page
 from registry.lib.access import Level
 from registry.lib.names import ALIAS_MAX
 from registry.lib.numbers import float_to_json
@@ -36,7 +37,6 @@ from registry.tracking.access import experiment_for, require_run_read, run_for, 
 from registry.tracking.history import chart_histories
 from registry.tracking.models import Experiment, MetricSeries, Param, Run, build_prefetches
 from registry.web.figures import metric_history_figure, stage_timeline_figure, version_trend_figure
-from registry.web.keyset import Key, keyset_page
 from registry.web.markdown import render_markdown
 from registry.web.query import choice, key_list, metric_filters, metric_order
 from registry.web.views import edit, governance

@@ -1,9 +1,10 @@
-"""Keyset paging for the dashboard's long tables (a model's versions, an experiment's runs).
+"""Keyset paging for long lists (a model's versions, an experiment's runs), on the dashboard and in the JSON API.
 
 OFFSET paging makes the database read and throw away every row before the page: page 4,000 of a model with 100,000
 versions cost about a second. Here a page link carries the sort key of the last (or first) row shown, as an opaque
 token in `?after=` (or `?before=`), and the next page is a range seek from there: `WHERE (value, version) < (v, n)`,
-as fast at the end of the table as at its start. `?last=1` is the final page (the table read backwards).
+as fast at the end of the table as at its start. `?last=1` is the final page (the table read backwards). The JSON API
+hands the same tokens out as `next_after` and takes them back as `after`.
 
 The order must end on a unique key so that every row has one place. Nullable keys (a metric a run never logged)
 sort last in either direction, as the tables always did.
@@ -129,6 +130,17 @@ class KeysetPage:
     @property
     def has_other_pages(self) -> bool:
         return self.has_next or self.has_previous
+
+
+def rows_after(queryset: QuerySet, keys: Sequence[Key], values: Sequence | None, limit: int) -> tuple[list, str | None]:
+    """Up to `limit` rows of `queryset` in the order of `keys`, after `values` (from the start when None), and the
+    token for the rows after them (None on the last page)."""
+    if values is not None:
+        queryset = queryset.filter(after(keys, values))
+    rows = list(queryset.order_by(*(k.order() for k in keys))[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_token(keys, rows[-1]) if more and rows else None
 
 
 def keyset_page(request: HttpRequest, queryset: QuerySet, keys: Sequence[Key], per_page: int) -> KeysetPage:
