@@ -54,9 +54,10 @@ def database_kind(url: str | None) -> str:
 
 
 @contextmanager
-def scratch_postgres(server_url: str, name: str):
+def scratch_postgres(server_url: str, name: str, *, synchronous_commit: bool = True):
     """A fresh, empty database `name` on the PostgreSQL server at `server_url` (e.g. postgres://postgres@127.0.0.1),
-    dropped afterwards; yields its URL."""
+    dropped afterwards; yields its URL. With synchronous_commit off, a commit returns before its WAL reaches the
+    disk (a crash may lose the last moments of commits, never consistency): figures not bound by the disk's fsync."""
     from urllib.parse import urlsplit, urlunsplit
 
     import psycopg
@@ -66,6 +67,8 @@ def scratch_postgres(server_url: str, name: str):
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+        if not synchronous_commit:
+            conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     try:
         yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
     finally:

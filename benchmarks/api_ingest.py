@@ -225,9 +225,16 @@ def main() -> None:
         help="run on a scratch database created (and dropped) on this PostgreSQL server, "
         "e.g. postgres://postgres@127.0.0.1:5432; default: a scratch SQLite file",
     )
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="with --postgres: synchronous_commit=off on the scratch database(s), so commits do not wait for fsync",
+    )
     args = parser.parse_args()
     if args.postgres:
-        with scratch_postgres(args.postgres, "registry_bench_ingest") as database_url:
+        with scratch_postgres(
+            args.postgres, "registry_bench_ingest", synchronous_commit=not args.async_commit
+        ) as database_url:
             run(args, database_url)
     else:
         run(args, None)
@@ -237,7 +244,8 @@ def run(args, database_url: str | None) -> None:
     runs, steps, versions, megabytes, batches = (20, 20_000, 50, 20, 5) if args.quick else (200, 100_000, 500, 200, 20)
     with registry_server(database_url=database_url) as (url, token, _env, pid):
         s = session(url, token)
-        print(f"server: gunicorn, 2 workers x 4 threads, {database_kind(database_url)}, {url}")
+        commit = " (synchronous_commit off)" if getattr(args, "async_commit", False) and database_url else ""
+        print(f"server: gunicorn, 2 workers x 4 threads, {database_kind(database_url)}{commit}, {url}")
         bench_floor(s)
         bench_batch_runs(s, runs)
         run_id = bench_long_metric(s, steps)

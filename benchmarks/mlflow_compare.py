@@ -451,11 +451,20 @@ def main() -> None:
         help="both servers on scratch databases created (and dropped) on this PostgreSQL server, "
         "e.g. postgres://postgres@127.0.0.1:5432",
     )
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="with --postgres: synchronous_commit=off on the scratch database(s), so commits do not wait for fsync",
+    )
     args = parser.parse_args()
     if args.postgres:
         with (
-            scratch_postgres(args.postgres, "registry_bench_ours") as ours_url,
-            scratch_postgres(args.postgres, "registry_bench_mlflow") as mlflow_url,
+            scratch_postgres(
+                args.postgres, "registry_bench_ours", synchronous_commit=not args.async_commit
+            ) as ours_url,
+            scratch_postgres(
+                args.postgres, "registry_bench_mlflow", synchronous_commit=not args.async_commit
+            ) as mlflow_url,
         ):
             args.database_url = ours_url
             compare(args, mlflow_url.replace("postgres://", "postgresql+psycopg://", 1))

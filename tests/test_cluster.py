@@ -139,6 +139,7 @@ def cluster(moto_endpoint, tmp_path):
         "AWS_SECRET_ACCESS_KEY": "testing",
         "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
         "LOG_LEVEL": "WARNING",
+        "REGISTRY_METRICS": "true",
     }
     processes = []
     urls = []
@@ -148,9 +149,11 @@ def cluster(moto_endpoint, tmp_path):
             command = [str(BIN / "gunicorn"), "registry.wsgi", "--bind", f"127.0.0.1:{port}"]
             # --preload: Django loads once per server and forks, which halves the start on a busy machine.
             command += ["--workers", "2", "--threads", "4", "--preload"]
+            # Each server's workers pool their metrics in a folder of its own (Prometheus multiprocess mode).
+            server_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"metrics-{port}")}
             processes.append(
                 subprocess.Popen(
-                    command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                    command, cwd=ROOT, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
                 )
             )
             urls.append(f"http://127.0.0.1:{port}")
@@ -235,6 +238,16 @@ def test_two_app_servers_and_two_workers_on_one_database_and_one_bucket(cluster,
     numbers = sorted(r.json()["version"] for r in answers)
     assert numbers == list(range(1, REGISTRATIONS + 1))
     assert RegisteredModel.objects.get(name="shared").last_version == REGISTRATIONS
+    # Each server's /metrics adds up its two workers: together they count every registration once.
+    counted = 0
+    for server in (a, b):
+        text = requests.get(f"{server}/metrics", timeout=30).text
+        found = re.search(
+            r'registry_http_request_duration_seconds_count\{method="POST",route="[^"]*/versions",status="2xx"\} (\S+)',
+            text,
+        )
+        counted += float(found.group(1)) if found else 0
+    assert counted == REGISTRATIONS
 
     # An artifact uploaded through A, downloaded through B byte for byte (both read the one bucket).
     run = run_create(name="trainer", user=users["rita"])
