@@ -185,8 +185,8 @@ class RunOut(Schema):
 class CursorPage(Page):
     next_after: str | None = Field(
         None,
-        description="In the default order: pass as `after` for the next page (quick at any depth, and steady while "
-        "rows are added); null on the last page or in other orders.",
+        description="Pass as `after` for the next page (quick at any depth, and steady while rows are added); null "
+        "on the last page, and in orders other than the default one.",
     )
 
 
@@ -467,7 +467,7 @@ class AuditEventOut(Schema):
     data: dict[str, Any]
 
 
-class AuditPage(Page):
+class AuditPage(CursorPage):
     items: list[AuditEventOut]
 
 
