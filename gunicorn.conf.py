@@ -19,3 +19,26 @@ def post_worker_init(worker):
     from registry import checkpoints
 
     checkpoints.start()
+
+
+def fresh_metrics_folder() -> None:
+    """In Prometheus multiprocess mode the workers keep their counts in files under PROMETHEUS_MULTIPROC_DIR; files
+    left by a previous run of this server would be added to this one's, so the folder starts empty. Done as gunicorn
+    reads this file, before --preload imports the app (which opens its first file there)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.endswith(".db"):
+                os.remove(os.path.join(folder, name))
+
+
+fresh_metrics_folder()
+
+
+def child_exit(server, worker):
+    """A worker that exits leaves its counters summed but its gauges are dropped (prometheus_client's rule)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -49,6 +49,33 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def database_kind(url: str | None) -> str:
+    return "PostgreSQL" if url and url.startswith(("postgres://", "postgresql://")) else "SQLite"
+
+
+@contextmanager
+def scratch_postgres(server_url: str, name: str, *, synchronous_commit: bool = True):
+    """A fresh, empty database `name` on the PostgreSQL server at `server_url` (e.g. postgres://postgres@127.0.0.1),
+    dropped afterwards; yields its URL. With synchronous_commit off, a commit returns before its WAL reaches the
+    disk (a crash may lose the last moments of commits, never consistency): figures not bound by the disk's fsync."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(server_url)
+    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+        if not synchronous_commit:
+            conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @contextmanager
 def registry_server(
     *,

@@ -1,6 +1,7 @@
-"""Ingestion and retrieval through the JSON API, against gunicorn on SQLite (the embedded default).
+"""Ingestion and retrieval through the JSON API, against gunicorn on SQLite (the embedded default) or PostgreSQL.
 
     .venv/bin/python benchmarks/api_ingest.py [--quick]
+    .venv/bin/python benchmarks/api_ingest.py --postgres postgres://postgres@127.0.0.1:5432   # a scratch database
 
 Requests go through the Python client's transport (`registry_client.http.Http`: requests underneath, bearer token,
 JSON in and out), the code a training job or CI pipeline runs, with retries off so that every error shows.
@@ -21,7 +22,7 @@ from pathlib import Path
 from registry_client.http import Http
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import registry_server, rss_kib  # noqa: E402
+from _server import database_kind, registry_server, rss_kib, scratch_postgres  # noqa: E402
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 
@@ -218,11 +219,33 @@ def bench_concurrent(url, token: str, writers: int, batches: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument(
+        "--postgres",
+        metavar="SERVER_URL",
+        help="run on a scratch database created (and dropped) on this PostgreSQL server, "
+        "e.g. postgres://postgres@127.0.0.1:5432; default: a scratch SQLite file",
+    )
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="with --postgres: synchronous_commit=off on the scratch database(s), so commits do not wait for fsync",
+    )
     args = parser.parse_args()
+    if args.postgres:
+        with scratch_postgres(
+            args.postgres, "registry_bench_ingest", synchronous_commit=not args.async_commit
+        ) as database_url:
+            run(args, database_url)
+    else:
+        run(args, None)
+
+
+def run(args, database_url: str | None) -> None:
     runs, steps, versions, megabytes, batches = (20, 20_000, 50, 20, 5) if args.quick else (200, 100_000, 500, 200, 20)
-    with registry_server() as (url, token, _env, pid):
+    with registry_server(database_url=database_url) as (url, token, _env, pid):
         s = session(url, token)
-        print(f"server: gunicorn, 2 workers x 4 threads, SQLite, {url}")
+        commit = " (synchronous_commit off)" if getattr(args, "async_commit", False) and database_url else ""
+        print(f"server: gunicorn, 2 workers x 4 threads, {database_kind(database_url)}{commit}, {url}")
         bench_floor(s)
         bench_batch_runs(s, runs)
         run_id = bench_long_metric(s, steps)

@@ -140,12 +140,44 @@ def generate(models: int, versions_per_model: int, runs: int, points: int, long_
             " description, tags, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             version_rows,
         )
+        add_deep_model(cur, run_ids, rng, now)
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
     print(
         f"generated {models:,} models, {len(version_rows):,} versions, {runs:,} runs, {total:,} metric points "
         f"in {time.perf_counter() - start:.0f} s"
     )
+
+
+DEEP_VERSIONS = 100_000
+
+
+def add_deep_model(cur, run_ids: list[str], rng: random.Random, now) -> None:
+    """One model with 100,000 versions of its own, for the deep pages of its versions table."""
+    cur.execute(
+        "INSERT INTO catalog_registeredmodel (name, description, tags, last_version, created_at, updated_at)"
+        " VALUES ('deep', 'A model with a long history.', '{}', %s, %s, %s)",
+        [DEEP_VERSIONS, now, now],
+    )
+    cur.execute("SELECT id FROM catalog_registeredmodel WHERE name = 'deep'")
+    model_id = cur.fetchone()[0]
+    stages = ["None", "None", "None", "Staging", "Archived"]
+    cur.executemany(
+        "INSERT INTO catalog_modelversion (model_id, version, run_id, source, status, status_message, stage,"
+        " description, tags, created_at, updated_at) VALUES (%s, %s, %s, '', 'ready', '', %s, '', '{}', %s, %s)",
+        [(model_id, v, run_ids[v % len(run_ids)], rng.choice(stages), now, now) for v in range(1, DEEP_VERSIONS + 1)],
+    )
+
+
+def _deep_token(version: int) -> str:
+    """The cursor the Next link of the page ending at `version` carries (newest-first order)."""
+    from registry.keyset import Key, encode_token
+
+    class Row:
+        pass
+
+    Row.version = version
+    return encode_token([Key("version", True)], Row)
 
 
 def timed(client, url: str, repeat: int) -> tuple[list[float], int]:
@@ -198,6 +230,14 @@ def main() -> None:
     report("/models/model-0050/", *timed(client, "/models/model-0050/", n), 100)
     report("/models/model-0050/?sort=-accuracy", *timed(client, "/models/model-0050/?sort=-accuracy", n), 100)
     report("/models/model-0050/?stage=Archived", *timed(client, "/models/model-0050/?stage=Archived", n), 100)
+    report("/models/deep/ (100,000 versions, first page)", *timed(client, "/models/deep/", n), 100)
+    report("/models/deep/?last=1 (last page)", *timed(client, "/models/deep/?last=1", n), 100)
+    deep = f"/models/deep/?after={_deep_token(51)}"
+    report("/models/deep/?after=… (page 3,999 of 4,000)", *timed(client, deep, n), 100)
+    report("/models/deep/?stage=Archived&last=1", *timed(client, "/models/deep/?stage=Archived&last=1", n), 100)
+    report("/models/deep/?sort=-accuracy&last=1", *timed(client, "/models/deep/?sort=-accuracy&last=1", n), 100)
+    report("/experiments/2/?last=1 (last page of runs)", *timed(client, "/experiments/2/?last=1", n), 100)
+    report("/experiments/2/?order=-f1&last=1", *timed(client, "/experiments/2/?order=-f1&last=1", n), 100)
     report("/models/model-0050/versions/42/", *timed(client, "/models/model-0050/versions/42/", n), 100)
     report("/experiments/2/?order=-f1 (sorted runs)", *timed(client, "/experiments/2/?order=-f1", n), 100)
     report(

@@ -3,11 +3,15 @@
     .venv/bin/python benchmarks/mlflow_compare.py                    # our server, full size (a few minutes)
     .venv/bin/python benchmarks/mlflow_compare.py --quick            # a smoke run
     .venv/bin/python benchmarks/mlflow_compare.py --against-mlflow   # also MLflow's own server, side by side
+    .venv/bin/python benchmarks/mlflow_compare.py --against-mlflow --postgres postgres://postgres@127.0.0.1:5432
+                                                                     # both on scratch databases of one PostgreSQL
 
-Our server is gunicorn on a scratch SQLite database (benchmarks/_server.py). With --against-mlflow, the full `mlflow`
-package (same version as the client) is installed into a throwaway venv under /tmp (never ours) and started as
-`mlflow server --backend-store-uri sqlite:///... --artifacts-destination ...` on loopback, with as many worker
-processes as ours. Both are driven by the same code in this process, through `MlflowClient`.
+Our server is gunicorn on a scratch SQLite database (benchmarks/_server.py), or with --postgres on a scratch database
+created on that PostgreSQL server. With --against-mlflow, `mlflow server` (this venv's when it can serve, else the
+full `mlflow` package of the client's version installed into a throwaway venv under /tmp) is started on loopback
+with as many worker processes as ours, its backend store a scratch SQLite file or, with --postgres, a second scratch
+database on the same PostgreSQL server (`postgresql+psycopg://`), and `--artifacts-destination` a local folder.
+Both are driven by the same code in this process, through `MlflowClient`.
 
 Two kinds of figures: "client" ones go through MlflowClient exactly as training code does, so they include the
 client's own cost (protobuf and JSON encoding, about as much as our server's work for a log_batch); "server" ones
@@ -44,7 +48,7 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import free_port, registry_server  # noqa: E402
+from _server import database_kind, free_port, registry_server, scratch_postgres  # noqa: E402
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # one INFO line per registered version otherwise
 MLFLOW_VENV = Path(tempfile.gettempdir()) / "mlflow-bench-venv"
@@ -336,7 +340,12 @@ def run_all(target: Target, sizes: Sizes) -> dict:
 
 
 def mlflow_executable() -> Path | None:
-    """`mlflow` from a throwaway venv under /tmp, installed on first use (same version as our client)."""
+    """`mlflow` of this venv when its server imports (mlflow-skinny serves with uvicorn here), else one from a
+    throwaway venv under /tmp, installed on first use (same version as our client)."""
+    ours = Path(sys.executable).parent / "mlflow"
+    probe = [sys.executable, "-c", "import mlflow.server.fastapi_app, uvicorn, psycopg"]
+    if ours.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return ours
     executable = MLFLOW_VENV / "bin" / "mlflow"
     if executable.exists():
         return executable
@@ -355,8 +364,9 @@ def mlflow_executable() -> Path | None:
 
 
 @contextmanager
-def mlflow_server(executable: Path, workers: int):
+def mlflow_server(executable: Path, workers: int, backend_store_uri: str | None = None):
     workdir = Path(tempfile.mkdtemp(prefix="mlflow-server-"))
+    backend_store_uri = backend_store_uri or f"sqlite:///{workdir / 'mlflow.db'}"
     port = free_port()
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
@@ -364,7 +374,7 @@ def mlflow_server(executable: Path, workers: int):
             str(executable),
             "server",
             "--backend-store-uri",
-            f"sqlite:///{workdir / 'mlflow.db'}",
+            backend_store_uri,
             "--artifacts-destination",
             str(workdir / "artifacts"),
             "--host",
@@ -411,7 +421,7 @@ def higher_is_better(name: str) -> bool:
     return "/s)" in name
 
 
-def report(ours: dict, theirs: dict | None) -> None:
+def report(ours: dict, theirs: dict | None, database: str = "SQLite") -> None:
     width = max(len(name) for name in ours) + 2
     if theirs is None:
         print(f"\n{'figure':<{width}} {'ours':>14}")
@@ -425,7 +435,8 @@ def report(ours: dict, theirs: dict | None) -> None:
             continue
         ratio = value / other if higher_is_better(name) else other / value
         print(f"{name:<{width}} {value:>14,.3f} {other:>14,.3f} {ratio:>14,.1f}x")
-    print("\nTarget: ours >= 20x MLflow's server on ingest rate and history fetch.")
+    times = 10 if database == "PostgreSQL" else 20
+    print(f"\nBoth on {database}. Target: ours >= {times}x MLflow's server on ingest rate and history fetch.")
 
 
 def main() -> None:
@@ -434,7 +445,34 @@ def main() -> None:
     parser.add_argument("--against-mlflow", action="store_true", help="also run against `mlflow server`")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes, both servers (default 2)")
     parser.add_argument("--database-url", help="our server's database (default: a scratch SQLite file)")
+    parser.add_argument(
+        "--postgres",
+        metavar="SERVER_URL",
+        help="both servers on scratch databases created (and dropped) on this PostgreSQL server, "
+        "e.g. postgres://postgres@127.0.0.1:5432",
+    )
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="with --postgres: synchronous_commit=off on the scratch database(s), so commits do not wait for fsync",
+    )
     args = parser.parse_args()
+    if args.postgres:
+        with (
+            scratch_postgres(
+                args.postgres, "registry_bench_ours", synchronous_commit=not args.async_commit
+            ) as ours_url,
+            scratch_postgres(
+                args.postgres, "registry_bench_mlflow", synchronous_commit=not args.async_commit
+            ) as mlflow_url,
+        ):
+            args.database_url = ours_url
+            compare(args, mlflow_url.replace("postgres://", "postgresql+psycopg://", 1))
+    else:
+        compare(args, None)
+
+
+def compare(args, mlflow_store: str | None) -> None:
     sizes = Sizes.quick() if args.quick else Sizes.full()
     print(f"Sizes: {sizes}\nCPUs: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}", flush=True)
 
@@ -453,9 +491,9 @@ def main() -> None:
     if args.against_mlflow:
         executable = mlflow_executable()
         if executable is not None:
-            with mlflow_server(executable, args.workers) as url:
+            with mlflow_server(executable, args.workers, mlflow_store) as url:
                 theirs = run_all(Target("mlflow", url, None), sizes)
-    report(ours, theirs)
+    report(ours, theirs, database_kind(args.database_url))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Middleware of the whole site.
 
+Give every request an id for the logs and time it for the metrics (RequestIdAndTiming).
+
 Refuse URLs that no database can look up: a NUL character in the path or the query string.
 
 PostgreSQL text cannot hold NUL, so such a value reaching a query is a database error (a 500) rather than a "not
@@ -8,14 +10,48 @@ found". Refused here, before any view, for the dashboard and both APIs alike.
 
 from __future__ import annotations
 
+import time
+
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 
 from registry.api.errors import plain_error_response
 from registry.api.middleware import API_PREFIXES
 from registry.lib.errors import DomainError
+from registry.lib.logs import current_request_id, request_id_from
+from registry.lib.metrics import REQUEST_LATENCY
 
 MESSAGE = "The URL contains a NUL character (%00), which no name, id or path can hold."
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RequestIdAndTiming:
+    """First in the chain: every request gets an id (the caller's X-Request-ID when it is a plausible id, else a new
+    one), which the log lines written while serving it carry and the response returns in X-Request-ID; its server
+    time is observed in the latency histogram under its URL route (the pattern, so the label set stays small)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = request_id_from(request.headers.get("X-Request-ID"))
+        request.request_id = request_id
+        token = current_request_id.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_id.reset(token)
+        match = request.resolver_match
+        REQUEST_LATENCY.labels(
+            match.route if match else "unmatched",
+            request.method if request.method in _METHODS else "other",
+            f"{response.status_code // 100}xx",
+        ).observe(time.perf_counter() - started)
+        response["X-Request-ID"] = request_id
+        return response
 
 
 class RefuseNulCharacters:

@@ -120,6 +120,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "registry.middleware.RequestIdAndTiming",
     "django.middleware.security.SecurityMiddleware",
     "registry.middleware.RefuseNulCharacters",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -367,13 +368,33 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# --- Operations -----------------------------------------------------------------------------------------------------
+# Logs: plain text by default; REGISTRY_LOG_FORMAT=json writes one JSON object per line. Either way each line carries
+# the id of the request it was written for (X-Request-ID, see registry.middleware.RequestIdAndTiming).
+LOG_FORMAT = env_str("REGISTRY_LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"REGISTRY_LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "registry.lib.logs.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "registry.lib.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Prometheus metrics at /metrics: off unless REGISTRY_METRICS is on; with REGISTRY_METRICS_TOKEN the scraper sends it
+# as a bearer token. With several gunicorn workers set PROMETHEUS_MULTIPROC_DIR (an empty folder on a tmpfs, one per
+# server) so a scrape adds up every worker (registry.lib.metrics).
+REGISTRY_METRICS = env_bool("REGISTRY_METRICS", False)
+REGISTRY_METRICS_TOKEN = env_str("REGISTRY_METRICS_TOKEN")
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",

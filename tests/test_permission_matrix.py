@@ -568,6 +568,9 @@ DASHBOARD = READERS - {"read_only"}  # the dashboard is signed into, not reached
 WEB_CASES = {
     "": case("GET", "/", EVERYONE),
     "healthz": case("GET", "/healthz", EVERYONE),
+    "readyz": case("GET", "/readyz", EVERYONE),
+    # Off unless REGISTRY_METRICS (then open, or to REGISTRY_METRICS_TOKEN's holders: tests/test_ops.py).
+    "metrics": case("GET", "/metrics", frozenset()),
     "favicon.ico": case("GET", "/favicon.ico", EVERYONE),
     "login/": case("GET", "/login/", EVERYONE),
     "logout/": case("POST", "/logout/", EVERYONE),

@@ -31,10 +31,12 @@ from registry.api.schemas import (
     VersionPatch,
     errors,
 )
+from registry.api.tracking import cursor_page
 from registry.catalog import services
 from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
 from registry.governance import services as governance
+from registry.keyset import Key
 from registry.lib.access import Level
 from registry.lib.references import ReferenceError_, parse_reference
 from registry.lib.search import parse_filter, parse_order
@@ -129,6 +131,9 @@ def version_detail_out(version: ModelVersion, *, files: list[ArtifactFile] | Non
         "artifacts": [artifact_out(a, version_artifact_url(version, a.path)) for a in files],
         "scan": {"verdict": scan.verdict, "files": [vars(f) for f in scan.files]},
     }
+
+
+VERSION_KEYS = [Key("version", True)]
 
 
 def _page(queryset, offset: int, limit: int):
@@ -247,6 +252,7 @@ def list_versions(
     ),
     offset: Offset = 0,
     limit: Limit = 100,
+    after: str = Query("", description="`next_after` of the previous page (default order only)"),
 ):
     model = model_for(request.user, name)
     queryset = _versions_for_output().filter(model=model)
@@ -264,6 +270,12 @@ def list_versions(
         queryset = order_runs(queryset, orders, run_path="run__", tiebreak=["-version"])
     else:
         queryset = queryset.order_by("-version")
+    if not orders:
+        page = cursor_page(queryset, VERSION_KEYS, after, offset, limit)
+        rows = page.pop("rows")
+        return {**page, "items": [version_out(v) for v in rows]}
+    if after:
+        raise ApiError(400, "after pages the default order only (newest version first); use offset with order_by.")
     items, next_offset = _page(queryset, offset, limit)
     return {"items": [version_out(v) for v in items], "next_offset": next_offset}
 

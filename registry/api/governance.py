@@ -37,12 +37,14 @@ from registry.api.schemas import (
     TransitionRequestPage,
     VersionOut,
 )
+from registry.api.tracking import cursor_page
 from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ModelVersion, Stage
 from registry.governance import services
 from registry.governance.audit_log import events_visible_to, filtered
 from registry.governance.models import StageChange, StageTransitionRequest, stage_intervals
+from registry.keyset import Key
 
 router = Router(tags=["governance"])
 # Stage changes read for a timeline: a model would need years of hourly releases to reach it.
@@ -102,6 +104,11 @@ def _stage(text: str) -> Stage:
 
 def _version_answer(version: ModelVersion) -> dict:
     return version_out(_versions_for_output().get(pk=version.pk))
+
+
+# Newest first; the audit log grows without end, so its pages go by cursor (`next_after`) as well as by offset.
+AUDIT_KEYS = [Key("at", True, datetime), Key("id", True)]
+AFTER = Query("", description="`next_after` of the previous page")
 
 
 def _page(queryset, offset: int, limit: int):
@@ -323,10 +330,11 @@ def audit_out(event: AuditEvent) -> dict:
 
 
 @router.get("/models/{name}/audit", response={200: AuditPage, **ERRORS}, summary="A model's audit log, newest first")
-def audit_log(request: HttpRequest, name: str, offset: Offset = 0, limit: Limit = 100):
+def audit_log(request: HttpRequest, name: str, offset: Offset = 0, limit: Limit = 100, after: str = AFTER):
     model = model_for(request.user, name)
-    items, next_offset = _page(AuditEvent.objects.filter(model_id=model.pk).order_by("-at", "-id"), offset, limit)
-    return {"items": [audit_out(e) for e in items], "next_offset": next_offset}
+    page = cursor_page(AuditEvent.objects.filter(model_id=model.pk), AUDIT_KEYS, after, offset, limit)
+    rows = page.pop("rows")
+    return {**page, "items": [audit_out(e) for e in rows]}
 
 
 @router.get(
@@ -347,6 +355,7 @@ def registry_audit_log(
     until: InTime | None = None,
     offset: Offset = 0,
     limit: Limit = 100,
+    after: str = AFTER,
 ):
     if action and action not in AuditAction.values:
         raise ApiError(400, f"Unknown action {action!r}; use one of {', '.join(AuditAction.values)}.")
@@ -359,8 +368,9 @@ def registry_audit_log(
         since=_utc(since),
         until=_utc(until),
     )
-    items, next_offset = _page(events, offset, limit)
-    return {"items": [audit_out(e) for e in items], "next_offset": next_offset}
+    page = cursor_page(events, AUDIT_KEYS, after, offset, limit)
+    rows = page.pop("rows")
+    return {**page, "items": [audit_out(e) for e in rows]}
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -424,7 +424,15 @@ class RunOut(Schema):
     steps: list[StepOut]
 
 
-class RunPage(Page):
+class CursorPage(Page):
+    next_after: str | None = Field(
+        None,
+        description="Pass as `after` for the next page (quick at any depth, and steady while rows are added); null "
+        "on the last page, and in orders other than the default one.",
+    )
+
+
+class RunPage(CursorPage):
     items: list[RunOut]
 
 
@@ -677,7 +685,7 @@ class VersionOut(BaseModel):
     signature: dict[str, Any] | None = Field(None, description="Input and output columns and an input example.")
 
 
-class VersionPage(Page):
+class VersionPage(CursorPage):
     items: list[VersionOut]
 
 
@@ -782,7 +790,7 @@ class AuditEventOut(Schema):
     data: dict[str, Any]
 
 
-class AuditPage(Page):
+class AuditPage(CursorPage):
     items: list[AuditEventOut]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pydantic_core
 from django.db import transaction
 from django.db.models import Prefetch
@@ -9,8 +11,10 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Status
 
 from registry.api.errors import ApiError, get_or_404
-from registry.api.schemas import (
+from registry.api.schemas import (  # noqa: E402  (the bounds the types state)
     HISTORY_MAX_PAGE,
+    MAX_OFFSET,
+    MAX_PAGE,
     DatasetIn,
     DatasetOut,
     DatasetPage,
@@ -33,6 +37,7 @@ from registry.api.schemas import (
     SeriesOut,
     errors,
 )
+from registry.keyset import Key, decode_token, encode_token, rows_after
 from registry.lib.numbers import float_to_json
 from registry.lib.search import parse_filter, parse_order
 from registry.lib.series import minmax_downsample
@@ -45,6 +50,36 @@ router = Router(tags=["tracking"])
 
 ERRORS = errors()
 FINAL_STATUSES = ("finished", "failed", "killed")
+
+
+RUN_KEYS = [Key("start_time", True, datetime), Key("id", False, str)]
+
+
+def cursor_page(queryset, keys: list[Key], after: str, offset: int, limit: int) -> dict:
+    """A page in the default order: by keyset from `after` (a `next_after` token), or from `offset` for clients
+    that page by offset. Both tokens come back while paging by offset (a client may switch); only `next_after`
+    while paging by `after`."""
+    if limit < 1:
+        raise ApiError(400, "limit must be ≥ 1.")
+    limit = min(limit, MAX_PAGE)
+    if not after:
+        if not 0 <= offset < MAX_OFFSET:
+            raise ApiError(400, f"offset must be ≥ 0 and < {MAX_OFFSET}.")
+        rows = list(queryset.order_by(*(k.order() for k in keys))[offset : offset + limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            "rows": rows,
+            "next_offset": offset + limit if more else None,
+            "next_after": encode_token(keys, rows[-1]) if more and rows else None,
+        }
+    if offset:
+        raise ApiError(400, "Pass after or offset, not both.")
+    values = decode_token(keys, after)
+    if values is None:
+        raise ApiError(400, "after is not a next_after token of this list; start again without it.")
+    rows, next_after = rows_after(queryset, keys, values, limit)
+    return {"rows": rows, "next_offset": None, "next_after": next_after}
 
 
 def _page(queryset, offset: int, limit: int):
@@ -222,6 +257,7 @@ def search_runs(
     ),
     offset: Offset = 0,
     limit: Limit = 100,
+    after: str = Query("", description="`next_after` of the previous page (default order only)"),
 ):
     queryset = _runs_with_details().readable_by(request.user).filter(deleted_at__isnull=True)
     if experiment:
@@ -230,12 +266,13 @@ def search_runs(
         queryset = queryset.filter(status=status.lower())
     queryset = filter_runs(queryset, parse_filter(filter))
     orders = [parse_order(text) for text in order_by]
-    queryset = (
-        order_runs(queryset, orders, tiebreak=["-start_time", "id"])
-        if orders
-        else queryset.order_by("-start_time", "id")
-    )
-    items, next_offset = _page(queryset, offset, limit)
+    if not orders:
+        page = cursor_page(queryset, RUN_KEYS, after, offset, limit)
+        rows = page.pop("rows")
+        return {**page, "items": [run_out(run) for run in rows]}
+    if after:
+        raise ApiError(400, "after pages the default order only (newest run first); use offset with order_by.")
+    items, next_offset = _page(order_runs(queryset, orders, tiebreak=["-start_time", "id"]), offset, limit)
     return {"items": [run_out(run) for run in items], "next_offset": next_offset}
 
 

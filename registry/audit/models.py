@@ -229,6 +229,15 @@ class WebhookDeliveryQuerySet(models.QuerySet):
     def due(self, now=None) -> WebhookDeliveryQuerySet:
         return self.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now or timezone.now())
 
+    def queue_figures(self) -> tuple[int, dict[str, int]]:
+        """For the operators' metrics: deliveries due now (the queue the workers have yet to take), and how many
+        deliveries are in each status (failed ones gave up after WEBHOOK_MAX_ATTEMPTS or were refused). Two queries
+        on the (status, next_attempt_at) index."""
+        by_status = dict.fromkeys(DeliveryStatus.values, 0)
+        for status, count in self.order_by().values_list("status").annotate(n=models.Count("id")):
+            by_status[status] = count
+        return self.due().count(), by_status
+
 
 class WebhookDelivery(models.Model):
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")

@@ -24,6 +24,7 @@ from registry.audit import services as audit
 from registry.audit.models import AuditAction
 from registry.lib.access import Level
 from registry.lib.errors import AlreadyExists, Conflict, Forbidden, Invalid, NameClash, NotFound
+from registry.lib.metrics import INGEST_POINTS
 from registry.lib.names import (
     NameError_,
     case_clash_message,
@@ -549,15 +550,10 @@ def _write_points(run: Run, by_key: dict[str, list[tuple[int, int, float]]]) -> 
         series_id = series.pk
         # NaN is stored as NULL on every database (see NaNFloatField); v != v only for NaN.
         rows += [(series_id, step, ts, None if v != v else v) for step, ts, v in key_rows]
-    rawsql.executemany(connection, _insert_points_sql(), rows)
+    rawsql.insert_rows(connection, MetricPoint, ("series", "step", "timestamp", "value"), rows)
     _update_summaries(connection, series_by_key.values())
+    INGEST_POINTS.inc(len(rows))
     return len(rows)
-
-
-@functools.cache
-def _insert_points_sql() -> str:
-    columns = ", ".join(rawsql.column(MetricPoint, name) for name in ("series", "step", "timestamp", "value"))
-    return f"INSERT INTO {rawsql.table(MetricPoint)} ({columns}) VALUES (%s, %s, %s, %s)"
 
 
 _SUMMARY_FIELDS = ("last_value", "last_step", "last_timestamp", "min_value", "max_value", "count")

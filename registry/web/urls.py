@@ -12,6 +12,8 @@ register_converter(ModelNameConverter, "model")
 urlpatterns = [
     path("", RedirectView.as_view(url="/models/", permanent=False), name="home"),
     path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("favicon.ico", health.favicon, name="favicon"),
     path("login/", account.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

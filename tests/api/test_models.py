@@ -318,6 +318,9 @@ def test_list_versions_by_stage_and_paging(api, scored_versions):
     assert_error(api.get("/models/fraud/versions", query={"stage": "live"}), 400)
     page = api.get("/models/fraud/versions", query={"limit": 3}).json()
     assert [v["version"] for v in page["items"]] == [4, 3, 2] and page["next_offset"] == 3
+    rest = api.get("/models/fraud/versions", query={"limit": 3, "after": page["next_after"]}).json()
+    assert [v["version"] for v in rest["items"]] == [1] and rest["next_after"] is None
+    assert_error(api.get("/models/fraud/versions", query={"after": "x"}), 400, contains="next_after")
 
 
 # --- Aliases --------------------------------------------------------------------------------------------------------

@@ -310,6 +310,22 @@ def test_search_default_order_newest_first_and_paging(api, searchable):
     assert names(api, status="failed") == ["beta"]
 
 
+def test_search_pages_by_cursor_in_the_default_order(api, searchable):
+    first = api.get("/runs", query={"experiment": "search", "limit": 1}).json()
+    seen = [r["name"] for r in first["items"]]
+    token = first["next_after"]
+    while token:
+        page = api.get("/runs", query={"experiment": "search", "limit": 1, "after": token}).json()
+        assert page["next_offset"] is None
+        seen += [r["name"] for r in page["items"]]
+        token = page["next_after"]
+    assert seen == ["gamma", "beta", "alpha"]
+    assert_error(api.get("/runs", query={"after": "nonsense"}), 400, contains="next_after")
+    assert_error(api.get("/runs", query={"after": first["next_after"], "offset": 1}), 400)
+    assert_error(api.get("/runs", query={"after": first["next_after"], "order_by": "metrics.f1"}), 400)
+    assert api.get("/runs", query={"order_by": "metrics.f1"}).json()["next_after"] is None
+
+
 def test_search_results_carry_metrics_params_and_inputs(api, searchable):
     query = {"experiment": "search", "filter": "attributes.run_name = 'alpha'"}
     [alpha] = api.get("/runs", query=query).json()["items"]

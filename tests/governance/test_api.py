@@ -308,4 +308,12 @@ def test_the_audit_log_is_paged_newest_first(rita, paula, fraud):
     assert [e["id"] for e in first["items"]] == [e["id"] for e in everything["items"][:2]]
     following = rita.get("/models/fraud/audit", query={"limit": 2, "offset": first["next_offset"]}).json()
     assert [e["id"] for e in following["items"]] == [e["id"] for e in everything["items"][2:4]]
+    by_cursor, token = [], None
+    while True:
+        page = rita.get("/models/fraud/audit", query={"limit": 4, **({"after": token} if token else {})}).json()
+        by_cursor += [e["id"] for e in page["items"]]
+        if not (token := page["next_after"]):
+            break
+    assert by_cursor == [e["id"] for e in everything["items"]]
     assert_error(rita.get("/models/fraud/audit", query={"limit": 0}), 422)
+    assert_error(rita.get("/audit", query={"after": "garbage"}), 400)

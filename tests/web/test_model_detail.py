@@ -187,7 +187,16 @@ def test_pending_requests_are_listed_without_action_buttons_for_a_member(signed_
 
 @pytest.mark.parametrize(
     "params",
-    [{"page": "abc"}, {"page": "0"}, {"page": "99"}, {"metrics": ",,,"}, {"trend": ""}, {"metrics": "a" * 400}],
+    [
+        {"page": "abc"},
+        {"after": "abc"},
+        {"before": "%%%"},
+        {"after": "WyJ4Il0"},
+        {"last": "x"},
+        {"metrics": ",,,"},
+        {"trend": ""},
+        {"metrics": "a" * 400},
+    ],
 )
 def test_bad_query_parameters_never_fail(signed_in, fraud, params):
     register(fraud, {"accuracy": 0.9})
@@ -198,8 +207,11 @@ def test_versions_are_paginated(signed_in):
     model = RegisteredModelFactory(name="big")
     for _ in range(30):
         ModelVersionFactory(model=model)
-    second = signed_in.get(url("big"), {"page": 2})
+    first = signed_in.get(url("big"))
+    second = signed_in.get(url("big"), {"after": first.context["versions_page"].next_token})
     assert [v.version for v, _, _ in second.context["version_rows"]] == [5, 4, 3, 2, 1]
+    last = signed_in.get(url("big"), {"last": "1"})
+    assert [v.version for v, _, _ in last.context["version_rows"]] == list(range(25, 0, -1))
 
 
 def test_htmx_paging_renders_only_the_versions_partial(signed_in, fraud, django_assert_num_queries):
@@ -207,7 +219,7 @@ def test_htmx_paging_renders_only_the_versions_partial(signed_in, fraud, django_
     # session, user, model (owner joined), the user's grants on it, aliases, recent metric keys, versions COUNT,
     # versions page, metric values, the page's files (and their scan verdicts when there are files)
     with django_assert_num_queries(10):
-        response = signed_in.get(url(), {"page": 1}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="versions")
+        response = signed_in.get(url(), {"last": "1"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="versions")
     body = response.content.decode()
     assert body.lstrip().startswith('<div id="versions"')
     assert "<html" not in body

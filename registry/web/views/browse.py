@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from urllib.parse import urlencode
 
 from django.core.paginator import Page, Paginator
@@ -36,6 +37,7 @@ from registry.catalog.access import model_for, version_for
 from registry.catalog.models import STAGE_VALUES, ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
 from registry.catalog.services import artifact_open, artifact_read, may_delete_version
 from registry.governance.models import StageChange, stage_intervals
+from registry.keyset import Key, keyset_page
 from registry.lib.access import Level
 from registry.lib.names import ALIAS_MAX
 from registry.lib.numbers import float_to_json
@@ -182,15 +184,11 @@ def _versions_context(request: HttpRequest, model: RegisteredModel, keys: list[s
     order = metric_order(request, "sort")
     if order and order[0] not in ("version",):
         key, descending = order
-        value = F("metric_value")
-        versions = versions.with_metric_value(key).order_by(
-            value.desc(nulls_last=True) if descending else value.asc(nulls_last=True), "-version"
-        )
-    elif order == ("version", False):
-        versions = versions.order_by("version")
+        versions = versions.with_metric_value(key)
+        sort_keys = [Key("metric_value", descending, float, nullable=True), Key("version", True)]
     else:
-        versions = versions.order_by("-version")
-    page = _page(request, versions)
+        sort_keys = [Key("version", order != ("version", False))]
+    page = keyset_page(request, versions, sort_keys, PAGE_SIZE)
     values = MetricSeries.objects.values_by_run([v.run_id for v in page if v.run_id], keys, "last_value")
     aliases: dict[int, list[str]] = {}
     for a in model.aliases.all():
@@ -499,19 +497,16 @@ def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if f.key not in metric_keys:
             problems.append(f"No recent run logged a metric named {f.key!r}, so the filter “{f}” matches nothing.")
     order = metric_order(request)
+    sort_keys = [Key("start_time", True, datetime), Key("id", True, str)]
     if order:
         key, descending = order
-        value = F("metric_value")
-        runs = runs.with_metric_value(key).order_by(
-            value.desc(nulls_last=True) if descending else value.asc(nulls_last=True), "-start_time"
-        )
+        runs = runs.with_metric_value(key)
+        sort_keys.insert(0, Key("metric_value", descending, float, nullable=True))
         if key not in metric_keys:
             problems.append(f"No recent run logged a metric named {key!r}; runs are shown newest first.")
-    else:
-        runs = runs.order_by("-start_time")
 
     columns = ("name", "status", "start_time", "end_time", "experiment_id", "user__username")
-    page = _page(request, runs.select_related("user").only(*columns))
+    page = keyset_page(request, runs.select_related("user").only(*columns), sort_keys, PAGE_SIZE)
     ids = [run.pk for run in page]
     param_values = Param.objects.values_by_run(ids, params, "value")
     metric_values = MetricSeries.objects.values_by_run(ids, metrics, "last_value")
