@@ -17,7 +17,8 @@ urlpatterns = [
     # Single sign-on (OpenID Connect); 404 unless OIDC_RP_CLIENT_ID is set.
     path("oidc/authenticate/", login_not_required(sso.Authenticate.as_view()), name="oidc_authentication_init"),
     path("oidc/callback/", login_not_required(sso.Callback.as_view()), name="oidc_authentication_callback"),
-    # MLflow's artifact downloads next to its API (its UI and older clients use them).
-    re_path(r"^/*(?:model-versions/)?get-artifact$", mlflow_views.run_artifact),
+    # MLflow's artifact downloads next to its API (its UI and older clients use them). Clients that join the tracking
+    # URI and the route with a slash too many ask for //get-artifact: the group takes those extra slashes.
+    re_path(r"^(?:/*)(?:model-versions/)?get-artifact$", mlflow_views.run_artifact),
     path("", include("registry.web.urls")),
 ]
