@@ -889,7 +889,6 @@ def artifact_store(
                 scan=scan.verdict if scan else "pending",
             )
             scanning.file_stored(artifact, scan)
-            _record_file(AuditAction.ARTIFACT_STORED, owner, by, path, size=reader.size, sha256=fields["sha256"])
             if isinstance(owner, ModelVersion) and path == MLMODEL_PATH and _signature_follows_files(owner):
                 _signature_from_files(owner, owner.files())
                 if owner.signature is not None:
@@ -951,6 +950,7 @@ def artifact_register_uploaded(
         raise ChecksumMismatch(
             f"The uploaded bytes of {path!r} have sha256 {computed}, not the declared {sha256}; upload it again."
         )
+    scan = scanning.scan_upload(key, path, size)  # None when large: scanned in the background, as for a PUT
     fields = {
         "storage_key": key,
         "size": size,
@@ -970,7 +970,17 @@ def artifact_register_uploaded(
             artifact, _ = ArtifactFile.objects.update_or_create(**{owner_field: owner, "path": path}, defaults=fields)
             if previous and previous != key:
                 _delete_blob_when_unused(previous)
-            _record_file(AuditAction.ARTIFACT_STORED, owner, by, path, size=size, sha256=computed, direct=True)
+            _record_file(
+                AuditAction.ARTIFACT_STORED,
+                owner,
+                by,
+                path,
+                size=size,
+                sha256=computed,
+                direct=True,
+                scan=scan.verdict if scan else "pending",
+            )
+            scanning.file_stored(artifact, scan)
     except (IntegrityError, ValidationError) as exc:
         _delete_blob_quietly(key)
         raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None

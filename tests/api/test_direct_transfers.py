@@ -13,6 +13,8 @@ import requests
 
 from registry.audit.models import AuditEvent
 from registry.catalog.models import ArtifactFile
+from registry.scanning.models import FileScan
+from tests import scan_files
 from tests.api.conftest import AS_DEFAULT, assert_error
 from tests.api.test_artifacts import S3Blobs
 
@@ -67,6 +69,17 @@ def test_a_multipart_upload_lands_in_the_bucket_and_is_recorded_with_its_real_ha
     assert direct.get_object(Bucket=direct.bucket, Key=row.storage_key)["Body"].read() == data
     event = AuditEvent.objects.get(action="artifact_stored")
     assert (event.actor_id, event.to_value, event.data["direct"]) == (user.pk, "model/weights.bin", True)
+
+
+def test_a_file_uploaded_in_parts_is_scanned_like_a_streamed_one(api, run_id, direct):
+    data = scan_files.malicious_pickle()
+    upload = start(api, run_id, path="model/model.pkl", size=len(data)).json()
+    body = {"path": "model/model.pkl", "upload_id": upload["upload_id"], "parts": put_parts(upload, data)}
+    assert api.post(f"/runs/{run_id}/multipart-uploads/complete", body).status_code == 201
+    row = ArtifactFile.objects.get(run_id=run_id, path="model/model.pkl")
+    verdict = FileScan.objects.get(storage_key=row.storage_key)
+    assert verdict.verdict == "unsafe" and "os.system" in verdict.findings[0]
+    assert AuditEvent.objects.get(action="artifact_stored").data["scan"] == "unsafe"
 
 
 def test_the_hash_is_the_servers_not_the_clients(api, run_id, direct):
