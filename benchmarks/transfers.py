@@ -170,9 +170,12 @@ def bench_proxied(url: str, token: str, pid: int, size: int) -> None:
     api = Http(url, token, timeout=1800, retries=0)
     run_id = api.post("/runs", {"experiment": "transfers", "name": "proxied"})["id"]
     megabytes = size / MiB
-    api.request("PUT", f"/runs/{run_id}/artifacts/warmup.bin", headers=OCTETS, body=lambda: b"warmup" * 1000)
-    for _ in range(8):
-        api.request("GET", f"/runs/{run_id}/artifacts/warmup.bin").close()
+    # As above, every worker thread sets up its own S3 connection and transfer pool on first use: warm them all
+    # with uploads large enough to go to S3 in parts.
+    for index in range(12):
+        warm = f"/runs/{run_id}/artifacts/warmup/{index}.bin"
+        api.request("PUT", warm, headers=OCTETS, body=lambda: Generated(20 * MiB))
+        api.request("GET", warm).close()
     digest = hashlib.sha256()
     with PeakRss(pid) as upload_rss:
         start = time.perf_counter()
