@@ -1,12 +1,13 @@
 """Large artifact transfers that skip the app server: a multipart upload straight to the bucket (presigned part URLs,
 completed through the API) and a download through the presigned redirect, against gunicorn with artifacts on S3.
 
-    .venv/bin/python benchmarks/transfers.py [--megabytes 2048] [--part-megabytes 64]
+    .venv/bin/python benchmarks/transfers.py [--megabytes 2048] [--part-megabytes 64] [--proxied]
 
 S3 is `moto_server` on loopback (started here, as the tests do), so the bucket's own speed bounds the figures; what
 this shows is the app server's part: its memory stays flat whatever the size (the bytes never pass through it on the
-way in or out; completing an upload streams the assembled object back once to hash it, 1 MB at a time). The file is
-generated on the fly (one random MiB repeated), never written to disk. Prints one line per figure.
+way in or out; completing an upload streams the assembled object back once to hash it, 1 MB at a time). With
+`--proxied`, the same file is then streamed through the app server both ways, as without direct transfers. The file
+is generated on the fly (one random MiB repeated), never written to disk. Prints one line per figure.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from _server import VENV_BIN, free_port, registry_server, rss_kib  # noqa: E402
 
 MiB = 1024 * 1024
 CHUNK = os.urandom(MiB)
+OCTETS = {"Content-Type": "application/octet-stream"}
 
 
 def line(name: str, value: float, unit: str, target: str = "") -> None:
@@ -163,10 +165,45 @@ def bench(url: str, token: str, pid: int, size: int, part_size: int) -> None:
     line("server memory growth during the download", download_rss.growth_mb, "MB", "<= 64 MB")
 
 
+def bench_proxied(url: str, token: str, pid: int, size: int) -> None:
+    """The same file streamed through the app server both ways (direct transfers off), for comparison."""
+    api = Http(url, token, timeout=1800, retries=0)
+    run_id = api.post("/runs", {"experiment": "transfers", "name": "proxied"})["id"]
+    megabytes = size / MiB
+    # As above, every worker thread sets up its own S3 connection and transfer pool on first use: warm them all
+    # with uploads large enough to go to S3 in parts.
+    for index in range(12):
+        warm = f"/runs/{run_id}/artifacts/warmup/{index}.bin"
+        api.request("PUT", warm, headers=OCTETS, body=lambda: Generated(20 * MiB))
+        api.request("GET", warm).close()
+    digest = hashlib.sha256()
+    with PeakRss(pid) as upload_rss:
+        start = time.perf_counter()
+        stored = api.request(
+            "PUT", f"/runs/{run_id}/artifacts/big.bin", headers=OCTETS, body=lambda: Generated(size, digest)
+        ).json()
+        up = time.perf_counter() - start
+    assert stored["sha256"] == digest.hexdigest()
+    with PeakRss(pid) as download_rss:
+        start = time.perf_counter()
+        received = 0
+        with api.request("GET", f"/runs/{run_id}/artifacts/big.bin", stream=True) as answer:
+            for piece in answer.iter_content(MiB):
+                received += len(piece)
+        down = time.perf_counter() - start
+    assert received == size
+    print(f"{megabytes:,.0f} MB streamed through the app server (direct transfers off)")
+    line("upload through the app server", megabytes / up, "MB/s")
+    line("download through the app server", megabytes / down, "MB/s")
+    line("server memory growth during the upload", upload_rss.growth_mb, "MB", "<= 64 MB")
+    line("server memory growth during the download", download_rss.growth_mb, "MB", "<= 64 MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megabytes", type=int, default=2048, help="size of the file (default 2048)")
     parser.add_argument("--part-megabytes", type=int, default=64, help="part size (default 64)")
+    parser.add_argument("--proxied", action="store_true", help="also stream the file through the app server")
     args = parser.parse_args()
     moto, endpoint = start_moto()
     try:
@@ -194,6 +231,10 @@ def main() -> None:
         with registry_server() as (url, token, _env, pid):
             print(f"server: gunicorn, 2 workers x 4 threads, SQLite; S3: moto_server at {endpoint}")
             bench(url, token, pid, args.megabytes * MiB, args.part_megabytes * MiB)
+        if args.proxied:
+            os.environ["ARTIFACTS_S3_PRESIGNED_DOWNLOADS"] = os.environ["ARTIFACTS_S3_MULTIPART_UPLOADS"] = "false"
+            with registry_server() as (url, token, _env, pid):
+                bench_proxied(url, token, pid, args.megabytes * MiB)
     finally:
         moto.terminate()
         moto.wait(timeout=30)

@@ -234,6 +234,17 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 ARTIFACTS_ROOT = Path(env_str("ARTIFACTS_ROOT", str(VAR_DIR / "artifacts")))
 ARTIFACTS_S3_BUCKET = env_str("ARTIFACTS_S3_BUCKET")
 
+
+def _s3_transfer_config():
+    """Uploads streamed through an app server go to S3 in 8 MB parts, at most 3 held in memory at once (boto3's
+    default of 10 grew a worker by ~100 MB during a large upload; benchmarks/transfers.py --proxied)."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=3)
+    config.max_in_memory_upload_chunks = 3
+    return config
+
+
 if ARTIFACTS_S3_BUCKET:
     _artifact_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -247,6 +258,7 @@ if ARTIFACTS_S3_BUCKET:
             "default_acl": None,
             "file_overwrite": True,
             "querystring_auth": True,
+            "transfer_config": _s3_transfer_config(),
         },
     }
 else:
