@@ -10,7 +10,7 @@ PORT ?= 8000
 # pytest options for every suite, e.g. `make test PYTEST_ARGS=-x`
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test vendor lint migrations-check test-sqlite test-postgres test-browser postgres-up chromium demo bench clean
+.PHONY: run test install install-test vendor lint migrations-check test-sqlite test-postgres test-browser postgres-up chromium demo bench fuzz clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -88,6 +88,13 @@ test-browser: install-test chromium
 	$(TEST_ENV) $(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 test: lint migrations-check test-sqlite test-postgres test-browser
+
+# A longer schemathesis run of the JSON API than the bounded one `make test` includes (tests/api/test_openapi_fuzz.py):
+# `make fuzz FUZZ_EXAMPLES=50 FUZZ_SEED=7`.
+FUZZ_EXAMPLES ?= 30
+FUZZ_SEED ?= 1
+fuzz: install-test
+	$(TEST_ENV) FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) FUZZ_PHASES=all $(PY) -m pytest tests/api/test_openapi_fuzz.py $(PYTEST_ARGS)
 
 # Figures, not timed tests: ingestion through the API, dashboard pages on a generated registry, the MLflow client,
 # a 2 GB transfer straight to and from S3 (moto).

@@ -40,7 +40,8 @@ api = NinjaAPI(
         "Authenticate with `Authorization: Bearer <token>` (create tokens on your profile page or with "
         "`manage.py createtoken USERNAME`). Errors are JSON: "
         '`{"error": CODE, "message": "...", "details": [...]}`. NaN and infinities travel as '
-        '`"NaN"`, `"Infinity"` and `"-Infinity"`.'
+        '`"NaN"`, `"Infinity"` and `"-Infinity"`. No text may contain NUL (U+0000): a request holding one, in '
+        "the URL or anywhere in a JSON body, is refused with 400 (PostgreSQL cannot store it)."
     ),
     auth=TokenOrSession(),
     urls_namespace="api-1.0.0",

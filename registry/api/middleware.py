@@ -11,6 +11,9 @@ API_PREFIXES = ("/api/",)
 # /api/2.0/mlflow-artifacts/artifacts/<path>); everything else that writes sends JSON. Anchored, so that a model or
 # alias that happens to be called "artifacts" gets no exemption.
 RAW_BODY_PATH = re.compile(r"^/api/(?:v1/runs/[^/]+/artifacts/|2\.0/mlflow-artifacts/artifacts/)")
+# A NUL character in a JSON string: the escape \u0000 not itself escaped (an even run of backslashes before it).
+JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NUL_MESSAGE = "Text in the request contains a NUL character (\\u0000), which the registry does not store; remove it."
 
 
 class JsonOnlyMiddleware:
@@ -28,4 +31,14 @@ class JsonOnlyMiddleware:
         ):
             message = f"Send JSON with 'Content-Type: application/json' (got {request.content_type or 'none'!r})."
             return plain_error_response(415, message)
+        # PostgreSQL cannot store NUL in text or JSON; SQLite can. Refused the same way on both, before any handler
+        # (the NUL in a URL is refused by registry.middleware.RefuseNulCharacters).
+        if (
+            path.startswith("/api/v1/")
+            and request.method in ("POST", "PUT", "PATCH")
+            and request.content_type == "application/json"
+            and not RAW_BODY_PATH.match(path)
+            and JSON_NUL.search(request.body)
+        ):
+            return plain_error_response(400, NUL_MESSAGE)
         return self.get_response(request)

@@ -257,6 +257,20 @@ def _json_int(value: object) -> object:
 
 
 JsonInt = Annotated[int, BeforeValidator(_json_int)]
+
+
+def _id_value(value: object) -> object:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return _json_int(value)
+
+
+# Ids of experiments and datasets: a JSON integer, or its digits as text (clients have always sent both).
+IdInt = Annotated[
+    int,
+    BeforeValidator(_id_value),
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+$"}]}),
+]
 PositiveInt = Annotated[int, Field(ge=1), BeforeValidator(_json_int)]
 
 
@@ -344,7 +358,7 @@ class RunIn(In):
         ]
         | None
     ) = Field(None, description="Experiment name; created when missing. Default experiment if omitted or empty.")
-    experiment_id: JsonInt | None = None
+    experiment_id: IdInt | None = None
     name: str = Field("", max_length=256)
     start_time: InTime | None = None
     code: CodeIn = CodeIn()
@@ -525,7 +539,7 @@ class DatasetPage(Page):
 
 
 class RunInputIn(In):
-    dataset_id: JsonInt
+    dataset_id: IdInt
     context: str = Field("training", min_length=1, max_length=64, examples=["training", "evaluation"])
 
 

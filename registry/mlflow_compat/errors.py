@@ -11,6 +11,7 @@ import json
 from django.db import DataError, IntegrityError
 from django.http import HttpResponse
 
+from registry.catalog.services import NoSuchFolder
 from registry.lib.errors import AlreadyExists, Conflict, DomainError, Forbidden, NotFound
 from registry.lib.names import NameError_
 from registry.lib.paths import PathError
@@ -95,6 +96,8 @@ def translate(exc: Exception) -> MlflowError | None:
     if isinstance(exc, DomainError):
         if isinstance(exc, AlreadyExists):
             code = RESOURCE_ALREADY_EXISTS
+        elif isinstance(exc, NoSuchFolder):
+            code = INVALID_PARAMETER_VALUE  # MLflow's answer to a source it cannot use
         elif isinstance(exc, NotFound) or exc.status == 404:
             code = RESOURCE_DOES_NOT_EXIST
         elif isinstance(exc, Forbidden):

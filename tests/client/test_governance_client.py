@@ -106,7 +106,7 @@ def test_refusals_are_registry_errors_with_their_reason(registry, approver, frau
     assert "already rejected by paula" in late.value.message
     with pytest.raises(RegistryError) as nothing:
         approver.rollback("fraud")
-    assert nothing.value.status == 400 and "no version in Production" in nothing.value.message
+    assert nothing.value.status == 409 and "no version in Production" in nothing.value.message
 
 
 def test_cancelling_your_own_request(registry, fraud):
