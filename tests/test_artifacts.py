@@ -100,8 +100,11 @@ def test_empty_file(blobs, run):
     assert blobs.keys() == {artifact.storage_key}
 
 
-def test_path_is_normalised_and_content_type_guessed(blobs, run):
-    artifact = store(run, "./reports//summary.json", b"{}")
+def test_paths_are_refused_not_cleaned_and_content_type_guessed(blobs, run):
+    with pytest.raises(CatalogError, match="empty or '.' segments"):
+        store(run, "./reports//summary.json", b"{}")  # one rule on every route: refused, never silently rewritten
+    assert blobs.keys() == set()
+    artifact = store(run, "reports/summary.json", b"{}")
     assert artifact.path == "reports/summary.json"
     assert artifact.content_type == "application/json"
     assert blobs.keys() == {artifact.storage_key}

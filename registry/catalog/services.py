@@ -859,44 +859,7 @@ def artifact_store(
     except BaseException:
         _delete_blob_quietly(key)
         raise
-    scan = scanning.scan_upload(stored_key, path, reader.size)  # None when large: scanned in the background
-    fields = {
-        "storage_key": stored_key,
-        "size": reader.size,
-        "sha256": reader.hash.hexdigest(),
-        "content_type": mimetypes.guess_type(path)[0] or "application/octet-stream",
-        "created_at": timezone.now(),
-    }
-    owner_field = "run" if isinstance(owner, Run) else "version"
-    try:
-        with transaction.atomic():
-            previous = (
-                ArtifactFile.objects.select_for_update()
-                .filter(**{owner_field: owner, "path": path})
-                .values_list("storage_key", flat=True)
-                .first()
-            )
-            artifact, _ = ArtifactFile.objects.update_or_create(**{owner_field: owner, "path": path}, defaults=fields)
-            if previous and previous != stored_key:
-                _delete_blob_when_unused(previous)
-            _record_file(
-                AuditAction.ARTIFACT_STORED,
-                owner,
-                by,
-                path,
-                size=reader.size,
-                sha256=fields["sha256"],
-                scan=scan.verdict if scan else "pending",
-            )
-            scanning.file_stored(artifact, scan)
-            if isinstance(owner, ModelVersion) and path == MLMODEL_PATH and _signature_follows_files(owner):
-                _signature_from_files(owner, owner.files())
-                if owner.signature is not None:
-                    _record_signature(owner, by, owner.signature)
-    except (IntegrityError, ValidationError) as exc:
-        _delete_blob_quietly(stored_key)
-        raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None
-    return artifact
+    return _record_blob(owner=owner, path=path, key=stored_key, size=reader.size, sha256=reader.hash.hexdigest(), by=by)
 
 
 class ChecksumMismatch(CatalogError):
@@ -951,11 +914,20 @@ def artifact_register_uploaded(
         raise ChecksumMismatch(
             f"The uploaded bytes of {path!r} have sha256 {computed}, not the declared {sha256}; upload it again."
         )
-    scan = scanning.scan_upload(key, path, size)  # None when large: scanned in the background, as for a PUT
+    return _record_blob(owner=owner, path=path, key=key, size=size, sha256=computed, by=by, direct=True)
+
+
+def _record_blob(
+    *, owner: Run | ModelVersion, path: str, key: str, size: int, sha256: str, by, **audit_data
+) -> ArtifactFile:
+    """Make a stored blob `owner`'s file at `path`: scan it (small files now, large ones in the background), write
+    the row that is its only pointer, free the blob it replaces, and record the upload with its verdict, in one
+    transaction. A version's MLmodel also gives the version its signature unless one was set explicitly."""
+    scan = scanning.scan_upload(key, path, size)  # None when large: scanned in the background
     fields = {
         "storage_key": key,
         "size": size,
-        "sha256": computed,
+        "sha256": sha256,
         "content_type": mimetypes.guess_type(path)[0] or "application/octet-stream",
         "created_at": timezone.now(),
     }
@@ -977,11 +949,15 @@ def artifact_register_uploaded(
                 by,
                 path,
                 size=size,
-                sha256=computed,
-                direct=True,
+                sha256=sha256,
+                **audit_data,
                 scan=scan.verdict if scan else "pending",
             )
             scanning.file_stored(artifact, scan)
+            if isinstance(owner, ModelVersion) and path == MLMODEL_PATH and _signature_follows_files(owner):
+                _signature_from_files(owner, owner.files())
+                if owner.signature is not None:
+                    _record_signature(owner, by, owner.signature)
     except (IntegrityError, ValidationError) as exc:
         _delete_blob_quietly(key)
         raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None
