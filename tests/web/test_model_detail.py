@@ -255,7 +255,7 @@ def test_query_count_does_not_grow_with_rows(signed_in, django_assert_num_querie
     # permissions (user, groups), their stage rights on the model (grants), the newest audit events, and for the
     # access panel the model's grants with their users and groups, and for the aliases section the aliases its policy
     # protects, the model's card, and the page's files for the scan badges (their verdicts too when there are files)
-    with django_assert_num_queries(21):
+    with django_assert_num_queries(22):
         response = signed_in.get(url())
     assert len(response.context["version_rows"]) == min(rows, 25)
     assert len(response.context["intervals"]) == min(rows, 25)

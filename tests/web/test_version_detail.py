@@ -231,11 +231,11 @@ def test_query_count_does_not_grow_with_rows(signed_in, django_assert_num_querie
     # stage changes (with who made them), params, metric summaries, dataset inputs (with datasets), steps, the user's
     # level on the model (their grants); the stage panel: the model's policy and its gates, the user's permissions
     # (user, groups), their stage rights on the model (grants), the version's pending requests; for the aliases
-    # section the model's aliases (with their versions) and the aliases its policy protects; the files' scan
-    # verdicts, and for the default Production gate's file scan the version's files and their verdicts (a version
-    # without files skips both verdict reads: 20).
+    # section the model's aliases (with their versions) and the aliases its policy protects; the model card (the
+    # model's and the version's own, one query); the files' scan verdicts, and for the default Production gate's
+    # file scan the version's files and their verdicts (a version without files skips both verdict reads: 21).
     # Single-point metrics draw no chart, so no history query.
-    with django_assert_num_queries(22):
+    with django_assert_num_queries(23):
         response = signed_in.get(URL)
     assert len(response.context["params"]) == rows
 
@@ -244,9 +244,9 @@ def test_charted_metrics_cost_one_history_query_whatever_their_number(signed_in,
     run = RunFactory()
     metrics_log(run=run, points=[Point(k, s, s) for s in range(10) for k in ("loss", "accuracy", "f1")])
     ModelVersionFactory(model__name="fraud", run=run)
-    # the twenty queries of a version without files, then one (series, step, value) read for every charted metric
+    # the twenty-one queries of a version without files, then one (series, step, value) read for every charted metric
     # at once.
-    with django_assert_num_queries(21):
+    with django_assert_num_queries(22):
         response = signed_in.get(URL)
     assert len(response.context["charts"]) == 3
 
@@ -259,12 +259,12 @@ def test_long_histories_are_read_once_then_served_from_their_cached_preview(sign
     points[1234] = Point("loss", 50.0, 1234)  # a spike that downsampling must keep
     metrics_log(run=run, points=points)
     ModelVersionFactory(model__name="fraud", run=run)
-    # First view: the twenty queries of a version without files, the previews (none yet), both full histories, the
+    # First view: the twenty-one queries of a version without files, the previews (none yet), both full histories, the
     # preview upsert.
-    with django_assert_num_queries(23):
+    with django_assert_num_queries(24):
         first = signed_in.get(URL)
-    # Later views: the twenty queries of a version without files and the previews.
-    with django_assert_num_queries(21):
+    # Later views: the twenty-one queries of a version without files and the previews.
+    with django_assert_num_queries(22):
         again = signed_in.get(URL)
     for response in (first, again):
         charts = {chart["series"].key: chart for chart in response.context["charts"]}
