@@ -110,7 +110,7 @@ def test_metrics_show_latency_by_route_ingest_and_the_webhook_queue(client, sett
     assert re.search(
         r'registry_http_request_duration_seconds_count\{method="GET",route="healthz",status="2xx"\} \d', text
     )
-    assert 'route="models/<str:name>/"' in text  # the pattern, never the path
+    assert 'route="models/<model:name>/"' in text  # the pattern, never the path
     assert "no-such-model" not in text
     assert re.search(r"^registry_ingest_points_total \d+", text, re.M)
     assert "registry_webhook_queue_depth 1.0" in text

@@ -728,18 +728,18 @@ def fill(text: str, values: dict) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
 
 
-def fill_body(body, values: dict):
-    """The body with its placeholders filled; a value that is one whole placeholder keeps its type ({experiment_id}
-    is a number, as the API wants it)."""
+def fill_body(body, values: dict, *, typed: bool = False):
+    """The body with its placeholders filled, as text (MLflow's API takes ids as strings); `typed`: a value that is
+    one whole placeholder keeps its type ({experiment_id} is a number, as /api/v1 wants it)."""
     if isinstance(body, bytes) or body is None:
         return body
     if isinstance(body, dict):
-        return {key: fill_body(value, values) for key, value in body.items()}
+        return {key: fill_body(value, values, typed=typed) for key, value in body.items()}
     if isinstance(body, list):
-        return [fill_body(value, values) for value in body]
+        return [fill_body(value, values, typed=typed) for value in body]
     if isinstance(body, str):
         whole = re.fullmatch(r"\{(\w+)\}", body)
-        if whole and whole.group(1) in values:
+        if typed and whole and whole.group(1) in values:
             return values[whole.group(1)]
         return fill(body, values)
     return body
@@ -747,7 +747,7 @@ def fill_body(body, values: dict):
 
 def call(world: World, persona: str, surface: str, spec: Case):
     url = fill(spec.url, world.values)
-    body = fill_body(spec.body, world.values)
+    body = fill_body(spec.body, world.values, typed=surface == "api")
     if surface == "web":
         client = Client()
         client.force_login(world.users[persona])

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Router, Schema
+from pydantic import BaseModel, ConfigDict, Field
 
 from registry.api.catalog import ERRORS
 from registry.catalog import services
@@ -33,11 +34,28 @@ class CardOut(Schema):
     sections: list[CardSectionOut]
 
 
-class CardIn(Schema):
-    sections: dict[str, Any] = Field(
-        description="Section key → Markdown (intended_use, out_of_scope, training_data, evaluation, limitations, "
-        "owners); an empty string removes the section, keys not given stay as they are.",
-        examples=[{"intended_use": "Rank accounts by churn risk.", "limitations": "Not for new markets."}],
+def _section(key: str) -> Any:
+    return Field(None, max_length=cards.SECTION_MAX, description=f"{cards.TITLES[key]} (Markdown).")
+
+
+class CardSectionsIn(BaseModel):
+    """The sections to write: Markdown each; an empty string removes one, sections not given stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intended_use: str | None = _section("intended_use")
+    out_of_scope: str | None = _section("out_of_scope")
+    training_data: str | None = _section("training_data")
+    evaluation: str | None = _section("evaluation")
+    limitations: str | None = _section("limitations")
+    owners: str | None = _section("owners")
+
+
+class CardIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sections: CardSectionsIn = Field(
+        examples=[{"intended_use": "Rank accounts by churn risk.", "limitations": "Not for new markets."}]
     )
 
 
@@ -65,7 +83,7 @@ def get_model_card(request: HttpRequest, name: str):
 @router.put("/models/{name}/card", response={200: CardOut, **ERRORS}, summary="Write sections of a model's card (EDIT)")
 def put_model_card(request: HttpRequest, name: str, payload: CardIn):
     model = model_for(request.user, name, need=Level.EDIT)
-    services.card_update(model=model, by=request.user, sections=payload.sections)
+    services.card_update(model=model, by=request.user, sections=payload.sections.model_dump(exclude_none=True))
     return _card_out(model, None)
 
 
@@ -86,5 +104,7 @@ def get_version_card(request: HttpRequest, name: str, version: int):
 )
 def put_version_card(request: HttpRequest, name: str, version: int, payload: CardIn):
     mv = version_for(request.user, name, version, need=Level.EDIT)
-    services.card_update(model=mv.model, version=mv, by=request.user, sections=payload.sections)
+    services.card_update(
+        model=mv.model, version=mv, by=request.user, sections=payload.sections.model_dump(exclude_none=True)
+    )
     return _card_out(mv.model, mv)

@@ -25,7 +25,7 @@ from registry.catalog.access import require
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib import filescan
 from registry.lib.access import Level
-from registry.lib.errors import Invalid
+from registry.lib.errors import Conflict
 from registry.lib.scan_allowlist import parse_extra
 from registry.scanning.models import FileScan, FileVerdict, Verdict, VersionScan
 
@@ -247,8 +247,8 @@ def queue_files(files: Iterable[ArtifactFile], *, after_commit: bool = True) -> 
         return _queue(seen.values(), after_commit=after_commit)
 
 
-class NothingToScan(Invalid):
-    pass
+class NothingToScan(Conflict):
+    """A rescan of a version without files: its state, not the request, is why (409)."""
 
 
 def version_rescan(*, version: ModelVersion, by) -> list[str]:

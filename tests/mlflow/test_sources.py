@@ -112,7 +112,8 @@ def test_copy_model_version_copies_files_and_lineage(client, run_with_model_file
     assert (copied.name, copied.version, copied.run_id) == ("scorer-prod", "1", run_with_model_files)
     fetched = client.get_model_version("scorer-prod", "1")
     assert fetched.source == "models:/scorer/1" and fetched.description == "first"
-    assert fetched.tags == {"team": "risk"}
+    assert fetched.tags["team"] == "risk"
+    assert fetched.tags["registry.scan"] == "unknown"  # the copy carries its files' scan, as every version does
 
     first = ModelVersion.objects.get(model__name="scorer", version=1)
     copy = ModelVersion.objects.get(model__name="scorer-prod", version=1)
