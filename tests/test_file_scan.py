@@ -20,6 +20,7 @@ from django.test import Client
 
 from registry.accounts.models import ApiToken
 from registry.audit.models import AuditEvent, OutboxEvent, Webhook
+from registry.catalog import services as catalog
 from registry.catalog.models import Stage
 from registry.governance import services as governance
 from registry.governance.services import GatesFailed
@@ -232,6 +233,15 @@ def test_mlflow_model_versions_carry_a_scan_tag(owner):
         v["version"]: {t["key"]: t["value"] for t in v["tags"]}["registry.scan"] for v in found["model_versions"]
     }
     assert verdicts == {"1": "unsafe", "2": "safe"}
+
+
+def test_a_version_without_files_here_has_no_scan_tag_on_mlflow(owner):
+    model = catalog.model_create(name="ext", by=owner)
+    catalog.version_create(model=model, by=owner, external_location="s3://elsewhere/model", tags={"k": "v"})
+    token = ApiToken.issue(user=owner, name="t", scope="read")[1]
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    got = client.get("/api/2.0/mlflow/model-versions/get", {"name": "ext", "version": "1"}).json()
+    assert got["model_version"]["tags"] == [{"key": "k", "value": "v"}]  # read back exactly as set
 
 
 def test_rescan_applies_a_reviewed_allowlist_addition(owner, settings):

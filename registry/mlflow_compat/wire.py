@@ -295,9 +295,12 @@ def with_scans(versions: list[ModelVersion]) -> list[ModelVersion]:
 
 
 def scan_tags(version: ModelVersion) -> dict[str, str]:
-    """The file safety scan as tags: `registry.scan` (safe, unsafe, unknown, pending, none) and, when it is not
-    safe, `registry.scan.detail` saying why."""
+    """The file safety scan as tags: `registry.scan` (safe, unsafe, unknown, pending) and, when it is not safe,
+    `registry.scan.detail` saying why. A version without files here (an external reference) has nothing scanned and
+    gets no tag, so its tags read back exactly as MLflow's clients set them."""
     scan = getattr(version, "scan", None) or scanning.version_scan(version)
+    if scan.verdict == "none":
+        return {}
     tags = {SCAN_TAG: scan.verdict}
     if scan.verdict not in ("safe", "none"):
         tags[SCAN_TAG + ".detail"] = scan.summary()[:5000]
