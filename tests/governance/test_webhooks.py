@@ -18,8 +18,8 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django.utils import timezone
 
+from registry import worker
 from registry.audit import webhooks
-from registry.audit.management.commands import deliver_webhooks
 from registry.audit.models import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -545,7 +545,7 @@ def test_the_command_reports_failures(hook, receiver):
 def test_the_loop_stops_cleanly_on_sigterm(hook, receiver, monkeypatch):
     version_create(model=RegisteredModelFactory())
     # The test's transaction must survive the worker's housekeeping between rounds.
-    monkeypatch.setattr(deliver_webhooks, "close_old_connections", lambda: None)
+    monkeypatch.setattr(worker, "close_old_connections", lambda: None)
     rounds = []
     real_round = webhooks.deliver_due_attempts
 
