@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import OperationalError
 from django.db.migrations import Migration
+from django.utils import timezone
 
 from registry.audit.models import DeliveryStatus, OutboxEvent, Webhook, WebhookDelivery
 from registry.lib.logs import JsonFormatter, RequestIdFilter, request_id_from
+from registry.scanning.models import FileScan, Verdict
 from registry.tracking.services import Point
 from registry.web.views import health
 from tests.builders import metrics_log, run_create
@@ -115,6 +118,21 @@ def test_metrics_show_latency_by_route_ingest_and_the_webhook_queue(client, sett
     assert re.search(r"^registry_ingest_points_total \d+", text, re.M)
     assert "registry_webhook_queue_depth 1.0" in text
     assert 'registry_webhook_deliveries{status="failed"} 1.0' in text
+
+
+def test_metrics_show_the_scan_backlog(client, settings):
+    settings.REGISTRY_METRICS = True
+    waiting = timezone.now() - timedelta(minutes=5)
+    FileScan.objects.create(storage_key="blobs/a", path="a.pkl", verdict=Verdict.PENDING, queued_at=waiting)
+    FileScan.objects.create(storage_key="blobs/b", path="b.pkl", verdict=Verdict.PENDING)
+    FileScan.objects.create(storage_key="blobs/c", path="c.pkl", verdict=Verdict.UNSAFE)
+
+    text = client.get("/metrics").content.decode()
+    assert "registry_scan_backlog 2.0" in text
+    oldest = float(re.search(r"^registry_scan_oldest_pending_seconds (\S+)", text, re.M).group(1))
+    assert 299 <= oldest < 400
+    assert 'registry_scan_files{verdict="unsafe"} 1.0' in text
+    assert 'registry_scan_files{verdict="safe"} 0.0' in text
 
 
 def test_metrics_token_when_set(client, settings):

@@ -24,7 +24,7 @@ from typing_extensions import TypedDict
 
 from registry.audit.models import AuditAction
 from registry.catalog.models import STAGE_VALUES
-from registry.lib.names import ALIAS_MAX, KEY_MAX, MODEL_NAME_MAX
+from registry.lib.names import ALIAS_MAX, KEY_MAX, MODEL_NAME_MAX, unprintable_class
 from registry.lib.numbers import float_from_json, float_to_json
 
 # What the schema states must be what the server enforces, both ways (tests/api/test_openapi_fuzz.py drives the
@@ -37,9 +37,9 @@ MAX_OFFSET = 2**62
 INT64_MIN, INT64_END = -(2**63), 2**63
 TAG_VALUE_MAX = 8000
 PARAM_VALUE_MAX = 6000
-# registry.lib.names: no C0 or C1 control characters in names and keys.
-NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
-NO_CONTROL_NONEMPTY = r"^[^\x00-\x1f\x7f-\x9f]+$"
+# registry.lib.names.unprintable_character: what no name, key or path may contain (controls, invisible and
+# private-use characters, every space but the plain one), as a character class.
+_UNPRINTABLE = unprintable_class()
 
 
 def _any_case(word: str) -> str:
@@ -114,8 +114,17 @@ def _time_text(value: object) -> object:
 # An input time: ISO 8601 text; one without a time zone is read as UTC (comparing naive and aware times would fail).
 InTime = Annotated[datetime, BeforeValidator(_time_text), AfterValidator(_assume_utc)]
 
-# Keys of tags, params and metrics (registry.lib.names.check_key): non-empty, at most KEY_MAX, no control characters.
-_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": KEY_MAX, "pattern": NO_CONTROL_NONEMPTY}
+# Keys of params and metrics (registry.lib.names.check_key): non-empty, at most KEY_MAX, printable, and no empty,
+# '.' or '..' segment between '/' ("val/loss" is fine; "/x", "a//b", "a/../b" are not).
+_KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": KEY_MAX,
+    "pattern": rf"^[^{_UNPRINTABLE}]+$",
+    "not": {"pattern": r"(^|/)\.{0,2}(/|$)"},
+}
+# Tag keys (check_tag_key): a key without '\\', '%', '?' or '#'.
+_TAG_KEY_SCHEMA = {**_KEY_SCHEMA, "pattern": rf"^[^{_UNPRINTABLE}\\%?#]+$"}
 # pydantic writes a key pattern as patternProperties, which leaves other keys unconstrained: state it as
 # propertyNames, which is what the server checks.
 Tags = Annotated[
@@ -123,7 +132,7 @@ Tags = Annotated[
     WithJsonSchema(
         {
             "type": "object",
-            "propertyNames": _KEY_SCHEMA,
+            "propertyNames": _TAG_KEY_SCHEMA,
             "additionalProperties": {"type": "string", "maxLength": TAG_VALUE_MAX},
         }
     ),
@@ -157,23 +166,34 @@ def errors(*extra: int) -> dict:
     return {status: Error for status in sorted({400, 401, 403, 404, 409, 413, 415, 422, 429, *extra})}
 
 
-# registry.lib.names.check_model_name: not blank, no white space at either end, no '/', '@' or control characters.
-_NAME_CHAR = r"[^/@\x00-\x1f\x7f-\x9f]"
-_NAME_EDGE = r"[^\s/@\x00-\x1f\x7f-\x9f]"
-MODEL_NAME_PATTERN = rf"^{_NAME_EDGE}({_NAME_CHAR}*{_NAME_EDGE})?$"
+# registry.lib.names.check_name: not blank, no white space at either end, printable, none of '/ \\ % ? #' (and '@'
+# in model names), not '.' or '..'.
+_NAME_CHAR = rf"[^/\\%?#{_UNPRINTABLE}]"
+_NAME_EDGE = rf"[^\s/\\%?#{_UNPRINTABLE}]"
+EXPERIMENT_NAME_PATTERN = rf"^{_NAME_EDGE}({_NAME_CHAR}*{_NAME_EDGE})?$"
+MODEL_NAME_PATTERN = EXPERIMENT_NAME_PATTERN.replace("#", "#@")
+_NOT_DOTS = {"pattern": r"^\.\.?$"}
 # Rules the services check themselves, with a message saying what to fix (a 400): the schema states them, pydantic
 # does not repeat them (its pattern errors read "String should match pattern '^[^\\s/@...'").
 ModelName = Annotated[
     str,
     Field(min_length=1, max_length=MODEL_NAME_MAX),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MODEL_NAME_MAX, "pattern": MODEL_NAME_PATTERN}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MODEL_NAME_MAX,
+            "pattern": MODEL_NAME_PATTERN,
+            "not": _NOT_DOTS,
+        }
+    ),
 ]
-# tracking.services._experiment_name: not blank, no white space at either end.
-EXPERIMENT_NAME_PATTERN = r"^\S([\s\S]*\S)?$"
 ExperimentName = Annotated[
     str,
     Field(min_length=1, max_length=256),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 256, "pattern": EXPERIMENT_NAME_PATTERN}),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": 256, "pattern": EXPERIMENT_NAME_PATTERN, "not": _NOT_DOTS}
+    ),
 ]
 
 # registry.lib.names.check_alias: a letter or '_' first, then letters, digits, '_' and '-'; not a stage name or
@@ -204,30 +224,32 @@ AuditActionFilter = Annotated[
     ),
 ]
 
-# registry.lib.paths.normalise_artifact_path: relative, '/'-separated, no '..' segment, no backslash, control
-# character, drive letter or percent-encoding, and something left once empty and '.' segments are dropped.
+# registry.lib.paths.check_artifact_path: relative, '/'-separated, printable, no backslash, no URL scheme or drive
+# letter first (`s3:`, `C:`), no percent-encoding, and no empty, '.' or '..' segment.
+_PATH_REFUSED = [
+    {"pattern": r"^[A-Za-z][A-Za-z0-9+.\-]*:"},
+    {"pattern": r"%[0-9A-Fa-f]{2}"},
+    {"pattern": r"(^|/)\.\.(/|$)"},
+]
 ARTIFACT_PATH_SCHEMA = {
     "type": "string",
     "minLength": 1,
     "maxLength": 1024,
-    "pattern": r"^[^\x00-\x1f\x7f-\x9f\\]*$",
-    "not": {
-        "anyOf": [
-            {"pattern": r"^/"},
-            {"pattern": r"^[A-Za-z]:"},
-            {"pattern": r"(^|/)\.\.(/|$)"},
-            {"pattern": r"%[0-9A-Fa-f]{2}"},
-            {"pattern": r"^(\.?/)*\.?$"},
-        ]
-    },
+    "pattern": rf"^[^{_UNPRINTABLE}\\]*$",
+    "not": {"anyOf": [*_PATH_REFUSED, {"pattern": r"(^|/)\.?(/|$)"}]},
     "examples": ["model/model.pkl"],
 }
 ArtifactPath = Annotated[str, WithJsonSchema(ARTIFACT_PATH_SCHEMA)]
-# A folder to list or register from: the same rule, or empty for the root.
-ARTIFACT_PREFIX_SCHEMA = {"anyOf": [{"type": "string", "maxLength": 0}, ARTIFACT_PATH_SCHEMA]}
+# A folder to list or register from: the same rule, except that one '/' may end it; or empty for the root.
+ARTIFACT_DIR_SCHEMA = {
+    **ARTIFACT_PATH_SCHEMA,
+    "not": {"anyOf": [*_PATH_REFUSED, {"pattern": r"(^|/)\.?/"}, {"pattern": r"(^|/)\.$"}]},
+    "examples": ["model"],
+}
+ARTIFACT_PREFIX_SCHEMA = {"anyOf": [{"type": "string", "maxLength": 0}, ARTIFACT_DIR_SCHEMA]}
 ArtifactPrefix = Annotated[str, WithJsonSchema(ARTIFACT_PREFIX_SCHEMA)]
 # Registering from a run's folder: empty, '.' and the like mean the run's root.
-ARTIFACT_FOLDER_SCHEMA = {"anyOf": [{"type": "string", "pattern": r"^(\.(/+\.?)*)?$"}, ARTIFACT_PATH_SCHEMA]}
+ARTIFACT_FOLDER_SCHEMA = {"anyOf": [{"type": "string", "pattern": r"^(\.(/+\.?)*)?$"}, ARTIFACT_DIR_SCHEMA]}
 
 # A search order (registry.lib.search.parse_order): not blank; its grammar (entity.key, ASC/DESC) is checked by the
 # server, which answers 400 invalid_search naming the problem, as it does for `filter`.

@@ -24,6 +24,18 @@ class Verdict(models.TextChoices):
     PENDING = filescan.PENDING, "Pending"
 
 
+class FileScanQuerySet(models.QuerySet):
+    def backlog_figures(self) -> tuple[int, float, dict[str, int]]:
+        """For the operators' metrics: files waiting for a scan, how long the oldest has waited (seconds, 0 when
+        none), and how many scans have each verdict. Two queries on the (verdict, queued_at) index."""
+        by_verdict = dict.fromkeys(Verdict.values, 0)
+        for verdict, count in self.order_by().values_list("verdict").annotate(n=models.Count("id")):
+            by_verdict[verdict] = count
+        oldest = self.filter(verdict=Verdict.PENDING).order_by("queued_at").values_list("queued_at", flat=True).first()
+        waited = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+        return by_verdict[Verdict.PENDING], max(waited, 0.0), by_verdict
+
+
 class FileScan(models.Model):
     storage_key = models.CharField(max_length=PATH_MAX + 64, unique=True, help_text="The blob scanned.")
     path = models.CharField(max_length=PATH_MAX, help_text="The file's path when it was uploaded (a format hint).")
@@ -39,6 +51,8 @@ class FileScan(models.Model):
     seconds = models.FloatField(null=True, blank=True, help_text="How long the scan took.")
     # Bumped whenever a scan is queued again: a scan that finishes after a newer one was queued is not saved.
     generation = models.PositiveIntegerField(default=0)
+
+    objects = FileScanQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["verdict", "queued_at"], name="filescan_verdict_queued")]

@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from registry.audit.models import WebhookDelivery
+from registry.scanning.models import FileScan
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def _metrics_allowed(request: HttpRequest) -> bool:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition: request latency by route and ingested points (this server's workers, added up in
-    multiprocess mode), plus the webhook queue read from the database. Off (404) unless REGISTRY_METRICS is on;
+    multiprocess mode), plus the webhook queue and the scan backlog read from the database. Off (404) unless REGISTRY_METRICS is on;
     with REGISTRY_METRICS_TOKEN set, the scraper must send it as a bearer token."""
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
     from prometheus_client.core import GaugeMetricFamily
@@ -136,10 +137,20 @@ def metrics(request: HttpRequest) -> HttpResponse:
     for status, count in by_status.items():
         deliveries.add_metric([status], count)
 
+    pending, waited, by_verdict = FileScan.objects.backlog_figures()
+    backlog = GaugeMetricFamily("registry_scan_backlog", "Stored files waiting for their safety scan.")
+    backlog.add_metric([], pending)
+    oldest = GaugeMetricFamily(
+        "registry_scan_oldest_pending_seconds", "How long the file that has waited longest for its scan has waited."
+    )
+    oldest.add_metric([], waited)
+    verdicts = GaugeMetricFamily("registry_scan_files", "Scanned files by verdict.", labels=["verdict"])
+    for verdict, count in by_verdict.items():
+        verdicts.add_metric([verdict], count)
+
     class Queue:
         def collect(self):
-            yield queue
-            yield deliveries
+            yield from (queue, deliveries, backlog, oldest, verdicts)
 
     database_registry = CollectorRegistry()
     database_registry.register(Queue())
