@@ -6,6 +6,7 @@ log; so do these, through them, with `by` the caller.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -323,7 +324,9 @@ def version_register(
     logged = _logged_model_for(model_id, source, classified)
     if isinstance(classified, sources.Copy):
         return _version_copy(model, classified.version, source, by, run_id, model_id, description, tags)
-    with transaction.atomic():
+    # version_create is one transaction; an outer one (and the savepoint it would put around version_create) is
+    # needed only when the logged model's lineage is written with it.
+    with transaction.atomic() if logged is not None else contextlib.nullcontext():
         if isinstance(classified, sources.Stored):
             if run_id and run_id.lower() != classified.run.pk:
                 raise sources.id_must_match(source, "run_id")

@@ -137,7 +137,8 @@ def classify(source: str, *, host: str, user) -> Stored | Copy | External:
 
 
 def _run_folder(source: str, run_id: str, folder: str) -> Stored | External:
-    run = Run.objects.filter(pk=run_id.lower()).first() if run_id else None
+    # With its experiment: registering checks the right on it.
+    run = Run.objects.select_related("experiment").filter(pk=run_id.lower()).first() if run_id else None
     if run is None:
         # A run this registry has never seen: the source is recorded, not resolved.
         return External(source)

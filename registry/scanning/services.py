@@ -293,6 +293,11 @@ def scans_for_versions(version_ids: Iterable[int]) -> dict[int, VersionScan]:
 
 
 def version_scan(version: ModelVersion) -> VersionScan:
+    created = getattr(version, "created_files", None)
+    if created is not None:
+        # Just registered: its file rows are in hand, only their verdicts are read (one query, none without files).
+        scans = file_scans(created)
+        return VersionScan.of([scans[f.path] for f in sorted(created, key=lambda f: f.path)])
     return scans_for_versions([version.pk])[version.pk]
 
 
