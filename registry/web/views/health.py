@@ -108,8 +108,8 @@ def _metrics_allowed(request: HttpRequest) -> bool:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition: request latency by route and ingested points (this server's workers, added up in
-    multiprocess mode), plus the webhook queue and the scan backlog read from the database. Off (404) unless REGISTRY_METRICS is on;
-    with REGISTRY_METRICS_TOKEN set, the scraper must send it as a bearer token."""
+    multiprocess mode), plus the webhook queue and the scan backlog read from the database. Off (404) unless
+    REGISTRY_METRICS is on; with REGISTRY_METRICS_TOKEN set, the scraper must send it as a bearer token."""
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
     from prometheus_client.core import GaugeMetricFamily
 
