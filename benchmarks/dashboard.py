@@ -38,6 +38,11 @@ def setup_django(var_dir: str) -> None:
     django.setup()
 
 
+# A version's lineage columns: empty for versions registered from a run's files here.
+LINEAGE_COLUMNS = "external_location, external_run_id, logged_model_id"
+LINEAGE_VALUES = "'', '', ''"
+
+
 def generate(models: int, versions_per_model: int, runs: int, points: int, long_steps: int) -> None:
     """Insert rows with executemany: the ORM would spend minutes building 5 million objects."""
     from django.db import connection, transaction
@@ -137,7 +142,8 @@ def generate(models: int, versions_per_model: int, runs: int, points: int, long_
                 version_rows.append((model_id, v, rid, f"runs:/{rid}/model", "ready", "", stage, "", "{}", now, now))
         cur.executemany(
             "INSERT INTO catalog_modelversion (model_id, version, run_id, source, status, status_message, stage,"
-            " description, tags, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f" description, tags, created_at, updated_at, {LINEAGE_COLUMNS})"
+            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {LINEAGE_VALUES})",
             version_rows,
         )
         add_deep_model(cur, run_ids, rng, now)
@@ -164,7 +170,8 @@ def add_deep_model(cur, run_ids: list[str], rng: random.Random, now) -> None:
     stages = ["None", "None", "None", "Staging", "Archived"]
     cur.executemany(
         "INSERT INTO catalog_modelversion (model_id, version, run_id, source, status, status_message, stage,"
-        " description, tags, created_at, updated_at) VALUES (%s, %s, %s, '', 'ready', '', %s, '', '{}', %s, %s)",
+        f" description, tags, created_at, updated_at, {LINEAGE_COLUMNS})"
+        f" VALUES (%s, %s, %s, '', 'ready', '', %s, '', '{{}}', %s, %s, {LINEAGE_VALUES})",
         [(model_id, v, run_ids[v % len(run_ids)], rng.choice(stages), now, now) for v in range(1, DEEP_VERSIONS + 1)],
     )
 
