@@ -208,6 +208,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-registry.sqlite3")}
 
+# PostgreSQL: metric batches may commit without waiting for their WAL flush (synchronous_commit off for those
+# transactions only), as SQLite's synchronous=NORMAL does above for every commit. A crash of the database server can
+# lose the last fraction of a second of acknowledged points; registrations, approvals and the audit log always wait.
+METRICS_ASYNC_COMMIT = env_bool("METRICS_ASYNC_COMMIT", False)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

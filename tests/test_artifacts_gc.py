@@ -98,6 +98,20 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+def settled_blob_bytes(storage, quiet: float = 0.5, timeout: float = 30) -> dict:
+    """The storage's blobs once no size has changed for `quiet` seconds: a part that the killed worker had sent
+    whole can still be landing in S3 (moto stores it after the sender is gone)."""
+    deadline = time.monotonic() + timeout
+    last = storage.blob_bytes()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = storage.blob_bytes()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError("the storage kept changing after the worker died")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_upload_leaves_no_row_and_gc_frees_the_partial_blob(storage):
     run = RunFactory()
@@ -114,7 +128,7 @@ def test_worker_killed_mid_upload_leaves_no_row_and_gc_frees_the_partial_blob(st
 
     # Nothing visible: no row, so no listing, download or resolve can reach the bytes.
     assert list(ArtifactFile.objects.filter(run=run).values_list("path", flat=True)) == ["kept.txt"]
-    before = storage.blob_bytes()
+    before = settled_blob_bytes(storage)
     orphan_bytes = sum(size for key, size in before.items() if key != kept.storage_key)
     assert orphan_bytes >= MB
 

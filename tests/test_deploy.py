@@ -21,12 +21,15 @@ def settings_variables() -> set[str]:
 
 def test_the_topology_is_the_cluster_tests():
     assert {"postgres", "minio", "migrate", "webhooks", "app1", "app2"} <= set(SERVICES)
-    assert set(REGISTRY_SERVICES) == {"migrate", "app1", "app2", "webhooks"}
+    assert set(REGISTRY_SERVICES) == {"migrate", "app1", "app2", "webhooks", "scanner"}
     app_servers = [name for name, s in REGISTRY_SERVICES.items() if s["command"].startswith("gunicorn registry.wsgi")]
     assert sorted(app_servers) == ["app1", "app2"]
     assert REGISTRY_SERVICES["migrate"]["command"] == "python manage.py migrate --noinput"
     assert REGISTRY_SERVICES["webhooks"]["command"].startswith("python manage.py deliver_webhooks --loop")
-    for name in ("app1", "app2", "webhooks"):
+    assert REGISTRY_SERVICES["scanner"]["command"].startswith("python manage.py scan_worker --loop")
+    # Large files wait for the scanner, not for a thread of whichever app server received them.
+    assert {s["environment"]["SCAN_BACKGROUND"] for s in REGISTRY_SERVICES.values()} == {"worker"}
+    for name in ("app1", "app2", "webhooks", "scanner"):
         assert REGISTRY_SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     # One database and one bucket for every process.
     urls = {s["environment"]["DATABASE_URL"] for s in REGISTRY_SERVICES.values()}
