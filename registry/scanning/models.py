@@ -47,6 +47,9 @@ class FileScan(models.Model):
     scanner = models.CharField(max_length=64, blank=True)
     scanner_version = models.CharField(max_length=64, blank=True, db_index=True)
     queued_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, help_text="A scanner is on it until then (a lease: a scanner that died loses it)."
+    )
     scanned_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True, help_text="How long the scan took.")
     # Bumped whenever a scan is queued again: a scan that finishes after a newer one was queued is not saved.

@@ -13,10 +13,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from registry.audit import services as audit
@@ -75,7 +76,12 @@ def _queue(files: Iterable[tuple[str, str, int]], *, after_commit: bool = True) 
     keys = []
     for storage_key, path, size in files:
         updated = FileScan.objects.filter(storage_key=storage_key).update(
-            verdict=Verdict.PENDING, queued_at=now, generation=F("generation") + 1, path=path, size=size
+            verdict=Verdict.PENDING,
+            queued_at=now,
+            generation=F("generation") + 1,
+            claimed_until=None,
+            path=path,
+            size=size,
         )
         if not updated:
             FileScan.objects.create(storage_key=storage_key, path=path, size=size, queued_at=now)
@@ -157,13 +163,25 @@ def _fields(result: filescan.Verdict) -> dict:
     }
 
 
+def claim(storage_key: str) -> bool:
+    """Take a pending blob for this scanner: one conditional UPDATE, so of several scanners (scan workers on several
+    machines, the upload's own thread) exactly one gets it. The claim is a lease of the scan's time limit and a
+    minute: a scanner that dies mid-scan loses it, and the file is scanned by another."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.SCAN_TIMEOUT_SECONDS + 60)
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    taken = FileScan.objects.filter(free, storage_key=storage_key, verdict=Verdict.PENDING)
+    return taken.update(claimed_until=now + lease) == 1
+
+
 def scan_key(storage_key: str) -> FileScan | None:
-    """Scan one queued blob now and save its verdict (unless it was queued again meanwhile), with an audit event."""
-    row = FileScan.objects.filter(storage_key=storage_key).first()
-    if row is None:
+    """Scan one queued blob now and save its verdict (unless it was queued again meanwhile), with an audit event.
+    None when there is nothing to do: the blob is not pending, or another scanner holds it."""
+    if not claim(storage_key):
         return None
+    row = FileScan.objects.get(storage_key=storage_key)
     generation = row.generation
-    fields = _fields(_run_scanner(storage_key, row.path))
+    fields = {**_fields(_run_scanner(storage_key, row.path)), "claimed_until": None}
     with transaction.atomic():
         if not FileScan.objects.filter(pk=row.pk, generation=generation).update(**fields):
             return None  # queued again while this scan ran: the newer scan decides
@@ -218,23 +236,26 @@ def version_registered(version: ModelVersion) -> None:
 
 
 def scan_pending(limit: int | None = None, *, stop: Callable[[], bool] | None = None) -> int:
-    """Scan pending files, oldest first (what `scan_worker` runs). Returns how many were scanned."""
-    keys = FileScan.objects.filter(verdict=Verdict.PENDING).order_by("queued_at", "id").values_list("storage_key")
-    if limit is not None:
-        keys = keys[:limit]
+    """Scan pending files that no other scanner holds, oldest first (what `scan_worker` runs; several may run at
+    once). Returns how many this call scanned."""
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=timezone.now())
+    keys = FileScan.objects.filter(free, verdict=Verdict.PENDING).order_by("queued_at", "id")
+    keys = keys.values_list("storage_key", flat=True)
     done = 0
-    for (storage_key,) in list(keys):
+    for storage_key in list(keys if limit is None else keys[:limit]):
         if stop is not None and stop():
             break
-        scan_key(storage_key)
-        done += 1
+        if scan_key(storage_key) is not None:
+            done += 1
     return done
 
 
 def queue_outdated() -> int:
     """Queue again every verdict given by another scanner version (an upgrade of our rules or of picklescan)."""
     stale = FileScan.objects.exclude(verdict=Verdict.PENDING).exclude(scanner_version=filescan.SCANNER_VERSION)
-    return stale.update(verdict=Verdict.PENDING, queued_at=timezone.now(), generation=F("generation") + 1)
+    return stale.update(
+        verdict=Verdict.PENDING, queued_at=timezone.now(), generation=F("generation") + 1, claimed_until=None
+    )
 
 
 def queue_files(files: Iterable[ArtifactFile], *, after_commit: bool = True) -> list[str]:
