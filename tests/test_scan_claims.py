@@ -4,11 +4,10 @@ by exactly one of them, with a lease that a scanner which died loses."""
 from __future__ import annotations
 
 import io
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from registry.audit.models import AuditEvent
@@ -17,6 +16,7 @@ from registry.scanning import services as scanning
 from registry.scanning.models import FileScan, Verdict
 from tests import scan_files as files
 from tests.builders import artifact_store, run_create
+from tests.concurrency import at_once
 
 
 def _pending_uploads(settings, count: int) -> list[str]:
@@ -61,21 +61,7 @@ def test_queueing_again_frees_the_claim(settings):
 @pytest.mark.django_db(transaction=True)
 def test_two_scan_workers_scan_each_file_exactly_once(settings):
     keys = _pending_uploads(settings, 12)
-    counts: list[int] = []
-    start = threading.Barrier(2)
-
-    def worker() -> None:
-        try:
-            start.wait()
-            counts.append(scanning.scan_pending())
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    counts = at_once(scanning.scan_pending, 2)
 
     assert sum(counts) == len(keys)
     assert set(FileScan.objects.filter(storage_key__in=keys).values_list("verdict", flat=True)) == {Verdict.UNSAFE}

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
 from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel
 from registry.catalog.services import CatalogError
 from tests.builders import model_create, version_create
+from tests.concurrency import at_once
 from tests.factories import RegisteredModelFactory, RunFactory
 
 CONCURRENT_REGISTRATIONS = 32
@@ -41,31 +39,9 @@ def test_concurrent_registrations_get_exactly_one_to_n():
     that the UPDATE of `last_version` takes.
     """
     model = RegisteredModelFactory()
-    start = threading.Barrier(CONCURRENT_REGISTRATIONS)
-    numbers: list[int] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
+    versions = at_once(lambda: version_create(model=RegisteredModel.objects.get(pk=model.pk)), CONCURRENT_REGISTRATIONS)
 
-    def register() -> None:
-        try:
-            start.wait(timeout=30)
-            version = version_create(model=RegisteredModel.objects.get(pk=model.pk))
-            with lock:
-                numbers.append(version.version)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            with lock:
-                errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=register) for _ in range(CONCURRENT_REGISTRATIONS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not any(thread.is_alive() for thread in threads), "a registration hung"
-    assert errors == []
+    numbers = [version.version for version in versions]
     assert sorted(numbers) == list(range(1, CONCURRENT_REGISTRATIONS + 1))
     stored = sorted(ModelVersion.objects.filter(model=model).values_list("version", flat=True))
     assert stored == list(range(1, CONCURRENT_REGISTRATIONS + 1))

@@ -10,12 +10,11 @@ import json
 import signal
 import socket
 import ssl
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from registry import worker
@@ -31,6 +30,7 @@ from registry.audit.models import (
 from registry.catalog.models import ModelVersion, Stage
 from registry.governance import services as governance
 from tests.builders import alias_set, version_create, version_stage_set
+from tests.concurrency import at_once
 from tests.factories import RegisteredModelFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -579,26 +579,8 @@ def test_concurrent_workers_send_each_delivery_once(receiver, settings):
     model = RegisteredModelFactory()
     for _ in range(30):
         version_create(model=model)
-    counts: list[int] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
+    counts = at_once(lambda: webhooks.deliver_due(limit=100), 4)
 
-    def worker():
-        try:
-            start.wait()
-            counts.append(webhooks.deliver_due(limit=100))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert errors == []
     assert sum(counts) == 30
     sent = [r.headers["X-Registry-Delivery"] for r in receiver.requests]
     assert len(sent) == 30
