@@ -12,9 +12,7 @@ OVERRIDE that make one name look like another.
 
 from __future__ import annotations
 
-import functools
 import re
-import sys
 import unicodedata
 
 MODEL_NAME_MAX = 256
@@ -58,25 +56,24 @@ def unprintable_character(value: str) -> str | None:
     return None
 
 
-@functools.cache
+# What `unprintable_character` refuses, as code point ranges, for the JSON Schema patterns that state the rules
+# (registry.api.schemas). Written out so that no process walks all of Unicode as it starts (0.15 s);
+# tests/api/test_schema_patterns.py derives them from `unicodedata` and `_UNPRINTABLE_CATEGORIES` and fails when a
+# Python with a newer Unicode moves one. Surrogates (Cs) are left out: no UTF-8 text carries a lone one, and the
+# regex engines of other languages (Rust's, which schema validators use) refuse them in a class.
+UNPRINTABLE_RANGES = (
+    (0x0, 0x1F), (0x7F, 0xA0), (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C), (0x6DD, 0x6DD), (0x70F, 0x70F),
+    (0x890, 0x891), (0x8E2, 0x8E2), (0x1680, 0x1680), (0x180E, 0x180E), (0x2000, 0x200F), (0x2028, 0x202F),
+    (0x205F, 0x2064), (0x2066, 0x206F), (0x3000, 0x3000), (0xE000, 0xF8FF), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001), (0xE0020, 0xE007F), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD),
+)  # fmt: skip
+
+
 def unprintable_class() -> str:
-    """What `unprintable_character` refuses, as the inside of a regular-expression character class (`[...]`), for
-    the JSON Schema patterns that state these rules (registry.api.schemas). Built from the same Unicode categories
-    by walking every code point once (0.15 s, cached): a written-out list would fall behind the next Unicode version
-    that the checks follow. Code points above U+FFFF appear as themselves, which Python's `re` and ECMAScript's
-    `u` mode both read. Surrogates (Cs) are left out: no UTF-8 text carries a lone one, and the regex engines of
-    other languages (Rust's, which schema validators use) refuse them in a class."""
-    refused = (_UNPRINTABLE_CATEGORIES - {"Cs"}) | {"Zs"}
-    ranges: list[list[int]] = []
-    for code in range(sys.maxunicode + 1):
-        char = chr(code)
-        if char == " " or unicodedata.category(char) not in refused:
-            continue
-        if ranges and ranges[-1][1] == code - 1:
-            ranges[-1][1] = code
-        else:
-            ranges.append([code, code])
-    return "".join(_class_char(a) if a == b else f"{_class_char(a)}-{_class_char(b)}" for a, b in ranges)
+    """UNPRINTABLE_RANGES as the inside of a regular-expression character class (`[...]`). Code points above U+FFFF
+    appear as themselves, which Python's `re` and ECMAScript's `u` mode both read."""
+    return "".join(_class_char(a) if a == b else f"{_class_char(a)}-{_class_char(b)}" for a, b in UNPRINTABLE_RANGES)
 
 
 def _class_char(code: int) -> str:

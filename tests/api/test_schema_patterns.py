@@ -7,6 +7,9 @@ characters URLs reinterpret, and the segment rules of keys and paths.
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+
 import pytest
 from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter
@@ -79,6 +82,22 @@ def test_the_schema_accepts_what_the_rule_accepts(what, schema, rule):
         if _schema_accepts(schema(), text) != _rule_accepts(rule, text)
     ]
     assert not disagreements, f"{what}: schema and rule disagree on (text, schema accepts): {disagreements}"
+
+
+def test_the_written_out_ranges_are_unicodes_own():
+    """UNPRINTABLE_RANGES are the runs of code points in the categories the rule refuses (surrogates aside), as this
+    Python's Unicode database has them."""
+    refused = (names._UNPRINTABLE_CATEGORIES - {"Cs"}) | {"Zs"}
+    ranges: list[tuple[int, int]] = []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if char == " " or unicodedata.category(char) not in refused:
+            continue
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    assert tuple(ranges) == names.UNPRINTABLE_RANGES
 
 
 def test_the_unprintable_class_is_what_the_rule_refuses():
