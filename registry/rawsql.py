@@ -254,3 +254,20 @@ def insert_rows(connection, model: type[Model], names: Sequence[str], rows: Sequ
 
 def placeholders(count: int) -> str:
     return ", ".join(["%s"] * count)
+
+
+# Rows per multi-row VALUES statement: well under both databases' limits on parameters in one statement
+# (PostgreSQL 65,535; SQLite 32,766) for the widest row written this way (eight columns).
+VALUES_CHUNK = 1000
+
+
+def chunks(rows: Sequence, size: int = VALUES_CHUNK):
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def values_rows(count: int, width: int) -> str:
+    """`(%s, %s), (%s, %s)...`: the VALUES list of a multi-row INSERT, one statement and one round trip for
+    `count` rows where executemany sends one per row, and which (unlike executemany) can answer with RETURNING."""
+    row = f"({placeholders(width)})"
+    return ", ".join([row] * count)

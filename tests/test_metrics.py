@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
+from registry import rawsql
 from registry.lib import names, numbers
 from registry.tracking.models import PARAM_VALUE_MAX, MetricPoint, MetricSeries, Param
 from registry.tracking.services import ParamConflict, Point, TrackingError
@@ -144,6 +146,51 @@ def test_many_keys_in_one_call_each_get_their_summary(run):
     assert metrics_log(run=run, points=points) == 12
     rows = MetricSeries.objects.filter(run=run).order_by("key").values_list("key", "count", "min_value", "max_value")
     assert list(rows) == [(f"m{k}", 4, 0.0, 3.0) for k in range(3)]
+
+
+def test_summaries_match_a_reference_over_random_batches(run):
+    """The database's merge (MetricSeries.objects.merge_batch) against the summary computed in Python from every
+    point logged so far: batches out of step order, repeated (step, timestamp) pairs, NaN and infinities."""
+    rng = random.Random(20261204)
+    values = [0.5, -1.25, 3.0, math.nan, math.inf, -math.inf, 0.0, 7.5]
+    logged: dict[str, list[tuple[int, int, float]]] = {}
+    for _ in range(40):
+        batch = [
+            Point(rng.choice("abc"), rng.choice(values), rng.randrange(6), rng.randrange(3))
+            for _ in range(rng.randrange(1, 7))
+        ]
+        metrics_log(run=run, points=batch)
+        for point in batch:
+            logged.setdefault(point.key, []).append((point.step, point.timestamp, point.value))
+        for key, points in logged.items():
+            finite = [v for _, _, v in points if not math.isnan(v)]
+            last = points[0]
+            for point in points:  # the highest (step, timestamp); of equals, the one logged last
+                if point[:2] >= last[:2]:
+                    last = point
+            series = summary(run, key)
+            assert series.count == len(points)
+            assert (series.last_step, series.last_timestamp) == last[:2]
+            assert numbers.float_to_json(series.last_value) == numbers.float_to_json(last[2])
+            if finite:
+                assert (series.min_value, series.max_value) == (min(finite), max(finite))
+            else:
+                assert math.isnan(series.min_value) and math.isnan(series.max_value)
+
+
+def test_a_batch_of_more_keys_and_params_than_one_statement_takes(run):
+    keys = rawsql.VALUES_CHUNK * 2 + 1
+    metrics_log(run=run, points=[Point(f"m{k}", float(k), 0, 1) for k in range(keys)])
+    metrics_log(run=run, points=[Point(f"m{k}", -float(k), 1, 1) for k in range(keys)])
+    rows = MetricSeries.objects.filter(run=run).values_list("key", "count", "min_value", "max_value", "last_value")
+    assert sorted(rows) == sorted((f"m{k}", 2, -float(k), float(k), -float(k)) for k in range(keys))
+    params = {f"p{k}": str(k) for k in range(keys)}
+    params_log(run=run, params=params)
+    params_log(run=run, params={**params, "new": "1"})  # all but one logged before: read back in chunks
+    with pytest.raises(ParamConflict) as excinfo:
+        params_log(run=run, params={**params, f"p{keys - 1}": "changed"})
+    assert [d["key"] for d in excinfo.value.details] == [f"p{keys - 1}"]
+    assert Param.objects.filter(run=run).count() == keys + 1
 
 
 def test_missing_timestamp_defaults_to_now_in_milliseconds(run):

@@ -9,8 +9,6 @@ own runs is the run's own history and is not.
 from __future__ import annotations
 
 import contextlib
-import functools
-import math
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -38,6 +36,7 @@ from registry.lib.numbers import float_from_json
 from registry.tracking.access import require_experiment, require_run_write
 from registry.tracking.models import (
     PARAM_VALUE_MAX,
+    BatchSummary,
     Dataset,
     Experiment,
     MetricPoint,
@@ -456,28 +455,41 @@ def _checked_params(params: Mapping[str, object]) -> dict[str, str]:
 
 
 def _write_params(run: Run, values: dict[str, str]) -> None:
-    """Insert the params the run does not have yet, then compare all of them with what is stored (in the caller's
-    transaction, which a ParamConflict rolls back)."""
+    """Insert the params the run does not have yet; those it had already are compared with what is stored (in the
+    caller's transaction, which a ParamConflict rolls back). A first logging is one statement: the INSERT answers
+    with the keys it wrote, and only the others are read back."""
     connection = rawsql.connection_for(Param, write=True)
     table, run_col = rawsql.table(Param), rawsql.column(Param, "run")
     key_col, value_col = rawsql.column(Param, "key"), rawsql.column(Param, "value")
-    rawsql.executemany(
-        connection,
-        f"INSERT INTO {table} ({run_col}, {key_col}, {value_col}) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-        [(run.pk, key, value) for key, value in values.items()],
-    )
-    stored = dict(
-        rawsql.fetchall(
-            connection,
-            f"SELECT {key_col}, {value_col} FROM {table}"
-            f" WHERE {run_col} = %s AND {key_col} IN ({rawsql.placeholders(len(values))})",
-            [run.pk, *values],
+    items = list(values.items())
+    written = set()
+    for rows in rawsql.chunks(items):
+        written.update(
+            key
+            for (key,) in rawsql.fetchall(
+                connection,
+                f"INSERT INTO {table} ({run_col}, {key_col}, {value_col}) VALUES {rawsql.values_rows(len(rows), 3)}"
+                f" ON CONFLICT DO NOTHING RETURNING {key_col}",
+                [value for key, text in rows for value in (run.pk, key, text)],
+            )
         )
-    )
+    logged_before = [key for key in values if key not in written]
+    if not logged_before:
+        return
+    stored = {}
+    for keys in rawsql.chunks(logged_before):
+        stored.update(
+            rawsql.fetchall(
+                connection,
+                f"SELECT {key_col}, {value_col} FROM {table}"
+                f" WHERE {run_col} = %s AND {key_col} IN ({rawsql.placeholders(len(keys))})",
+                [run.pk, *keys],
+            )
+        )
     conflicts = [
         {"key": key, "message": f"Already logged as {stored[key]!r}; params cannot change."}
-        for key, value in values.items()
-        if stored[key] != value
+        for key in logged_before
+        if stored[key] != values[key]
     ]
     if conflicts:
         raise ParamConflict("Params cannot change once logged.", conflicts)
@@ -558,104 +570,40 @@ def _checked_points(points: Iterable[Point | tuple]) -> dict[str, list[tuple[int
 
 
 def _write_points(run: Run, by_key: dict[str, list[tuple[int, int, float]]]) -> int:
+    """The points of one batch and their keys' summaries, in the caller's transaction: one upsert folds each key's
+    summary into its series row (created where missing, and locked), then the points go in with one COPY
+    (PostgreSQL) or executemany."""
     connection = rawsql.connection_for(MetricPoint, write=True)
-    series_by_key = _series_for_update(connection, run.pk, list(by_key))
+    series_ids = MetricSeries.objects.merge_batch(run.pk, [_batch_summary(key, rows) for key, rows in by_key.items()])
     rows = []
     for key, key_rows in by_key.items():
-        series = series_by_key[key]
-        _fold_into_summary(series, key_rows)
-        series_id = series.pk
+        series_id = series_ids[key]
         # NaN is stored as NULL on every database (see NaNFloatField); v != v only for NaN.
         rows += [(series_id, step, ts, None if v != v else v) for step, ts, v in key_rows]
     rawsql.insert_rows(connection, MetricPoint, ("series", "step", "timestamp", "value"), rows)
-    _update_summaries(connection, series_by_key.values())
     INGEST_POINTS.inc(len(rows))
     return len(rows)
 
 
-_SUMMARY_FIELDS = ("last_value", "last_step", "last_timestamp", "min_value", "max_value", "count")
-
-
-@functools.cache
-def _series_columns() -> rawsql.Columns:
-    return rawsql.Columns(MetricSeries, "id", "run", "key", *_SUMMARY_FIELDS)
-
-
-def _series_for_update(connection, run_id: str, keys: list[str]) -> dict[str, MetricSeries]:
-    """The run's series rows for `keys`, created where missing, locked until the transaction ends (on SQLite the
-    IMMEDIATE transaction already holds the write lock)."""
-    table, run_col, key_col = (
-        rawsql.table(MetricSeries),
-        rawsql.column(MetricSeries, "run"),
-        rawsql.column(MetricSeries, "key"),
-    )
-    rawsql.executemany(
-        connection,
-        f"INSERT INTO {table} ({run_col}, {key_col}, {rawsql.column(MetricSeries, 'last_step')},"
-        f" {rawsql.column(MetricSeries, 'last_timestamp')}, {rawsql.column(MetricSeries, 'count')})"
-        f" VALUES (%s, %s, 0, 0, 0) ON CONFLICT DO NOTHING",
-        [(run_id, key) for key in keys],
-    )
-    columns = _series_columns()
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    rows = rawsql.fetchall(
-        connection,
-        f"SELECT {columns.select('s')} FROM {table} s WHERE s.{run_col} = %s"
-        f" AND s.{key_col} IN ({rawsql.placeholders(len(keys))}){lock}",
-        [run_id, *keys],
-    )
-    series = [columns.load(row, connection) for row in rows]
-    return {s.key: s for s in series}
-
-
-def _update_summaries(connection, series: Iterable[MetricSeries]) -> None:
-    """One executemany UPDATE: bulk_update builds a CASE expression per field and row, which costs more than the
-    write itself."""
-    columns = ", ".join(f"{rawsql.column(MetricSeries, name)} = %s" for name in _SUMMARY_FIELDS)
-    rows = [
-        (
-            _nan_to_null(s.last_value),
-            s.last_step,
-            s.last_timestamp,
-            _nan_to_null(s.min_value),
-            _nan_to_null(s.max_value),
-            s.count,
-            s.pk,
-        )
-        for s in series
-    ]
-    rawsql.executemany(
-        connection, f"UPDATE {rawsql.table(MetricSeries)} SET {columns} WHERE {rawsql.quote('id')} = %s", rows
-    )
-
-
-def _nan_to_null(value: float) -> float | None:
-    return None if value != value else value
-
-
-def _fold_into_summary(series: MetricSeries, rows: list[tuple[int, int, float]]) -> None:
-    """Fold (step, timestamp, value) rows into the series' min, max, count and last point (highest (step,
-    timestamp); the later one of equals)."""
+def _batch_summary(key: str, rows: list[tuple[int, int, float]]) -> BatchSummary:
+    """A key's (step, timestamp, value) rows summed up for MetricSeries.objects.merge_batch: NaN (v != v) is left
+    out of min and max, and stored as NULL."""
     finite = [v for _, _, v in rows if v == v]
-    if series.count > 0:
-        if series.min_value == series.min_value:
-            finite += (series.min_value, series.max_value)
-        last_at = (series.last_step, series.last_timestamp)
-    else:
-        last_at = None
-    series.min_value = min(finite) if finite else math.nan
-    series.max_value = max(finite) if finite else math.nan
-    # The batch's latest point: the highest (step, timestamp), the later one of equals.
     newest = rows[0]
     step, ts = newest[0], newest[1]
     for row in rows:
         if row[0] > step or (row[0] == step and row[1] >= ts):
             newest, step, ts = row, row[0], row[1]
-    at = (step, ts)
-    if last_at is None or at >= last_at:
-        series.last_step, series.last_timestamp = at
-        series.last_value = newest[2]
-    series.count += len(rows)
+    value = newest[2]
+    return BatchSummary(
+        key=key,
+        count=len(rows),
+        min_value=min(finite) if finite else None,
+        max_value=max(finite) if finite else None,
+        last_step=step,
+        last_timestamp=ts,
+        last_value=None if value != value else value,
+    )
 
 
 def dataset_register(

@@ -127,11 +127,10 @@ def test_log_batch(warm_api, django_assert_num_queries, run_id, n):
     params = {f"p{k}": str(k) for k in range(n)}
     # 1. the token, with its user        2. the run
     # (the transaction is a savepoint inside the test's: SAVEPOINT and RELEASE)
-    # 3. params: insert the new ones     4. read them back to find changed values
-    # 5. series: create missing rows     6. read and lock them
-    # 7. the points (one executemany)    8. the summaries (one executemany)
-    # 9. the run's tags, locked          10. the tags written
-    with django_assert_num_queries(12):
+    # 3. params: insert the new ones (answering with their keys: none was logged before, so none is read back)
+    # 4. the series rows: created or their summaries updated, one upsert     5. the points (COPY or executemany)
+    # 6. the run's tags, locked          7. the tags written
+    with django_assert_num_queries(9):
         response = warm_api.post(
             f"/runs/{run_id}/log-batch", {"metrics": metrics, "params": params, "tags": {"phase": "train"}}
         )
