@@ -193,6 +193,22 @@ def test_a_batch_of_more_keys_and_params_than_one_statement_takes(run):
     assert Param.objects.filter(run=run).count() == keys + 1
 
 
+def test_deleting_a_series_or_a_run_leaves_no_point_behind(run):
+    """MetricPoint.series has no constraint in the database (see the model): the ORM's cascade is what removes
+    points, whichever of their owners goes (an experiment cannot go while it has runs)."""
+    other = RunFactory()
+    for owner in (run, other):
+        metrics_log(run=owner, points=[Point(key, 0.5, step, 1) for key in ("a", "b") for step in range(3)])
+    kept = set(MetricPoint.objects.filter(series__run=other).values_list("pk", flat=True))
+
+    MetricSeries.objects.filter(run=run, key="a").delete()
+    assert MetricPoint.objects.filter(series__run=run).count() == 3
+    run.delete()
+
+    assert set(MetricPoint.objects.values_list("pk", flat=True)) == kept
+    assert not MetricPoint.objects.exclude(series_id__in=MetricSeries.objects.values("pk")).exists()
+
+
 def test_missing_timestamp_defaults_to_now_in_milliseconds(run):
     from registry.tracking.services import now_ms
 
