@@ -125,7 +125,7 @@ def version_out(version: ModelVersion, *, aliases: list[str] | None = None, metr
 def version_detail_out(version: ModelVersion, *, files: list[ArtifactFile] | None = None, **known) -> dict:
     if files is None:
         files = list(ArtifactFile.objects.filter(version=version).order_by("path"))
-    scan = VersionScan.of(list(scanning.file_scans(files).values()))
+    scan = getattr(version, "scan", None) or VersionScan.of(list(scanning.file_scans(files).values()))
     return {
         **version_out(version, **known),
         "artifacts": [artifact_out(a, version_artifact_url(version, a.path)) for a in files],

@@ -448,6 +448,48 @@ def _file_columns() -> rawsql.Columns:
     )
 
 
+@functools.cache
+def _artifact_file_columns() -> rawsql.Columns:
+    return rawsql.Columns(ArtifactFile)
+
+
+class ArtifactFileQuerySet(models.QuerySet):
+    def copy_folder(self, *, run_id: str, prefix: str, version_id: int) -> list[ArtifactFile]:
+        """Give a version the run's files under `prefix` (the same blobs), with paths relative to the prefix (a
+        prefix naming one file gives that file under its own name), and return the new rows in path order.
+
+        One INSERT ... SELECT ... RETURNING whatever the number of files. The run's rows are locked (PostgreSQL;
+        SQLite's IMMEDIATE transaction holds the write lock already): a concurrent re-upload of one of these files
+        waits for this copy to commit, so its "delete the old blob if nothing uses it" check sees the version's rows
+        (and the reverse order copies the new blob). Hand-written: it is on the registration path (registry.rawsql).
+        """
+        connection = rawsql.connection_for(ArtifactFile, write=True)
+        c = {f.name: rawsql.column(ArtifactFile, f.name) for f in ArtifactFile._meta.concrete_fields}
+        copied = ("storage_key", "size", "sha256", "content_type")
+        relative, params = f"f.{c['path']}", []
+        where, where_params = f"f.{c['run']} = %s", [run_id]
+        if prefix:
+            # A prefix match without LIKE, whose '%' and '_' would need escaping, and without ranges, which
+            # PostgreSQL's collations would reorder.
+            relative = f"CASE WHEN f.{c['path']} = %s THEN %s ELSE SUBSTR(f.{c['path']}, %s) END"
+            params = [prefix, prefix.rsplit("/", 1)[-1], len(prefix) + 2]
+            where += f" AND (f.{c['path']} = %s OR SUBSTR(f.{c['path']}, 1, %s) = %s)"
+            where_params += [prefix, len(prefix) + 1, prefix + "/"]
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        columns = _artifact_file_columns()
+        now = rawsql.adapt(ArtifactFile, "created_at", timezone.now(), connection)
+        rows = rawsql.fetchall(
+            connection,
+            f"INSERT INTO {rawsql.table(ArtifactFile)} ({c['run']}, {c['version']}, {c['path']},"
+            f" {', '.join(c[name] for name in copied)}, {c['created_at']})"
+            f" SELECT NULL, %s, {relative}, {', '.join(f'f.{c[name]}' for name in copied)}, %s"
+            f" FROM {rawsql.table(ArtifactFile)} f WHERE {where}{lock}"
+            f" RETURNING {', '.join(c[f.name] for f in columns.fields)}",
+            [version_id, *params, now, *where_params],
+        )
+        return sorted((columns.load(row, connection) for row in rows), key=lambda f: f.path)
+
+
 class ArtifactFile(models.Model):
     """A file stored for a run or for a model version, through the `artifacts` storage alias.
 
@@ -467,6 +509,8 @@ class ArtifactFile(models.Model):
     sha256 = models.CharField(max_length=64)
     content_type = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = ArtifactFileQuerySet.as_manager()
 
     class Meta:
         ordering = ["path"]

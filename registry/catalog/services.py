@@ -8,7 +8,6 @@ Stages and aliases are moved by the governance services (they are what deploymen
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -419,7 +418,7 @@ def version_create(
                 updated_at=now,
             )
         )
-        version.created_files = _copy_run_files(connection, run, prefix, version) if prefix is not None else []
+        version.created_files = _copy_run_files(run, prefix, version) if prefix is not None else []
         scanning.version_registered(version)  # the run's files were scanned already: an unsafe one is told now
         if checked_signature is None:
             _signature_from_files(version, version.created_files)
@@ -719,47 +718,13 @@ def _next_version_number(connection, model: RegisteredModel, now) -> int:
     return row[0]
 
 
-@functools.cache
-def _run_file_columns() -> rawsql.Columns:
-    return rawsql.Columns(ArtifactFile, "path", "storage_key", "size", "sha256", "content_type")
-
-
-def _copy_run_files(connection, run: Run, prefix: str, version: ModelVersion) -> list[ArtifactFile]:
-    """Give the version the run's files under `prefix` (same blobs), relative to the prefix.
-
-    Locked: a concurrent re-upload of one of these files waits for this copy to commit, so its "delete the old blob
-    if nothing uses it" check sees the version's rows (and the reverse order copies the new blob). On SQLite the
-    IMMEDIATE transaction already holds the write lock.
-    """
-    columns = _run_file_columns()
-    path = rawsql.column(ArtifactFile, "path")
-    where, params = f"f.{rawsql.column(ArtifactFile, 'run')} = %s", [run.pk]
-    if prefix:
-        # A prefix match without LIKE, whose '%' and '_' would need escaping, and without ranges, which
-        # PostgreSQL's collations would reorder.
-        where += f" AND (f.{path} = %s OR SUBSTR(f.{path}, 1, %s) = %s)"
-        params += [prefix, len(prefix) + 1, prefix + "/"]
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    rows = rawsql.fetchall(
-        connection, f"SELECT {columns.select('f')} FROM {rawsql.table(ArtifactFile)} f WHERE {where}{lock}", params
-    )
-    if not rows:
+def _copy_run_files(run: Run, prefix: str, version: ModelVersion) -> list[ArtifactFile]:
+    """Give the version the run's files under `prefix` (same blobs, one statement); NoSuchFolder when there are
+    none, which rolls the registration back."""
+    copies = ArtifactFile.objects.copy_folder(run_id=run.pk, prefix=prefix, version_id=version.pk)
+    if not copies:
         raise NoSuchFolder(f"Run {run.pk} has no artifacts under {prefix or 'its root'!r}.")
-    copies = []
-    for path, storage_key, size, sha256, content_type in sorted(columns.values(row, connection) for row in rows):
-        relative = path[len(prefix) :].lstrip("/") if prefix else path
-        copies.append(
-            ArtifactFile(
-                version=version,
-                path=relative or path.rsplit("/", 1)[-1],
-                storage_key=storage_key,
-                size=size,
-                sha256=sha256,
-                content_type=content_type,
-            )
-        )
-    # One INSERT for all of them (RETURNING their ids on both databases), not one round trip per file.
-    return ArtifactFile.objects.using(connection.alias).bulk_create(copies)
+    return copies
 
 
 class _HashingReader:

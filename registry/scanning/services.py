@@ -226,13 +226,16 @@ def _version_found_unsafe(version: ModelVersion, findings: list[str]) -> None:
 
 def version_registered(version: ModelVersion) -> None:
     """A version registered from a run's files shares their verdicts: if one is already unsafe, say so now (in the
-    registration's transaction). One query, and none when the version has no files."""
-    keys = [f.storage_key for f in getattr(version, "created_files", [])]
-    if not keys:
+    registration's transaction). One query, and none when the version has no files. The roll-up read is left on
+    the version as `version.scan` (what the answer to the registration shows, as other outputs' preloaded scans)."""
+    files = getattr(version, "created_files", [])
+    if not files:
         return
-    unsafe = list(FileScan.objects.filter(storage_key__in=keys, verdict=Verdict.UNSAFE).values_list("path", "findings"))
+    scans = {s.storage_key: s for s in FileScan.objects.filter(storage_key__in={f.storage_key for f in files})}
+    version.scan = VersionScan.of([_file_verdict(f.path, scans.get(f.storage_key)) for f in files])
+    unsafe = sorted({s.pk: s for s in scans.values() if s.verdict == Verdict.UNSAFE}.values(), key=lambda s: s.pk)
     if unsafe:
-        _version_found_unsafe(version, [f"{path}: {finding}" for path, found in unsafe for finding in found])
+        _version_found_unsafe(version, [f"{s.path}: {finding}" for s in unsafe for finding in s.findings])
 
 
 def scan_pending(limit: int | None = None, *, stop: Callable[[], bool] | None = None) -> int:

@@ -148,10 +148,10 @@ def test_register_version(warm_api, django_assert_num_queries, user, n):
     # user's level on its experiment
     # (the transaction is a savepoint inside the test's: SAVEPOINT and RELEASE)
     # 4. next version number (UPDATE ... RETURNING)   5. the version
-    # 6. the run's files under the folder   7. one INSERT for all the files copied
-    # 8. the audit event            9. active webhooks   10. copied files already found unsafe (file safety scan)
-    # 11. the run's metric values   12. the files' scan verdicts
-    with django_assert_num_queries(14):
+    # 6. the run's files under the folder copied, one INSERT ... SELECT   7. their scan verdicts (an unsafe one is
+    # told now; the answer shows them)   8. the audit event   9. active webhooks
+    # 10. the run's metric values
+    with django_assert_num_queries(12):
         response = warm_api.post("/models/fraud/versions", {"run_id": run.pk, "artifact_path": "model"})
     body = response.json()
     assert response.status_code == 201 and body["version"] == 1
