@@ -163,6 +163,39 @@ def insert(obj: Model) -> Model:
     return obj
 
 
+def insert_counted(obj: Model, field: str, counter_sql: str, counter_params: Sequence) -> Model | None:
+    """`obj` inserted with `field` set from a counter: `counter_sql` is an UPDATE that increments it and returns the
+    new value (RETURNING one column), so the row it updates stays locked until the transaction ends. On PostgreSQL
+    one statement (`WITH counter(value) AS (UPDATE ...) INSERT ... SELECT ... FROM counter`), elsewhere the UPDATE
+    and then the INSERT. None, with nothing written, when the UPDATE matched no row."""
+    model = type(obj)
+    connection = connection_for(model, write=True)
+    if connection.vendor != "postgresql":
+        row = fetchone(connection, counter_sql, counter_params)
+        if row is None:
+            return None
+        setattr(obj, model._meta.get_field(field).attname, row[0])
+        return insert(obj)
+    fields, _, shortcuts = _insert_sql(model, obj.pk is not None)
+    counted = model._meta.get_field(field)
+    values = _prepared(obj, fields, shortcuts, connection)
+    columns = ", ".join(quote(f.column) for f in fields)
+    select = ", ".join("counter.value" if f is counted else "%s" for f in fields)
+    row = fetchone(
+        connection,
+        f"WITH counter(value) AS ({counter_sql}) INSERT INTO {table(model)} ({columns})"
+        f" SELECT {select} FROM counter RETURNING {quote(model._meta.pk.column)}, {quote(counted.column)}",
+        [*counter_params, *(value for f, value in zip(fields, values, strict=True) if f is not counted)],
+    )
+    if row is None:
+        return None
+    obj.pk, value = row
+    setattr(obj, counted.attname, value)
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return obj
+
+
 @functools.cache
 def _get_sql(model: type[Model], names: tuple[str, ...], defer: tuple[str, ...]) -> tuple[Columns, str]:
     columns = Columns(model, *(f.name for f in model._meta.concrete_fields if f.name not in defer))

@@ -12,6 +12,7 @@ from django.db import connection
 from registry import rawsql
 from registry.accounts.models import ApiToken
 from registry.audit.models import AuditEvent
+from registry.catalog.models import ModelVersion, RegisteredModel
 from registry.tracking.models import MetricSeries, Run
 from tests.factories import MetricSeriesFactory, RegisteredModelFactory, RunFactory, UserFactory
 
@@ -61,6 +62,27 @@ def test_insert_is_a_save_that_returns_the_key():
     assert event.pk is not None and not event._state.adding
     stored = AuditEvent.objects.get(pk=event.pk)
     assert (stored.model_id, stored.actor_id, stored.at, stored.data) == (model.pk, user.pk, at, {"a": [1]})
+
+
+def test_insert_counted_takes_the_number_from_the_counter_in_the_same_row():
+    """One statement on PostgreSQL, two elsewhere: the same row either way, and nothing when no counter row."""
+    model = RegisteredModelFactory(last_version=6)
+    table, last = rawsql.table(RegisteredModel), rawsql.column(RegisteredModel, "last_version")
+    counter = f"UPDATE {table} SET {last} = {last} + 1 WHERE id = %s RETURNING {last}"
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    version = rawsql.insert_counted(
+        ModelVersion(model=model, source="s3://b/m", tags={"k": "v"}, created_at=at, updated_at=at),
+        "version",
+        counter,
+        [model.pk],
+    )
+    assert version.version == 7 and version.pk is not None and not version._state.adding
+    stored = ModelVersion.objects.get(pk=version.pk)
+    assert (stored.version, stored.source, stored.tags, stored.created_at) == (7, "s3://b/m", {"k": "v"}, at)
+    assert RegisteredModel.objects.get(pk=model.pk).last_version == 7
+    orphan = ModelVersion(model=model, created_at=at, updated_at=at)
+    assert rawsql.insert_counted(orphan, "version", counter, [model.pk + 1000]) is None
+    assert ModelVersion.objects.filter(model=model).count() == 1
 
 
 @pytest.mark.parametrize("naive", [False, True])

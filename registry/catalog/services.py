@@ -400,11 +400,9 @@ def version_create(
     connection = rawsql.connection_for(ModelVersion, write=True)
     with transaction.atomic(using=connection.alias):
         now = timezone.now()
-        number = _next_version_number(connection, model, now)
-        version = rawsql.insert(
+        version = _insert_numbered(
             ModelVersion(
                 model=model,
-                version=number,
                 run=run,
                 source=source,
                 created_by=by,
@@ -418,6 +416,7 @@ def version_create(
                 updated_at=now,
             )
         )
+        number = version.version
         version.created_files = _copy_run_files(run, prefix, version) if prefix is not None else []
         scanning.version_registered(version)  # the run's files were scanned already: an unsafe one is told now
         if checked_signature is None:
@@ -467,11 +466,9 @@ def version_copy(
     connection = rawsql.connection_for(ModelVersion, write=True)
     with transaction.atomic(using=connection.alias):
         now = timezone.now()
-        number = _next_version_number(connection, model, now)
-        copy = rawsql.insert(
+        copy = _insert_numbered(
             ModelVersion(
                 model=model,
-                version=number,
                 run_id=version.run_id,
                 source=source,
                 created_by=by,
@@ -505,7 +502,7 @@ def version_copy(
             data={"copied_from": f"{version.model.name}/{version.version}", "files": len(files)},
         )
         audit.emit(WebhookEventType.VERSION_CREATED, model=model, payload=audit.version_payload(copy))
-    model.last_version = number
+    model.last_version = copy.version
     model.updated_at = now
     return copy
 
@@ -703,19 +700,23 @@ def version_delete(*, version: ModelVersion, by) -> None:
             _delete_blob_when_unused(key)
 
 
-def _next_version_number(connection, model: RegisteredModel, now) -> int:
-    """Increment the model's `last_version` and return it; the UPDATE holds the row lock until the transaction
-    ends, so concurrent registrations queue here. One statement, written by hand: registration is a hot path."""
+def _insert_numbered(version: ModelVersion) -> ModelVersion:
+    """Insert `version` as its model's next number: `RegisteredModel.last_version` incremented by an UPDATE whose row
+    lock is held until the transaction ends, so concurrent registrations queue here (one statement on PostgreSQL,
+    see rawsql.insert_counted). Written by hand: registration is a hot path."""
+    model = version.model
+    connection = rawsql.connection_for(RegisteredModel, write=True)
     last = rawsql.column(RegisteredModel, "last_version")
-    row = rawsql.fetchone(
-        connection,
+    inserted = rawsql.insert_counted(
+        version,
+        "version",
         f"UPDATE {rawsql.table(RegisteredModel)} SET {last} = {last} + 1,"
         f" {rawsql.column(RegisteredModel, 'updated_at')} = %s WHERE {rawsql.quote('id')} = %s RETURNING {last}",
-        [rawsql.adapt(RegisteredModel, "updated_at", now, connection), model.pk],
+        [rawsql.adapt(RegisteredModel, "updated_at", version.updated_at, connection), model.pk],
     )
-    if row is None:
+    if inserted is None:
         raise CatalogError(f"Model {model.name!r} no longer exists.")
-    return row[0]
+    return inserted
 
 
 def _copy_run_files(run: Run, prefix: str, version: ModelVersion) -> list[ArtifactFile]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from registry.catalog.models import Stage
 from tests.factories import (
@@ -147,11 +148,11 @@ def test_register_version(warm_api, django_assert_num_queries, user, n):
     # 1. the token, with its user   2. the model, by name, with the user's level on it   3. the run, with the
     # user's level on its experiment
     # (the transaction is a savepoint inside the test's: SAVEPOINT and RELEASE)
-    # 4. next version number (UPDATE ... RETURNING)   5. the version
+    # 4. next version number (UPDATE ... RETURNING)   5. the version (on PostgreSQL 4 and 5 are one statement)
     # 6. the run's files under the folder copied, one INSERT ... SELECT   7. their scan verdicts (an unsafe one is
     # told now; the answer shows them)   8. the audit event   9. active webhooks
     # 10. the run's metric values
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(11 if connection.vendor == "postgresql" else 12):
         response = warm_api.post("/models/fraud/versions", {"run_id": run.pk, "artifact_path": "model"})
     body = response.json()
     assert response.status_code == 201 and body["version"] == 1
