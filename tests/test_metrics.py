@@ -9,9 +9,10 @@ import pytest
 
 from registry import rawsql
 from registry.lib import names, numbers
-from registry.tracking.models import PARAM_VALUE_MAX, MetricPoint, MetricSeries, Param
+from registry.tracking.models import PARAM_VALUE_MAX, MetricPoint, MetricSeries, Param, Run
 from registry.tracking.services import ParamConflict, Point, TrackingError
-from tests.builders import metrics_log, params_log
+from tests.builders import log_batch, metrics_log, params_log
+from tests.concurrency import at_once
 from tests.factories import RunFactory
 
 
@@ -207,6 +208,32 @@ def test_deleting_a_series_or_a_run_leaves_no_point_behind(run):
 
     assert set(MetricPoint.objects.values_list("pk", flat=True)) == kept
     assert not MetricPoint.objects.exclude(series_id__in=MetricSeries.objects.values("pk")).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_of_one_run_in_opposite_key_orders_all_land():
+    """Eight writers log the same params and metrics of one run at once, half of them listing the keys backwards
+    (rows are written, and locked, in key order whatever the order given): all of them land, and every point is
+    counted once in its key's summary."""
+    run = RunFactory()
+    keys = [f"k{i:02}" for i in range(12)]
+    turn = iter(range(8))
+
+    def write() -> int:
+        index = next(turn)
+        order = keys if index % 2 else keys[::-1]
+        log_batch(
+            run=Run.objects.get(pk=run.pk),
+            params={key: "1" for key in order},
+            points=[Point(key, float(index), index, 1) for key in order],
+            tags={},
+        )
+        return index
+
+    assert sorted(at_once(write, 8)) == list(range(8))
+    rows = MetricSeries.objects.filter(run=run).values_list("key", "count", "min_value", "max_value", "last_step")
+    assert sorted(rows) == [(key, 8, 0.0, 7.0, 7) for key in keys]
+    assert Param.objects.filter(run=run).count() == len(keys)
 
 
 def test_missing_timestamp_defaults_to_now_in_milliseconds(run):

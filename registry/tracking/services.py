@@ -461,7 +461,7 @@ def _write_params(run: Run, values: dict[str, str]) -> None:
     connection = rawsql.connection_for(Param, write=True)
     table, run_col = rawsql.table(Param), rawsql.column(Param, "run")
     key_col, value_col = rawsql.column(Param, "key"), rawsql.column(Param, "value")
-    items = list(values.items())
+    items = sorted(values.items())  # in key order: concurrent batches wait for each other's keys, never in a cycle
     written = set()
     for rows in rawsql.chunks(items):
         written.update(
