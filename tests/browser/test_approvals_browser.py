@@ -76,7 +76,8 @@ def test_an_approver_approves_a_request_and_the_model_page_shows_it(page, live_s
     assert status.inner_text().startswith(
         "Approved: fraud v2 is now in Production. The version that held Production was archived."
     )
-    assert page.evaluate("() => document.activeElement.id") == f"request-{request.pk}"
+    # The status line takes the focus once htmx has settled the swap, a moment after it appears.
+    page.wait_for_function("id => document.activeElement.id === id", arg=f"request-{request.pk}", timeout=5000)
     assert page.locator("#decided").get_by_role("link", name=f"#{request.pk}").count() == 1
     assert page.url == f"{live_server.url}/approvals/"  # the decision did not push its own URL
 
