@@ -157,7 +157,12 @@ def insert(obj: Model) -> Model:
     connection = connection_for(model, write=True)
     fields, sql, shortcuts = _insert_sql(model, obj.pk is not None)
     row = fetchone(connection, sql, _prepared(obj, fields, shortcuts, connection))
-    obj.pk = row[0]
+    return _saved(obj, row[0], connection)
+
+
+def _saved(obj: Model, pk, connection) -> Model:
+    """`obj` as a saved row: its new key, and the state the ORM gives an instance it has just inserted."""
+    obj.pk = pk
     obj._state.adding = False
     obj._state.db = connection.alias
     return obj
@@ -189,11 +194,8 @@ def insert_counted(obj: Model, field: str, counter_sql: str, counter_params: Seq
     )
     if row is None:
         return None
-    obj.pk, value = row
-    setattr(obj, counted.attname, value)
-    obj._state.adding = False
-    obj._state.db = connection.alias
-    return obj
+    setattr(obj, counted.attname, row[1])
+    return _saved(obj, row[0], connection)
 
 
 @functools.cache

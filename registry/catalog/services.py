@@ -417,7 +417,6 @@ def version_create(
                 updated_at=now,
             )
         )
-        number = version.version
         version.created_files = _copy_run_files(run, prefix, version) if prefix is not None else []
         scanning.version_registered(version)  # the run's files were scanned already: an unsafe one is told now
         if checked_signature is None:
@@ -430,7 +429,7 @@ def version_create(
             data={"external_location": external_location} if external_location else None,
         )
         audit.emit(WebhookEventType.VERSION_CREATED, model=model, payload=audit.version_payload(version))
-    model.last_version = number
+    model.last_version = version.version
     model.updated_at = now
     return version
 

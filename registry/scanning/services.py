@@ -233,7 +233,7 @@ def version_registered(version: ModelVersion) -> None:
         return
     scans = {s.storage_key: s for s in FileScan.objects.filter(storage_key__in={f.storage_key for f in files})}
     version.scan = VersionScan.of([_file_verdict(f.path, scans.get(f.storage_key)) for f in files])
-    unsafe = sorted({s.pk: s for s in scans.values() if s.verdict == Verdict.UNSAFE}.values(), key=lambda s: s.pk)
+    unsafe = sorted((s for s in scans.values() if s.verdict == Verdict.UNSAFE), key=lambda s: s.pk)
     if unsafe:
         _version_found_unsafe(version, [f"{s.path}: {finding}" for s in unsafe for finding in s.findings])
 
