@@ -127,3 +127,46 @@ def test_malformed_environment_values_are_refused_by_name(tmp_path, name, value)
     assert result.returncode != 0
     assert f"{name} must be" in result.stderr
     assert repr(value) in result.stderr
+
+
+def test_a_malformed_prepare_threshold_is_refused_by_name(tmp_path):
+    env = {"SECRET_KEY": random_secret_key(), "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused"}
+    result = run_django(["check"], {**env, "DB_PREPARE_THRESHOLD": "sometimes"}, tmp_path)
+    assert result.returncode != 0
+    assert "DB_PREPARE_THRESHOLD must be a number of executions or 'off', got 'sometimes'" in result.stderr
+
+
+def test_postgres_binds_on_the_server_and_prepares_unless_turned_off(tmp_path):
+    show = [
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
+        "from django.conf import settings; o = settings.DATABASES['default']['OPTIONS'];"
+        " print(o['server_side_binding'], o['prepare_threshold'])",
+    ]
+    env = {"SECRET_KEY": random_secret_key(), "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused"}
+    assert run_django(show, env, tmp_path).stdout.split() == ["True", "5"]
+    # Behind a pooler that cannot keep prepared statements (PgBouncer's transaction mode before 1.21).
+    assert run_django(show, {**env, "DB_PREPARE_THRESHOLD": "off"}, tmp_path).stdout.split() == ["True", "None"]
+    assert run_django(show, {**env, "DB_PREPARE_THRESHOLD": "0"}, tmp_path).stdout.split() == ["True", "0"]
+
+
+@pytest.mark.django_db
+def test_a_statement_repeated_on_postgres_runs_prepared():
+    """What the settings above are for: from its sixth execution on a connection, a statement is parsed and planned
+    once on the server (psycopg's automatic preparation), not on every execution."""
+    from django.db import connection
+
+    from registry.catalog.models import RegisteredModel
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    for _ in range(6):
+        assert list(RegisteredModel.objects.filter(name="prepared-probe")) == []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%catalog_registeredmodel%WHERE%name%"],
+        )
+        assert cursor.fetchone()[0] == 1
