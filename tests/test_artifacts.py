@@ -17,7 +17,7 @@ import pytest
 
 from registry.catalog.models import ArtifactFile
 from registry.catalog.services import ArtifactTooLarge, CatalogError, artifact_open
-from tests.builders import artifact_store, version_create
+from tests.builders import admin, artifact_store, version_create
 from tests.factories import RegisteredModelFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -219,6 +219,39 @@ def test_version_from_the_whole_run(blobs, run):
     version = version_create(model=RegisteredModelFactory(), run=run, artifact_path="")
     assert set(ArtifactFile.objects.filter(version=version).values_list("path", flat=True)) == {"a.txt", "dir/b.txt"}
     assert version.source == f"runs:/{run.pk}"
+
+
+def test_a_copied_version_shares_every_file_of_the_original(blobs, run):
+    """version_copy gives the new version the original's rows, one statement whatever their number: same paths, same
+    blobs, nothing new stored; the original keeps its own rows."""
+    from registry.audit.models import AuditEvent
+    from registry.catalog.services import version_copy
+
+    files = {f"model/{'sub/' * (i % 3)}part-{i:02}.bin": bytes([i]) * (i + 1) for i in range(12)}
+    for path, data in files.items():
+        store(run, path, data)
+    original = version_create(model=RegisteredModelFactory(), run=run, artifact_path="model")
+    target = RegisteredModelFactory()
+    keys_before = blobs.keys()
+
+    copy = version_copy(version=original, model=target, by=admin())
+
+    assert [f.path for f in copy.created_files] == sorted(path.removeprefix("model/") for path in files)
+    originals = {f.path: f for f in ArtifactFile.objects.filter(version=original)}
+    stored = {f.path: f for f in ArtifactFile.objects.filter(version=copy)}
+    assert stored.keys() == originals.keys() and len(stored) == 12
+    for path, artifact in stored.items():
+        assert (artifact.storage_key, artifact.size, artifact.sha256, artifact.content_type, artifact.run_id) == (
+            originals[path].storage_key,
+            originals[path].size,
+            originals[path].sha256,
+            originals[path].content_type,
+            None,
+        )
+        assert read_back(artifact) == files[f"model/{path}"]
+    assert blobs.keys() == keys_before
+    [event] = AuditEvent.objects.filter(model_id=target.pk, version_number=copy.version)
+    assert event.data == {"copied_from": f"{original.model.name}/1", "files": 12}
 
 
 def test_replacing_a_run_file_leaves_registered_versions_unchanged(blobs, run, django_capture_on_commit_callbacks):

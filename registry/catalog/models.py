@@ -463,18 +463,32 @@ class ArtifactFileQuerySet(models.QuerySet):
         waits for this copy to commit, so its "delete the old blob if nothing uses it" check sees the version's rows
         (and the reverse order copies the new blob). Hand-written: it is on the registration path (registry.rawsql).
         """
-        connection = rawsql.connection_for(ArtifactFile, write=True)
-        c = {f.name: rawsql.column(ArtifactFile, f.name) for f in ArtifactFile._meta.concrete_fields}
-        copied = ("storage_key", "size", "sha256", "content_type")
-        relative, params = f"f.{c['path']}", []
-        where, where_params = f"f.{c['run']} = %s", [run_id]
+        path = rawsql.column(ArtifactFile, "path")
+        relative, params = f"f.{path}", []
+        where, where_params = f"f.{rawsql.column(ArtifactFile, 'run')} = %s", [run_id]
         if prefix:
             # A prefix match without LIKE, whose '%' and '_' would need escaping, and without ranges, which
             # PostgreSQL's collations would reorder.
-            relative = f"CASE WHEN f.{c['path']} = %s THEN %s ELSE SUBSTR(f.{c['path']}, %s) END"
+            relative = f"CASE WHEN f.{path} = %s THEN %s ELSE SUBSTR(f.{path}, %s) END"
             params = [prefix, prefix.rsplit("/", 1)[-1], len(prefix) + 2]
-            where += f" AND (f.{c['path']} = %s OR SUBSTR(f.{c['path']}, 1, %s) = %s)"
+            where += f" AND (f.{path} = %s OR SUBSTR(f.{path}, 1, %s) = %s)"
             where_params += [prefix, len(prefix) + 1, prefix + "/"]
+        return self._copy_to_version(version_id, (relative, params), (where, where_params))
+
+    def copy_version(self, *, from_version_id: int, to_version_id: int) -> list[ArtifactFile]:
+        """Give a version another version's files (the same blobs, the same paths), in one statement; the new rows
+        in path order. The source's rows are locked as copy_folder locks a run's."""
+        where = f"f.{rawsql.column(ArtifactFile, 'version')} = %s"
+        return self._copy_to_version(
+            to_version_id, (f"f.{rawsql.column(ArtifactFile, 'path')}", []), (where, [from_version_id])
+        )
+
+    def _copy_to_version(self, version_id: int, path_sql: tuple[str, list], where_sql: tuple[str, list]):
+        """INSERT the rows `where_sql` selects (as `f`) as files of `version_id`, their paths given by `path_sql`."""
+        connection = rawsql.connection_for(ArtifactFile, write=True)
+        c = {f.name: rawsql.column(ArtifactFile, f.name) for f in ArtifactFile._meta.concrete_fields}
+        copied = ("storage_key", "size", "sha256", "content_type")
+        (path, path_params), (where, where_params) = path_sql, where_sql
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         columns = _artifact_file_columns()
         now = rawsql.adapt(ArtifactFile, "created_at", timezone.now(), connection)
@@ -482,10 +496,10 @@ class ArtifactFileQuerySet(models.QuerySet):
             connection,
             f"INSERT INTO {rawsql.table(ArtifactFile)} ({c['run']}, {c['version']}, {c['path']},"
             f" {', '.join(c[name] for name in copied)}, {c['created_at']})"
-            f" SELECT NULL, %s, {relative}, {', '.join(f'f.{c[name]}' for name in copied)}, %s"
+            f" SELECT NULL, %s, {path}, {', '.join(f'f.{c[name]}' for name in copied)}, %s"
             f" FROM {rawsql.table(ArtifactFile)} f WHERE {where}{lock}"
             f" RETURNING {', '.join(c[f.name] for f in columns.fields)}",
-            [version_id, *params, now, *where_params],
+            [version_id, *path_params, now, *where_params],
         )
         return sorted((columns.load(row, connection) for row in rows), key=lambda f: f.path)
 

@@ -462,7 +462,6 @@ def version_copy(
     require(version.model, by, Level.READ)
     require(model, by, Level.EDIT, doing="register versions of")
     source = source or f"models:/{version.model.name}/{version.version}"
-    files = list(ArtifactFile.objects.filter(version=version).order_by("path"))
     connection = rawsql.connection_for(ModelVersion, write=True)
     with transaction.atomic(using=connection.alias):
         now = timezone.now()
@@ -481,25 +480,13 @@ def version_copy(
                 updated_at=now,
             )
         )
-        copy.created_files = [
-            rawsql.insert(
-                ArtifactFile(
-                    version=copy,
-                    path=f.path,
-                    storage_key=f.storage_key,
-                    size=f.size,
-                    sha256=f.sha256,
-                    content_type=f.content_type,
-                )
-            )
-            for f in files
-        ]
+        copy.created_files = ArtifactFile.objects.copy_version(from_version_id=version.pk, to_version_id=copy.pk)
         audit.record(
             AuditAction.VERSION_CREATED,
             actor=by,
             version=copy,
             to_value=source,
-            data={"copied_from": f"{version.model.name}/{version.version}", "files": len(files)},
+            data={"copied_from": f"{version.model.name}/{version.version}", "files": len(copy.created_files)},
         )
         audit.emit(WebhookEventType.VERSION_CREATED, model=model, payload=audit.version_payload(copy))
     model.last_version = copy.version
