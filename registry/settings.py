@@ -207,18 +207,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         ),
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-registry.sqlite3")}
-else:
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # PostgreSQL: parameters are sent apart from the statement text (server-side binding), so the same statement text
     # repeats and psycopg prepares it on a connection after DB_PREPARE_THRESHOLD executions. PostgreSQL then skips
     # parsing and planning: a registration's dozen statements went from 8.1 to 5.7 ms in-process on a slow CPU.
     # Behind PgBouncer in transaction mode older than 1.21 (no max_prepared_statements), set DB_PREPARE_THRESHOLD=off.
-    threshold = env_str("DB_PREPARE_THRESHOLD", "5").strip().lower()
-    if threshold not in {"off", "none"} and not threshold.isdigit():
-        raise ImproperlyConfigured(f"DB_PREPARE_THRESHOLD must be a number of executions or 'off', got {threshold!r}")
+    prepare_threshold = env_str("DB_PREPARE_THRESHOLD", "5").strip()
+    if prepare_threshold.lower() not in {"off", "none"} and not prepare_threshold.isdigit():
+        raise ImproperlyConfigured(
+            f"DB_PREPARE_THRESHOLD must be a number of executions or 'off', got {prepare_threshold!r}"
+        )
     DATABASES["default"]["OPTIONS"] = {
         **DATABASES["default"].get("OPTIONS", {}),
         "server_side_binding": env_bool("DB_SERVER_SIDE_BINDING", True),
-        "prepare_threshold": int(threshold) if threshold.isdigit() else None,
+        "prepare_threshold": int(prepare_threshold) if prepare_threshold.isdigit() else None,
     }
 
 # PostgreSQL: metric batches may commit without waiting for their WAL flush (synchronous_commit off for those

@@ -18,7 +18,7 @@ NUL_MESSAGE = "Text in the request contains a NUL character (\\u0000), which the
 
 def has_json_nul(body: bytes) -> bool:
     """Whether a JSON text holds the escape \\u0000 in a string. The regular expression may match empty at every
-    position, so it runs only when the plain substring is there: on a 50 KB log-batch it took about 1 ms alone."""
+    position, so it runs only when the plain substring is there: on a 1,000-point log-batch's 60 KB it took 2.9 ms."""
     return b"\\u0000" in body and JSON_NUL.search(body) is not None
 
 
