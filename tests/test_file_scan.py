@@ -186,6 +186,19 @@ def test_a_request_freezes_the_failing_scan_gate(owner):
     assert gate["passed"] is False and "unsafe" in gate["detail"]
 
 
+def test_a_copy_of_an_unsafe_version_is_told_unsafe_too(owner, root):
+    """Copying shares the files and their verdicts: subscribers of the target model hear of the unsafe version as
+    they would of a registration, and its answer carries the verdict."""
+    Webhook.objects.create(name="sec", url="https://hooks.example.com/x", events=["version.unsafe"], secret="s")
+    unsafe = register(owner, "m", {"model.pkl": files.malicious_pickle()})
+    target = RegisteredModelFactory(name="m-copy", owner=owner)
+    copy = catalog.version_copy(version=unsafe, model=target, by=root)
+    assert copy.scan.verdict == "unsafe"
+    told = OutboxEvent.objects.filter(type="version.unsafe").order_by("id")
+    assert [(e.payload["data"]["model"], e.payload["data"]["version"]) for e in told] == [("m", 1), ("m-copy", 1)]
+    assert AuditEvent.objects.filter(action="version_unsafe", model_name="m-copy", version_number=1).exists()
+
+
 def test_a_webhook_fires_when_a_version_is_found_unsafe(owner, django_capture_on_commit_callbacks, settings):
     Webhook.objects.create(name="sec", url="https://hooks.example.com/x", events=["version.unsafe"], secret="s")
     version = register(owner, "m", {"model.pkl": files.malicious_pickle()})

@@ -481,6 +481,7 @@ def version_copy(
             )
         )
         copy.created_files = ArtifactFile.objects.copy_version(from_version_id=version.pk, to_version_id=copy.pk)
+        scanning.version_registered(copy)  # a copy of an unsafe version is told unsafe, as a registration is
         audit.record(
             AuditAction.VERSION_CREATED,
             actor=by,

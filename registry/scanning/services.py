@@ -225,9 +225,10 @@ def _version_found_unsafe(version: ModelVersion, findings: list[str]) -> None:
 
 
 def version_registered(version: ModelVersion) -> None:
-    """A version registered from a run's files shares their verdicts: if one is already unsafe, say so now (in the
-    registration's transaction). One query, and none when the version has no files. The roll-up read is left on
-    the version as `version.scan` (what the answer to the registration shows, as other outputs' preloaded scans)."""
+    """A version registered from a run's files (or copied from another version) shares their verdicts: if one is
+    already unsafe, say so now (in the registration's transaction). One query, and none when the version has no
+    files. The roll-up read is left on the version as `version.scan` (what the answer to the registration shows, as
+    other outputs' preloaded scans)."""
     files = getattr(version, "created_files", [])
     if not files:
         return
