@@ -358,3 +358,18 @@ def test_the_allowlist_names_classes_not_packages():
 
     assert all("*" not in name for names in ALLOWED_GLOBALS.values() for name in names)
     assert "sklearn" not in ALLOWED_GLOBALS and not any(module.endswith(".*") for module in ALLOWED_GLOBALS)
+
+
+@pytest.mark.django_db
+def test_scans_of_blobs_are_read_a_thousand_keys_at_a_time():
+    # Past the thousand keys of one statement, the next thousand go in another; every scan comes back, and a blob
+    # never scanned is absent.
+    FileScan.objects.bulk_create(
+        FileScan(storage_key=f"runs/r/k{i:04}", path=f"k{i:04}.pkl", verdict=filescan.SAFE, findings=[f"n{i}"])
+        for i in range(1001)
+    )
+    keys = [f"runs/r/k{i:04}" for i in range(1001)] + ["runs/r/never-scanned"]
+    scans = FileScan.objects.of_blobs(keys + keys[:5])
+    assert sorted(scans) == sorted(keys[:1001])
+    assert scans["runs/r/k1000"].path == "k1000.pkl" and scans["runs/r/k1000"].findings == ["n1000"]
+    assert FileScan.objects.of_blobs([]) == {}
