@@ -117,8 +117,9 @@ def experiment_create(
 
 def experiment_named(name: str, *, by) -> Experiment:
     """The experiment called `name`, created (owned by `by`) when there is none: what logging to a named experiment
-    does. Whether `by` may log runs there is run_create's question."""
-    experiment = Experiment.objects.filter(name=name).first()
+    does. Whether `by` may log runs there is run_create's question. Every new run asks, so the lookup is
+    hand-written (see registry.rawsql)."""
+    experiment = rawsql.get(Experiment, name=name)
     if experiment is not None:
         return experiment
     try:
@@ -279,7 +280,7 @@ def run_create(
     )
     if run_id:
         run.id = run_id
-    run.save(force_insert=True)
+    rawsql.insert(run)  # run.save(force_insert=True), without compiling the INSERT for every new run
     run.__dict__["_level_cache"] = dict(experiment.__dict__.get("_level_cache", {}))
     return run
 
