@@ -33,8 +33,8 @@ class Target:
 
     def __init__(self, label: str, url: str, token: str, clients: int):
         self.label = label
-        self.client = Http(url, token, retries=0, timeout=600)
-        self.clients = [self.client] + [Http(url, token, retries=0, timeout=600) for _ in range(clients - 1)]
+        self.clients = [Http(url, token, retries=0, timeout=600) for _ in range(max(clients, 1))]
+        self.client = self.clients[0]
         run_id = self.client.post("/runs", {"experiment": "bench", "name": "to-register"})["id"]
         model_file = f"/runs/{run_id}/artifacts/model/model.bin"
         self.client.request("PUT", model_file, headers=OCTETS, body=lambda: b"x" * 1024)

@@ -226,9 +226,9 @@ def _version_found_unsafe(version: ModelVersion, findings: list[str]) -> None:
 
 def version_registered(version: ModelVersion) -> None:
     """A version registered from a run's files (or copied from another version) shares their verdicts: if one is
-    already unsafe, say so now (in the registration's transaction). One query, and none when the version has no
-    files. The roll-up read is left on the version as `version.scan` (what the answer to the registration shows, as
-    other outputs' preloaded scans)."""
+    already unsafe, say so now (in the registration's transaction). One query (one per thousand files), and none
+    when the version has no files. The roll-up read is left on the version as `version.scan` (what the answer to
+    the registration shows, as other outputs' preloaded scans)."""
     files = getattr(version, "created_files", [])
     if not files:
         return
@@ -327,7 +327,7 @@ def version_scan(version: ModelVersion) -> VersionScan:
 
 
 def file_scans(files: Iterable[ArtifactFile]) -> dict[str, FileVerdict]:
-    """Verdicts of these file rows by path (a run's or a version's file list): one query."""
+    """Verdicts of these file rows by path (a run's or a version's file list): one query per thousand files."""
     files = list(files)
     scans = FileScan.objects.of_blobs(f.storage_key for f in files)
     return {f.path: _file_verdict(f.path, scans.get(f.storage_key)) for f in files}
