@@ -159,6 +159,10 @@ def test_schemathesis_finds_no_server_error_and_no_mismatch(server, tmp_path):
         "true",
         "--request-timeout",
         "30",
+        # Hypothesis's "data generation is too slow" check times the generator on this machine, not the API: on a
+        # busy two-core VM it stopped the run at PATCH /experiments/{ref} with every request answered as specified.
+        "--suppress-health-check",
+        "too_slow",
     ]
     if PHASES != "all":
         command += ["--phases", PHASES]
