@@ -208,6 +208,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-registry.sqlite3")}
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, reading datetimes with psycopg's compiled loader (see registry/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "registry.postgresql"
     # PostgreSQL: parameters are sent apart from the statement text (server-side binding), so the same statement text
     # repeats and psycopg prepares it on a connection after DB_PREPARE_THRESHOLD executions. PostgreSQL then skips
     # parsing and planning: a registration's dozen statements went from 8.1 to 5.7 ms in-process on a slow CPU.

@@ -29,7 +29,6 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
@@ -44,7 +43,7 @@ from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, group
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+ON_POSTGRES = connection.vendor == "postgresql"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
