@@ -87,7 +87,11 @@ chromium:
 test-browser: install-test chromium
 	$(TEST_ENV) $(PY) -m pytest -m browser $(PYTEST_ARGS)
 
-test: lint migrations-check test-sqlite test-postgres test-browser
+# The SQLite and PostgreSQL suites run side by side (each waits on its database and its test servers about half the
+# time); each one's output is printed whole when it ends.
+test: lint migrations-check
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
+	$(MAKE) --no-print-directory test-browser
 
 # A longer schemathesis run of the JSON API than the bounded one `make test` includes (tests/api/test_openapi_fuzz.py):
 # `make fuzz FUZZ_EXAMPLES=50 FUZZ_SEED=7`.
