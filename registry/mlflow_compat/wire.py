@@ -313,7 +313,7 @@ def version_json(
     if aliases is None:
         rows = getattr(version, "alias_rows", None)
         aliases = sorted(a.alias for a in (version.aliases.all() if rows is None else rows))
-    return {
+    message = {
         "name": model_name or version.model.name,
         "version": str(version.version),
         "creation_timestamp": datetime_to_ms(version.created_at),
@@ -330,6 +330,12 @@ def version_json(
         "aliases": aliases,
         "model_id": logged_model_id_of(version),
     }
+    # MLflow's server leaves these out when they are empty (its entity sets them only then), and its client reads an
+    # absent status_message as None, a present one as "": the same answer as MLflow's, and less for a client to parse.
+    for field in ("status_message", "model_id"):
+        if not message[field]:
+            del message[field]
+    return message
 
 
 def registered_model_json(model: RegisteredModel, latest: list[ModelVersion] | None = None) -> dict:

@@ -140,7 +140,10 @@ def test_versions_tags_aliases_and_latest(client, run_with_model_files):
     client.set_model_version_tag("scorer", "1", "validated", "yes")
     client.delete_model_version_tag("scorer", "1", "k")
     assert ModelVersion.objects.get(model__name="scorer", version=1).tags == {"validated": "yes"}
-    assert client.get_model_version("scorer", "1").description == "the first"
+    fetched = client.get_model_version("scorer", "1")
+    assert fetched.description == "the first"
+    # As MLflow's server: no status message is sent, so the client reads None (not "").
+    assert fetched.status_message is None
 
     client.set_registered_model_alias("scorer", "candidate", "2")
     client.set_registered_model_alias("scorer", "challenger", "1")
