@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from registry.catalog.blobs import artifact_key, artifact_open, artifact_storage
+from registry.catalog.errors import ArtifactTooLarge, CatalogError, ChecksumMismatch
 from registry.catalog.models import ArtifactFile
-from registry.catalog.services import ArtifactTooLarge, CatalogError, artifact_open
 from tests.builders import admin, artifact_store, version_create
 from tests.factories import RegisteredModelFactory, RunFactory
 
@@ -272,7 +273,7 @@ def test_replacing_a_run_file_leaves_registered_versions_unchanged(blobs, run, d
 
 
 def test_a_blob_uploaded_directly_is_recorded_with_the_hash_of_what_is_stored(run, blobs):
-    from registry.catalog.services import artifact_key, artifact_register_uploaded, artifact_storage
+    from registry.catalog.services import artifact_register_uploaded
     from tests.builders import admin
 
     data = os.urandom(70_000)
@@ -284,7 +285,7 @@ def test_a_blob_uploaded_directly_is_recorded_with_the_hash_of_what_is_stored(ru
 
 
 def test_registering_a_blob_checks_owner_hash_limit_and_presence(run, blobs):
-    from registry.catalog.services import ChecksumMismatch, artifact_key, artifact_register_uploaded, artifact_storage
+    from registry.catalog.services import artifact_register_uploaded
     from tests.builders import admin
 
     other = RunFactory()

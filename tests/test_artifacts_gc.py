@@ -150,7 +150,7 @@ def test_gc_keeps_referenced_blobs_whatever_their_age_and_frees_a_replaced_files
     first = artifact_store(owner=run, path="a.txt", stream=io.BytesIO(b"one"))
     second = artifact_store(owner=run, path="b.txt", stream=io.BytesIO(b"two"))
     # A blob no row names (as when a worker dies between writing the blob and committing its row).
-    from registry.catalog.services import artifact_storage
+    from registry.catalog.blobs import artifact_storage
 
     stray = artifact_storage().save(f"runs/{run.pk}/0123456789ab/c.txt", io.BytesIO(b"three"))
     out = gc("--older-than", "0")
@@ -161,7 +161,7 @@ def test_gc_keeps_referenced_blobs_whatever_their_age_and_frees_a_replaced_files
 
 @pytest.mark.django_db
 def test_gc_leaves_a_fresh_unreferenced_blob_alone_by_default(artifact_storage_in_tmp):
-    from registry.catalog.services import artifact_storage
+    from registry.catalog.blobs import artifact_storage
 
     fresh = artifact_storage().save("runs/1/0123456789ab/upload.bin", io.BytesIO(b"in flight"))
     old = artifact_storage().save("runs/1/ba9876543210/old.bin", io.BytesIO(b"abandoned"))

@@ -19,6 +19,7 @@ from registry.accounts import services as accounts
 from registry.audit import services as audit_services
 from registry.audit.models import AuditEvent, Webhook
 from registry.catalog import services as catalog
+from registry.catalog.blobs import artifact_key, artifact_storage
 from registry.catalog.models import ArtifactFile, Stage
 from registry.governance import services as governance
 from registry.governance.models import StagePolicy
@@ -171,7 +172,7 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         lambda w: catalog.artifact_register_uploaded(
             owner=w.run,
             path="c.bin",
-            key=catalog.artifact_storage().save(catalog.artifact_key(w.run, "c.bin"), io.BytesIO(b"z")),
+            key=artifact_storage().save(artifact_key(w.run, "c.bin"), io.BytesIO(b"z")),
             by=w.owner,
         ),
         "artifact_stored",

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Count
 
+from registry.catalog.blobs import artifact_open, artifact_storage
 from registry.catalog.models import ArtifactFile, ModelAlias, ModelCard, ModelVersion, RegisteredModel
-from registry.catalog.services import artifact_open, artifact_storage
 from registry.governance.models import StageChange
 from registry.governance.models import StageTransitionRequest as Request
 from registry.tracking.models import Dataset, MetricPoint, MetricSeries, Param, Run, RunInput, RunStep

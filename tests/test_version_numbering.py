@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from registry.catalog.errors import CatalogError
 from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel
-from registry.catalog.services import CatalogError
 from tests.builders import model_create, version_create
 from tests.concurrency import at_once
 from tests.factories import RegisteredModelFactory, RunFactory

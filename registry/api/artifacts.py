@@ -23,7 +23,7 @@ from registry.api.schemas import (
     MultipartStartOut,
     errors,
 )
-from registry.catalog import services, transfers
+from registry.catalog import blobs, services, transfers
 from registry.catalog.access import version_for
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.paths import normalise_artifact_path
@@ -95,12 +95,12 @@ def stream_artifact(request: HttpRequest, artifact: ArtifactFile) -> HttpRespons
             )
         status = 206
     filename = artifact.path.rsplit("/", 1)[-1]
-    storage = services.artifact_storage()
+    storage = blobs.artifact_storage()
     if status == 200 and not hasattr(storage, "bucket"):
         # Whole files from the local disk go through FileResponse, which lets the server use sendfile.
         response = FileResponse(storage.open(artifact.storage_key, "rb"), as_attachment=True, filename=filename)
     else:
-        response = StreamingHttpResponse(services.artifact_read(artifact, start, end), status=status)
+        response = StreamingHttpResponse(blobs.artifact_read(artifact, start, end), status=status)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Content-Type"] = artifact.content_type or "application/octet-stream"
     response["Content-Length"] = str(end - start + 1 if artifact.size else 0)

@@ -1,28 +1,194 @@
-"""Finding and freeing artifact blobs that no row points at (`manage.py artifacts_gc`).
+"""Artifact blobs: the bytes behind `ArtifactFile` rows, in the `artifacts` storage (a folder or an S3 bucket).
 
-An upload streams into a blob of its own (a fresh key, see `services.artifact_key`) and the `ArtifactFile` row that
-names it is written afterwards: until that row commits, nothing in the registry can reach the blob, and if the worker
-dies first (killed, out of memory, a lost connection to the database) the blob is left behind with no row. On S3 a
-large upload is a multipart upload, whose parts take space but are no object until it completes; a worker killed
-half-way leaves an *incomplete* multipart upload.
+Here a blob gets its key, is written while it is hashed, read back (whole or a byte range), and freed once no row
+names it. The rows themselves, and who may write them, belong to registry.catalog.services, which calls these.
 
-The collector frees both kinds once they are older than a threshold (an hour by default): a blob still being written
-is fresh (its file's modification time moves with every write; a multipart upload's newest part is recent), so it is
-never taken, and every candidate is checked against the rows just before it goes.
+An upload streams into a blob of its own (a fresh key, `artifact_key`) and the `ArtifactFile` row that names it is
+written afterwards: until that row commits, nothing in the registry can reach the blob, and if the worker dies first
+(killed, out of memory, a lost connection to the database) the blob is left behind with no row. On S3 a large upload
+is a multipart upload, whose parts take space but are no object until it completes; a worker killed half-way leaves
+an *incomplete* multipart upload.
+
+The collector (`collect_garbage`, `manage.py artifacts_gc`) frees both kinds once they are older than a threshold (an
+hour by default): a blob still being written is fresh (its file's modification time moves with every write; a
+multipart upload's newest part is recent), so it is never taken, and every candidate is checked against the rows
+just before it goes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
-from registry.catalog.models import ArtifactFile
+from django.core.files.base import File
+from django.core.files.storage import storages
+from django.db import transaction
+from storages.utils import clean_name
+
+from registry.catalog.errors import ArtifactTooLarge
+from registry.catalog.models import ArtifactFile, ModelVersion
+from registry.lib.readahead import ReadAhead
+from registry.tracking.models import Run
 
 logger = logging.getLogger(__name__)
+
+
+def artifact_storage():
+    return storages["artifacts"]
+
+
+class HashingReader:
+    """Wraps a binary stream, hashing and counting what is read, refusing to read past `limit` bytes.
+
+    The storage reads from it chunk by chunk, so an upload is hashed while it streams and never held whole. A thread
+    receives and hashes the next chunks while the storage writes the last ones (registry.lib.readahead): on this
+    VM's disk that took a 200 MB upload from about 260 to about 400 MB/s. Close it (or use it in `with`) so the
+    thread stops whatever happened.
+    """
+
+    def __init__(self, stream: BinaryIO, limit: int | None):
+        self.limit = limit
+        self.size = 0
+        self.hash = hashlib.sha256()
+        self._ahead = ReadAhead(stream, chunk_size=UploadFile.DEFAULT_CHUNK_SIZE, on_chunk=self._count)
+
+    closed = False
+
+    def __enter__(self) -> HashingReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._ahead.close()
+
+    def _count(self, chunk: bytes) -> None:
+        # In the read-ahead thread, in stream order.
+        self.size += len(chunk)
+        if self.limit is not None and self.size > self.limit:
+            raise ArtifactTooLarge(f"The artifact is larger than the {self.limit}-byte limit.")
+        self.hash.update(chunk)
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def read(self, n: int = -1) -> bytes:
+        return self._ahead.read(n if n is not None and n >= 0 else UploadFile.DEFAULT_CHUNK_SIZE)
+
+
+class UploadFile(File):
+    # The file system storage copies File.chunks(), 64 KB at a time by default: each chunk costs a pass through
+    # gunicorn's and Django's Python body readers, which at 64 KB is most of an upload's server time.
+    DEFAULT_CHUNK_SIZE = 1024 * 1024
+
+
+def artifact_key(owner: Run | ModelVersion, path: str) -> str:
+    """A fresh blob name for a file of `owner`. Each upload gets its own blob, so a failed or partial upload never
+    damages the file it was meant to replace; the replaced blob is deleted once the new row is committed.
+
+    The blob is pending until its row commits: the row is the only way to reach it. A worker killed in between leaves
+    a blob (or an incomplete S3 multipart upload) that no row names; `manage.py artifacts_gc` frees those once they
+    are an hour old (`collect_garbage` below)."""
+    token = secrets.token_hex(6)
+    name = _blob_name(path)
+    if isinstance(owner, Run):
+        return f"runs/{owner.pk}/{token}/{name}"
+    return f"models/{owner.model_id}/versions/{owner.version}/{token}/{name}"
+
+
+# File systems refuse names past 255 bytes and S3 keys past 1,024: a path that could break either is stored under a
+# digest of itself (the row keeps the path; the key only has to be unique and stable).
+_SEGMENT_BYTES_MAX = 200
+_KEY_PATH_BYTES_MAX = 700
+
+
+def _blob_name(path: str) -> str:
+    encoded = path.encode()
+    if len(encoded) <= _KEY_PATH_BYTES_MAX and all(len(part) <= _SEGMENT_BYTES_MAX for part in encoded.split(b"/")):
+        return path
+    return "long-path-" + hashlib.sha256(encoded).hexdigest()
+
+
+def chunks(storage_key: str, chunk_size: int = 1024 * 1024):
+    """The bytes of a stored blob, in chunks; FileNotFoundError when there is none."""
+    storage = artifact_storage()
+    bucket = getattr(storage, "bucket", None)
+    if bucket is None:
+        with storage.open(storage_key, "rb") as handle:
+            while chunk := handle.read(chunk_size):
+                yield chunk
+        return
+    from botocore.exceptions import ClientError
+
+    try:
+        body = bucket.Object(storage._normalize_name(clean_name(storage_key))).get()["Body"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            raise FileNotFoundError(storage_key) from None
+        raise
+    try:
+        yield from body.iter_chunks(chunk_size)
+    finally:
+        body.close()
+
+
+def delete_when_unused(storage_key: str) -> None:
+    def delete() -> None:
+        if not ArtifactFile.objects.filter(storage_key=storage_key).exists():
+            delete_quietly(storage_key)
+
+    transaction.on_commit(delete)
+
+
+def delete_quietly(storage_key: str) -> None:
+    try:
+        artifact_storage().delete(storage_key)
+    except Exception:  # noqa: BLE001 - a leftover blob is harmless; failing the request over it is not
+        logger.warning("Could not delete artifact blob %s", storage_key, exc_info=True)
+
+
+def artifact_read(artifact: ArtifactFile, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024):
+    """Yield the bytes of `artifact` from `start` to `end` inclusive, in chunks, without loading it whole.
+
+    On S3 this asks for the byte range and streams the body; on a filesystem it seeks and reads.
+    """
+    end = artifact.size - 1 if end is None else end
+    if artifact.size == 0 or end < start:
+        return
+    storage = artifact_storage()
+    bucket = getattr(storage, "bucket", None)
+    if bucket is not None:
+        key = storage._normalize_name(clean_name(artifact.storage_key))  # django-storages' own key mapping
+        body = bucket.Object(key).get(Range=f"bytes={start}-{end}")["Body"]
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+        return
+    with storage.open(artifact.storage_key, "rb") as handle:
+        handle.seek(start)
+        remaining = end - start + 1
+        while remaining > 0:
+            chunk = handle.read(min(chunk_size, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+def artifact_open(artifact: ArtifactFile):
+    return artifact_storage().open(artifact.storage_key, "rb")
+
+
+# --- Blobs no row names (`manage.py artifacts_gc`) -----------------------------------------------------------------
 
 DEFAULT_MIN_AGE = timedelta(hours=1)
 BATCH = 500

@@ -4,6 +4,8 @@ surface (the JSON API, the MLflow API, the dashboard, the admin, management comm
 translates their errors.
 
 Stages and aliases are moved by the governance services (they are what deployments pull, under approval rules).
+The bytes behind file rows (keys, hashing writes, ranged reads, freeing) are registry.catalog.blobs'; the catalog's
+refusals are registry.catalog.errors.
 """
 
 from __future__ import annotations
@@ -12,32 +14,36 @@ import hashlib
 import json
 import logging
 import mimetypes
-import secrets
 from collections.abc import Mapping
 from typing import BinaryIO
 
 from django.core.exceptions import ValidationError
-from django.core.files.base import File
-from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from storages.utils import clean_name
 
 from registry import rawsql
 from registry.accounts import services as accounts
 from registry.accounts.access import level_of
 from registry.audit import services as audit
 from registry.audit.models import AuditAction, WebhookEventType
+from registry.catalog import blobs
 from registry.catalog.access import require
+from registry.catalog.errors import (
+    AlreadyExists,
+    ArtifactTooLarge,
+    CatalogError,
+    ChecksumMismatch,
+    InvalidPath,
+    NoSuchFolder,
+)
 from registry.catalog.models import ArtifactFile, ModelCard, ModelGrant, ModelVersion, RegisteredModel, Stage
 from registry.lib import errors
 from registry.lib import model_card as cards
 from registry.lib import signature as signatures
 from registry.lib.access import Level
-from registry.lib.errors import Forbidden, Invalid
+from registry.lib.errors import Forbidden
 from registry.lib.names import KEY_MAX, NameError_, case_clash_message, check_model_name, check_tag_key
 from registry.lib.paths import PathError, normalise_artifact_path
-from registry.lib.readahead import ReadAhead
 from registry.scanning import services as scanning
 from registry.tracking import access as tracking_access
 from registry.tracking.models import Run
@@ -45,28 +51,6 @@ from registry.tracking.models import Run
 logger = logging.getLogger(__name__)
 
 TAG_VALUE_MAX = 8000
-
-
-class CatalogError(Invalid):
-    """Input the catalog refuses; the message says what to fix."""
-
-
-class AlreadyExists(CatalogError, errors.AlreadyExists):
-    pass
-
-
-class InvalidPath(CatalogError):
-    """An artifact path that breaks registry.lib.paths: the code every route answers for it."""
-
-    code = "invalid_path"
-
-
-class NoSuchFolder(CatalogError, errors.NotFound):
-    """The run has no files under the folder named: the folder is what is missing (404)."""
-
-
-def artifact_storage():
-    return storages["artifacts"]
 
 
 def _require_user(by) -> None:
@@ -240,7 +224,7 @@ def model_delete(*, model: RegisteredModel, by) -> None:
         )
         model.delete()
         for key in set(keys):
-            _delete_blob_when_unused(key)
+            blobs.delete_when_unused(key)
 
 
 # --- Model cards ----------------------------------------------------------------------------------------------------
@@ -588,7 +572,7 @@ def _read_small(file: ArtifactFile, limit: int) -> bytes | None:
     if file.size > limit:
         return None
     try:
-        return b"".join(artifact_read(file))
+        return b"".join(blobs.artifact_read(file))
     except OSError:
         logger.warning("Could not read %s of version %s", file.path, file.version_id, exc_info=True)
         return None
@@ -685,7 +669,7 @@ def version_delete(*, version: ModelVersion, by) -> None:
         # As MLflow: losing a version is a change of the model.
         RegisteredModel.objects.filter(pk=version.model_id).update(updated_at=timezone.now())
         for key in set(keys):
-            _delete_blob_when_unused(key)
+            blobs.delete_when_unused(key)
 
 
 def _insert_numbered(version: ModelVersion) -> ModelVersion:
@@ -716,84 +700,6 @@ def _copy_run_files(run: Run, prefix: str, version: ModelVersion) -> list[Artifa
     return copies
 
 
-class _HashingReader:
-    """Wraps a binary stream, hashing and counting what is read, refusing to read past `limit` bytes.
-
-    The storage reads from it chunk by chunk, so an upload is hashed while it streams and never held whole. A thread
-    receives and hashes the next chunks while the storage writes the last ones (registry.lib.readahead): on this
-    VM's disk that took a 200 MB upload from about 260 to about 400 MB/s. Close it (or use it in `with`) so the
-    thread stops whatever happened.
-    """
-
-    def __init__(self, stream: BinaryIO, limit: int | None):
-        self.limit = limit
-        self.size = 0
-        self.hash = hashlib.sha256()
-        self._ahead = ReadAhead(stream, chunk_size=_UploadFile.DEFAULT_CHUNK_SIZE, on_chunk=self._count)
-
-    closed = False
-
-    def __enter__(self) -> _HashingReader:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._ahead.close()
-
-    def _count(self, chunk: bytes) -> None:
-        # In the read-ahead thread, in stream order.
-        self.size += len(chunk)
-        if self.limit is not None and self.size > self.limit:
-            raise ArtifactTooLarge(f"The artifact is larger than the {self.limit}-byte limit.")
-        self.hash.update(chunk)
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self.closed = True
-
-    def read(self, n: int = -1) -> bytes:
-        return self._ahead.read(n if n is not None and n >= 0 else _UploadFile.DEFAULT_CHUNK_SIZE)
-
-
-class _UploadFile(File):
-    # The file system storage copies File.chunks(), 64 KB at a time by default: each chunk costs a pass through
-    # gunicorn's and Django's Python body readers, which at 64 KB is most of an upload's server time.
-    DEFAULT_CHUNK_SIZE = 1024 * 1024
-
-
-class ArtifactTooLarge(CatalogError):
-    status = 413
-    code = "payload_too_large"
-
-
-def artifact_key(owner: Run | ModelVersion, path: str) -> str:
-    """A fresh blob name for a file of `owner`. Each upload gets its own blob, so a failed or partial upload never
-    damages the file it was meant to replace; the replaced blob is deleted once the new row is committed.
-
-    The blob is pending until its row commits: the row is the only way to reach it. A worker killed in between leaves
-    a blob (or an incomplete S3 multipart upload) that no row names; `manage.py artifacts_gc` frees those once they
-    are an hour old (registry/catalog/blobs.py)."""
-    token = secrets.token_hex(6)
-    name = _blob_name(path)
-    if isinstance(owner, Run):
-        return f"runs/{owner.pk}/{token}/{name}"
-    return f"models/{owner.model_id}/versions/{owner.version}/{token}/{name}"
-
-
-# File systems refuse names past 255 bytes and S3 keys past 1,024: a path that could break either is stored under a
-# digest of itself (the row keeps the path; the key only has to be unique and stable).
-_SEGMENT_BYTES_MAX = 200
-_KEY_PATH_BYTES_MAX = 700
-
-
-def _blob_name(path: str) -> str:
-    encoded = path.encode()
-    if len(encoded) <= _KEY_PATH_BYTES_MAX and all(len(part) <= _SEGMENT_BYTES_MAX for part in encoded.split(b"/")):
-        return path
-    return "long-path-" + hashlib.sha256(encoded).hexdigest()
-
-
 def _require_file_writer(owner: Run | ModelVersion, by) -> None:
     if isinstance(owner, Run):
         tracking_access.require_run_write(owner, by)
@@ -814,20 +720,15 @@ def artifact_store(
         path = normalise_artifact_path(path)
     except PathError as exc:
         raise InvalidPath(str(exc)) from None
-    storage = artifact_storage()
-    key = artifact_key(owner, path)
-    with _HashingReader(stream, limit) as reader:
+    storage = blobs.artifact_storage()
+    key = blobs.artifact_key(owner, path)
+    with blobs.HashingReader(stream, limit) as reader:
         try:
-            stored_key = storage.save(key, _UploadFile(reader, name=path.rsplit("/", 1)[-1]))
+            stored_key = storage.save(key, blobs.UploadFile(reader, name=path.rsplit("/", 1)[-1]))
         except BaseException:
-            _delete_blob_quietly(key)
+            blobs.delete_quietly(key)
             raise
     return _record_blob(owner=owner, path=path, key=stored_key, size=reader.size, sha256=reader.hash.hexdigest(), by=by)
-
-
-class ChecksumMismatch(CatalogError):
-    status = 422
-    code = "checksum_mismatch"
 
 
 def require_file_writer(owner: Run | ModelVersion, user) -> None:
@@ -856,12 +757,12 @@ def artifact_register_uploaded(
     except PathError as exc:
         raise CatalogError(str(exc)) from None
     prefix = f"runs/{owner.pk}/" if isinstance(owner, Run) else f"models/{owner.model_id}/versions/{owner.version}/"
-    # The key came from `artifact_key(owner, …)` through a signed upload id; this keeps any other owner's blob out.
+    # The key came from `blobs.artifact_key(owner, …)` through a signed upload id: no other owner's blob gets in.
     if not key.startswith(prefix) or ".." in key.split("/"):
         raise CatalogError(f"The blob {key!r} was not uploaded for this owner.")
     digest, size = hashlib.sha256(), 0
     try:
-        for chunk in _blob_chunks(key):
+        for chunk in blobs.chunks(key):
             size += len(chunk)
             if limit is not None and size > limit:
                 raise ArtifactTooLarge(f"The artifact is larger than the {limit}-byte limit.")
@@ -869,11 +770,11 @@ def artifact_register_uploaded(
     except FileNotFoundError:
         raise CatalogError(f"Nothing was uploaded for {path!r}; upload its parts first.") from None
     except BaseException:
-        _delete_blob_quietly(key)
+        blobs.delete_quietly(key)
         raise
     computed = digest.hexdigest()
     if sha256 is not None and sha256.strip().lower() != computed:
-        _delete_blob_quietly(key)
+        blobs.delete_quietly(key)
         raise ChecksumMismatch(
             f"The uploaded bytes of {path!r} have sha256 {computed}, not the declared {sha256}; upload it again."
         )
@@ -905,7 +806,7 @@ def _record_blob(
             )
             artifact, _ = ArtifactFile.objects.update_or_create(**{owner_field: owner, "path": path}, defaults=fields)
             if previous and previous != key:
-                _delete_blob_when_unused(previous)
+                blobs.delete_when_unused(previous)
             _record_file(
                 AuditAction.ARTIFACT_STORED,
                 owner,
@@ -922,32 +823,9 @@ def _record_blob(
                 if owner.signature is not None:
                     _record_signature(owner, by, owner.signature)
     except (IntegrityError, ValidationError) as exc:
-        _delete_blob_quietly(key)
+        blobs.delete_quietly(key)
         raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None
     return artifact
-
-
-def _blob_chunks(storage_key: str, chunk_size: int = 1024 * 1024):
-    """The bytes of a stored blob, in chunks; FileNotFoundError when there is none."""
-    storage = artifact_storage()
-    bucket = getattr(storage, "bucket", None)
-    if bucket is None:
-        with storage.open(storage_key, "rb") as handle:
-            while chunk := handle.read(chunk_size):
-                yield chunk
-        return
-    from botocore.exceptions import ClientError
-
-    try:
-        body = bucket.Object(storage._normalize_name(clean_name(storage_key))).get()["Body"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-            raise FileNotFoundError(storage_key) from None
-        raise
-    try:
-        yield from body.iter_chunks(chunk_size)
-    finally:
-        body.close()
 
 
 def artifact_delete(*, artifact: ArtifactFile, by) -> None:
@@ -957,58 +835,10 @@ def artifact_delete(*, artifact: ArtifactFile, by) -> None:
     _require_file_writer(owner, by)
     with transaction.atomic():
         artifact.delete()
-        _delete_blob_when_unused(artifact.storage_key)
+        blobs.delete_when_unused(artifact.storage_key)
         _record_file(AuditAction.ARTIFACT_DELETED, owner, by, artifact.path, size=artifact.size, sha256=artifact.sha256)
 
 
 def _record_file(action: str, owner: Run | ModelVersion, by, path: str, **data) -> None:
     where = {"run": owner} if isinstance(owner, Run) else {"version": owner}
     audit.record(action, actor=by, to_value=path, data=data, **where)
-
-
-def _delete_blob_when_unused(storage_key: str) -> None:
-    def delete() -> None:
-        if not ArtifactFile.objects.filter(storage_key=storage_key).exists():
-            _delete_blob_quietly(storage_key)
-
-    transaction.on_commit(delete)
-
-
-def _delete_blob_quietly(storage_key: str) -> None:
-    try:
-        artifact_storage().delete(storage_key)
-    except Exception:  # noqa: BLE001 - a leftover blob is harmless; failing the request over it is not
-        logger.warning("Could not delete artifact blob %s", storage_key, exc_info=True)
-
-
-def artifact_read(artifact: ArtifactFile, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024):
-    """Yield the bytes of `artifact` from `start` to `end` inclusive, in chunks, without loading it whole.
-
-    On S3 this asks for the byte range and streams the body; on a filesystem it seeks and reads.
-    """
-    end = artifact.size - 1 if end is None else end
-    if artifact.size == 0 or end < start:
-        return
-    storage = artifact_storage()
-    bucket = getattr(storage, "bucket", None)
-    if bucket is not None:
-        key = storage._normalize_name(clean_name(artifact.storage_key))  # django-storages' own key mapping
-        body = bucket.Object(key).get(Range=f"bytes={start}-{end}")["Body"]
-        try:
-            yield from body.iter_chunks(chunk_size)
-        finally:
-            body.close()
-        return
-    with storage.open(artifact.storage_key, "rb") as handle:
-        handle.seek(start)
-        remaining = end - start + 1
-        while remaining > 0:
-            chunk = handle.read(min(chunk_size, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
-
-
-def artifact_open(artifact: ArtifactFile):
-    return artifact_storage().open(artifact.storage_key, "rb")

@@ -22,7 +22,8 @@ from django.core import signing
 from django.utils.http import content_disposition_header
 from storages.utils import clean_name
 
-from registry.catalog import services
+from registry.catalog import blobs, services
+from registry.catalog.errors import ArtifactTooLarge, CatalogError
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.errors import Conflict, Forbidden, NotFound
 from registry.lib.paths import PathError, normalise_artifact_path
@@ -43,7 +44,7 @@ class DirectTransfersOff(Conflict):
 
 def _s3():
     """(storage, boto3 client) when artifacts live on S3, else (None, None)."""
-    storage = services.artifact_storage()
+    storage = blobs.artifact_storage()
     if getattr(storage, "bucket", None) is None:
         return None, None
     return storage, storage.connection.meta.client
@@ -142,18 +143,18 @@ def _checked_path(path: str) -> str:
     try:
         return normalise_artifact_path(path)
     except PathError as exc:
-        raise services.CatalogError(str(exc)) from None
+        raise CatalogError(str(exc)) from None
 
 
 def part_plan(size: int, part_size: int | None = None, num_parts: int | None = None) -> tuple[int, int]:
     """(part size, number of parts) for `size` bytes: the requested part size (or count) within S3's limits."""
     if num_parts is not None:
         if not 1 <= num_parts <= MAX_PARTS:
-            raise services.CatalogError(f"num_parts must be between 1 and {MAX_PARTS}, got {num_parts}.")
+            raise CatalogError(f"num_parts must be between 1 and {MAX_PARTS}, got {num_parts}.")
         return part_size or 0, num_parts
     part = max(part_size or DEFAULT_PART, MIN_PART, math.ceil(size / MAX_PARTS))
     if part > MAX_PART:
-        raise services.CatalogError(f"A part may be at most {MAX_PART} bytes; {size} bytes cannot be uploaded.")
+        raise CatalogError(f"A part may be at most {MAX_PART} bytes; {size} bytes cannot be uploaded.")
     return part, max(1, math.ceil(size / part))
 
 
@@ -181,15 +182,13 @@ def multipart_start(
     limit = settings.ARTIFACT_MAX_UPLOAD_BYTES
     if size is not None:
         if size < 1:
-            raise services.CatalogError("A multipart upload needs the file's size in bytes (at least 1).")
+            raise CatalogError("A multipart upload needs the file's size in bytes (at least 1).")
         if size > limit:
-            raise services.ArtifactTooLarge(
-                f"The file is {size} bytes; the limit is {limit} bytes (ARTIFACT_MAX_UPLOAD_BYTES)."
-            )
+            raise ArtifactTooLarge(f"The file is {size} bytes; the limit is {limit} bytes (ARTIFACT_MAX_UPLOAD_BYTES).")
     elif num_parts is None:
-        raise services.CatalogError("Send the file's size (or the number of parts).")
+        raise CatalogError("Send the file's size (or the number of parts).")
     part_size, count = part_plan(size or 0, part_size, num_parts)
-    key = services.artifact_key(owner, path)
+    key = blobs.artifact_key(owner, path)
     bucket_key = _bucket_key(storage, key)
     upload = client.create_multipart_upload(
         Bucket=storage.bucket_name,
@@ -228,9 +227,9 @@ def _unsigned(owner: Run | ModelVersion, path: str, upload_id: str, user) -> dic
     except signing.SignatureExpired:
         raise NotFound("This upload has expired; start a new one.") from None
     except signing.BadSignature:
-        raise services.CatalogError("upload_id is not one this registry gave out; start the upload again.") from None
+        raise CatalogError("upload_id is not one this registry gave out; start the upload again.") from None
     if data.get("o") != _owner_label(owner) or data.get("p") != path:
-        raise services.CatalogError(f"upload_id belongs to another file than {path!r}.")
+        raise CatalogError(f"upload_id belongs to another file than {path!r}.")
     if data.get("by") != user.pk:
         raise Forbidden("Only the user who started an upload may complete or abort it.")
     return data
@@ -266,15 +265,15 @@ def multipart_complete(
     for part in parts or []:
         number, etag = part.get("part_number"), part.get("etag")
         if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= MAX_PARTS:
-            raise services.CatalogError(f"part_number must be an integer from 1 to {MAX_PARTS}, got {number!r}.")
+            raise CatalogError(f"part_number must be an integer from 1 to {MAX_PARTS}, got {number!r}.")
         if not isinstance(etag, str) or not etag:
-            raise services.CatalogError(f"Part {number} needs the ETag S3 answered when it was uploaded.")
+            raise CatalogError(f"Part {number} needs the ETag S3 answered when it was uploaded.")
         checked.append({"PartNumber": number, "ETag": etag})
     if not checked:
-        raise services.CatalogError("List the uploaded parts (part_number and etag of each).")
+        raise CatalogError("List the uploaded parts (part_number and etag of each).")
     checked.sort(key=lambda p: p["PartNumber"])
     if len({p["PartNumber"] for p in checked}) != len(checked):
-        raise services.CatalogError("Each part number may be listed once.")
+        raise CatalogError("Each part number may be listed once.")
     try:
         _assembling_client(storage).complete_multipart_upload(
             Bucket=storage.bucket_name,
@@ -288,7 +287,7 @@ def multipart_complete(
             raise NotFound("This upload no longer exists (completed, aborted or expired); start a new one.") from None
         if code in {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML", "InvalidRequest"}:
             message = exc.response.get("Error", {}).get("Message", code)
-            raise services.CatalogError(f"S3 refused to assemble the parts: {message}") from None
+            raise CatalogError(f"S3 refused to assemble the parts: {message}") from None
         raise
     return services.artifact_register_uploaded(
         owner=owner, path=path, key=data["k"], by=by, sha256=sha256, limit=settings.ARTIFACT_MAX_UPLOAD_BYTES

@@ -11,7 +11,7 @@ import json
 from django.db import DataError, IntegrityError
 from django.http import HttpResponse
 
-from registry.catalog.services import NoSuchFolder
+from registry.catalog.errors import NoSuchFolder
 from registry.lib.errors import AlreadyExists, Conflict, DomainError, Forbidden, NotFound
 from registry.lib.names import NameError_
 from registry.lib.paths import PathError

@@ -23,6 +23,7 @@ from django.utils import timezone
 from registry.audit import services as audit
 from registry.audit.models import AuditAction, WebhookEventType
 from registry.catalog.access import require
+from registry.catalog.blobs import artifact_storage
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib import filescan
 from registry.lib.access import Level
@@ -129,8 +130,6 @@ def _scan_in_thread(storage_key: str) -> None:
 
 
 def _open(storage_key: str):
-    from registry.catalog.services import artifact_storage
-
     return artifact_storage().open(storage_key, "rb")
 
 

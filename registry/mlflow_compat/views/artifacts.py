@@ -20,8 +20,8 @@ from django.db.models import Q
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 
 from registry.accounts.access import level_of
+from registry.catalog import blobs, transfers
 from registry.catalog import services as catalog
-from registry.catalog import transfers
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.access import Level
 from registry.lib.paths import PathError, check_artifact_path
@@ -135,9 +135,9 @@ def _send(owner: Run | ModelVersion | None, relative: str, path: str) -> HttpRes
     url = transfers.download_url(artifact)
     if url is not None:  # the MLflow client (requests) follows it, dropping the Authorization header on the way
         return HttpResponseRedirect(url)
-    storage = catalog.artifact_storage()
+    storage = blobs.artifact_storage()
     if hasattr(storage, "bucket"):
-        response = StreamingHttpResponse(catalog.artifact_read(artifact))
+        response = StreamingHttpResponse(blobs.artifact_read(artifact))
     else:
         response = FileResponse(storage.open(artifact.storage_key, "rb"))
     response["Content-Type"] = artifact.content_type or "application/octet-stream"

@@ -34,8 +34,9 @@ from django.utils.http import content_disposition_header
 from registry.accounts.access import level_of
 from registry.catalog import transfers
 from registry.catalog.access import model_for, version_for
+from registry.catalog.blobs import artifact_open, artifact_read
 from registry.catalog.models import STAGE_VALUES, ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
-from registry.catalog.services import artifact_open, artifact_read, may_delete_version
+from registry.catalog.services import may_delete_version
 from registry.governance.models import StageChange, stage_intervals
 from registry.keyset import Key, keyset_page
 from registry.lib.access import Level

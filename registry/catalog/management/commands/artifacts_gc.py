@@ -8,7 +8,6 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from registry.catalog import blobs
-from registry.catalog.services import artifact_storage
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -37,7 +36,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, dry_run: bool, older_than: str, **options):
-        report = blobs.collect_garbage(artifact_storage(), min_age=parse_age(older_than), dry_run=dry_run)
+        report = blobs.collect_garbage(blobs.artifact_storage(), min_age=parse_age(older_than), dry_run=dry_run)
         for blob in report.blobs:
             self.stdout.write(f"  {blob.name}  {blob.size} bytes")
         for upload in report.partial_uploads:
