@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 def artifact_storage():
+    """The `artifacts` storage of settings.STORAGES: a folder, or an S3 bucket through django-storages."""
     return storages["artifacts"]
 
 
@@ -141,6 +142,8 @@ def chunks(storage_key: str, chunk_size: int = 1024 * 1024):
 
 
 def delete_when_unused(storage_key: str) -> None:
+    """Delete the blob once the current transaction commits, unless a row (a version sharing it) still names it."""
+
     def delete() -> None:
         if not ArtifactFile.objects.filter(storage_key=storage_key).exists():
             delete_quietly(storage_key)
@@ -149,6 +152,7 @@ def delete_when_unused(storage_key: str) -> None:
 
 
 def delete_quietly(storage_key: str) -> None:
+    """Delete the blob now; a failure is logged, not raised."""
     try:
         artifact_storage().delete(storage_key)
     except Exception:  # noqa: BLE001 - a leftover blob is harmless; failing the request over it is not

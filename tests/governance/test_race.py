@@ -15,7 +15,7 @@ from django.db import connection
 
 from registry.audit.models import AuditEvent
 from registry.catalog.models import ModelVersion, Stage
-from registry.governance import services
+from registry.governance import gates, services
 from registry.governance.models import RequestStatus, StageChange, StageTransitionRequest
 from registry.governance.services import AlreadyDecided, AlreadyPending
 from tests.builders import model_create
@@ -50,13 +50,13 @@ def race(*calls) -> list:
 @pytest.fixture
 def slow_gates(monkeypatch):
     """Stretch the time each approval spends inside its transaction so that the two really overlap."""
-    real = services.evaluate_gates
+    real = gates.evaluate_gates
 
     def slow(*args, **kwargs):
         time.sleep(0.3)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "evaluate_gates", slow)
+    monkeypatch.setattr(gates, "evaluate_gates", slow)
 
 
 def test_two_approvers_racing_on_one_request_make_one_approval(slow_gates):

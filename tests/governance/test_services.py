@@ -9,7 +9,7 @@ import pytest
 
 from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog.models import ModelVersion, Stage
-from registry.governance import services
+from registry.governance import gates, services
 from registry.governance.models import (
     ChangeKind,
     GateKind,
@@ -316,7 +316,7 @@ def test_evidence_is_frozen_at_request_time(fraud, v1, v2, requester, approver):
     assert MetricSeries.objects.get(run=v2.run, key="f1").last_value == 0.5
 
     assert StageTransitionRequest.objects.get(pk=request.pk).evidence == evidence
-    assert services.freeze_evidence(v2, Stage.PRODUCTION)["metrics"]["f1"] == 0.5  # what a new request would see
+    assert gates.freeze_evidence(v2, Stage.PRODUCTION)["metrics"]["f1"] == 0.5  # what a new request would see
 
 
 # --- The audit log --------------------------------------------------------------------------------------------------

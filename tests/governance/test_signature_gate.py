@@ -7,7 +7,7 @@ import pytest
 
 from registry.catalog import services as catalog
 from registry.catalog.models import Stage
-from registry.governance import services
+from registry.governance import gates, services
 from registry.governance.models import GateKind, PolicyGate, StagePolicy
 from registry.governance.services import GatesFailed
 from tests.builders import model_create, version_stage_set
@@ -44,7 +44,7 @@ def signed(model, by, signature):
 
 
 def gate_result(version):
-    [result] = services.evaluate_gates(version, Stage.PRODUCTION)
+    [result] = gates.evaluate_gates(version, Stage.PRODUCTION)
     return result
 
 

@@ -10,6 +10,7 @@ from mlflow.exceptions import MlflowException
 from registry.accounts.models import ApiToken
 from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel, Stage
+from registry.governance import gates
 from registry.governance import services as governance
 from registry.governance.models import GateKind, PolicyGate, StagePolicy
 from registry.mlflow_compat.models import LoggedModel
@@ -99,7 +100,7 @@ def test_the_default_policy_keeps_external_versions_out_of_production(client, su
     governance.stage_change_direct(version=external, to_stage="Production", by=superuser)
     assert ModelVersion.objects.get(pk=external.pk).stage == Stage.PRODUCTION
     PolicyGate.objects.create(policy=policy, stage="Production", kind=GateKind.STORED_FILES)
-    assert not governance.evaluate_gates(external, "Production")[0].passed
+    assert not gates.evaluate_gates(external, "Production")[0].passed
 
 
 def test_copy_model_version_copies_files_and_lineage(client, run_with_model_files):  # noqa: F811

@@ -12,6 +12,7 @@ import pytest
 from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog import services as catalog
 from registry.catalog.models import ModelCard, Stage
+from registry.governance import gates
 from registry.governance import services as governance
 from registry.governance.models import GateKind, PolicyGate, StagePolicy
 from registry.lib import model_card as cards
@@ -123,7 +124,7 @@ def test_the_card_is_frozen_into_a_request_and_its_gate_wants_intended_use_and_l
     model, version, olga = world["model"], world["version"], world["olga"]
     policy = StagePolicy.objects.create(model=model, approval_required_for=["Production"])
     PolicyGate.objects.create(policy=policy, stage=Stage.PRODUCTION, kind=GateKind.MODEL_CARD)
-    [result] = governance.evaluate_gates(version, Stage.PRODUCTION)
+    [result] = gates.evaluate_gates(version, Stage.PRODUCTION)
     assert not result.passed and result.detail == "the model card has no intended use and no limitations and risks"
 
     catalog.card_update(model=model, by=olga, sections={"intended_use": "Rank accounts.", "limitations": "Biased."})

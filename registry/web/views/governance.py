@@ -28,7 +28,7 @@ from registry.accounts.access import level_of, preload_access
 from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ModelVersion, RegisteredModel, Stage
-from registry.governance import services
+from registry.governance import gates, services
 from registry.governance.audit_log import events_visible_to, filtered, is_auditor
 from registry.governance.models import RequestStatus, StageInterval, StagePolicy, StageTransitionRequest
 from registry.governance.services import GatesFailed
@@ -95,7 +95,7 @@ def _card(
     metrics = [_metric_row(key, value, deltas.get(key)) for key, value in (evidence.get("metrics") or {}).items()]
     # Metrics compared with the current holder first: they are what an approver weighs.
     metrics.sort(key=lambda row: (row.key not in deltas, row.key))
-    gates = list(evidence.get("gates") or [])
+    frozen_gates = list(evidence.get("gates") or [])
     return RequestCard(
         request=transition,
         can_decide=pending and approver and not awaiting_other,
@@ -107,7 +107,7 @@ def _card(
         and user.is_superuser
         and (
             gates_just_failed
-            or any(not gate.get("passed") for gate in gates)
+            or any(not gate.get("passed") for gate in frozen_gates)
             or bool(policy.gates_for(transition.to_stage))
         ),
         metrics=metrics[:KEY_METRICS],
@@ -115,7 +115,7 @@ def _card(
         compared_with=evidence.get("compared_with"),
         datasets=list(evidence.get("datasets") or []),
         code=evidence.get("code") or {},
-        gates=gates,
+        gates=frozen_gates,
     )
 
 
@@ -389,7 +389,7 @@ def version_move(request: HttpRequest, name: str, version: int) -> HttpResponse:
 class StageRule:
     stage: str
     needs_approval: bool
-    gates: list[services.GateResult]
+    gates: list[gates.GateResult]
     may_move: bool
     may_approve: bool
 
@@ -404,12 +404,12 @@ def version_context(request: HttpRequest, version: ModelVersion) -> dict:
     metrics = {m.key: m.last_value for m in version.run.metrics.all()} if version.run_id else {}
     rules = []
     for stage in Stage:
-        gates = [services.evaluate_gate(gate, version, metrics) for gate in policy.gates_for(stage)]
+        results = [gates.evaluate_gate(gate, version, metrics) for gate in policy.gates_for(stage)]
         rules.append(
             StageRule(
                 stage=stage.value,
                 needs_approval=policy.needs_approval(stage),
-                gates=gates,
+                gates=results,
                 may_move=stage != version.stage and services.may_move_directly(user, model, policy, stage),
                 may_approve=services.can_approve(user, model, stage),
             )
