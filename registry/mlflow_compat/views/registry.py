@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
 from registry.catalog import services as catalog
+from registry.catalog.errors import AlreadyExists
 from registry.catalog.models import ModelVersion, RegisteredModel, Stage
 from registry.governance import services as governance
 from registry.lib.errors import NotFound
@@ -69,7 +70,7 @@ def create_registered_model(request: HttpRequest, params: Params, caller: Caller
             description=params.str("description"),
             tags=services.checked_tags(params.objects("tags"), "registered model tag"),
         )
-    except catalog.AlreadyExists:
+    except AlreadyExists:
         raise _model_exists(name) from None
     return _model_body(model, caller.user)
 
@@ -87,7 +88,7 @@ def rename_registered_model(request: HttpRequest, params: Params, caller: Caller
     new_name = params.str("new_name", required=True)
     try:
         catalog.model_rename(model=model, new_name=new_name, by=caller.user)
-    except catalog.AlreadyExists:
+    except AlreadyExists:
         raise _model_exists(new_name) from None
     return _model_body(model, caller.user)
 
