@@ -98,7 +98,7 @@ def stream_artifact(request: HttpRequest, artifact: ArtifactFile) -> HttpRespons
     storage = blobs.artifact_storage()
     if status == 200 and not hasattr(storage, "bucket"):
         # Whole files from the local disk go through FileResponse, which lets the server use sendfile.
-        response = FileResponse(storage.open(artifact.storage_key, "rb"), as_attachment=True, filename=filename)
+        response = FileResponse(blobs.artifact_open(artifact), as_attachment=True, filename=filename)
     else:
         response = StreamingHttpResponse(blobs.artifact_read(artifact, start, end), status=status)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'

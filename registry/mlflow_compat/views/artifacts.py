@@ -139,7 +139,7 @@ def _send(owner: Run | ModelVersion | None, relative: str, path: str) -> HttpRes
     if hasattr(storage, "bucket"):
         response = StreamingHttpResponse(blobs.artifact_read(artifact))
     else:
-        response = FileResponse(storage.open(artifact.storage_key, "rb"))
+        response = FileResponse(blobs.artifact_open(artifact))
     response["Content-Type"] = artifact.content_type or "application/octet-stream"
     response["Content-Length"] = str(artifact.size)
     response["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
