@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.db.models import Q
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import get_script_prefix
 from django.utils.http import RFC3986_SUBDELIMS
 from ninja import Router, Status
@@ -23,7 +23,7 @@ from registry.api.schemas import (
     MultipartStartOut,
     errors,
 )
-from registry.catalog import blobs, services, transfers
+from registry.catalog import downloads, services, transfers
 from registry.catalog.access import version_for
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.paths import normalise_artifact_path
@@ -68,48 +68,23 @@ def _prefix_filter(queryset, prefix: str):
 
 
 def stream_artifact(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
-    """The file's bytes, streamed; honours a single `Range: bytes=a-b` with 206, else 200. With presigned downloads
-    on (S3), a 302 to a short-lived URL of the bucket instead, which honours Range itself."""
-    url = transfers.download_url(artifact)
-    if url is not None:
-        response = HttpResponseRedirect(url)
-        response["X-Checksum-Sha256"] = artifact.sha256
-        response["Cache-Control"] = "private, no-store"
-        return response
+    """The file's bytes (registry.catalog.downloads); honours a single `Range: bytes=a-b` with 206, else 200."""
     header = request.headers.get("Range", "")
-    start, end, status = 0, artifact.size - 1, 200
-    if header:
-        unsatisfiable = {"Content-Range": f"bytes */{artifact.size}"}
-        match = _RANGE.match(header.strip())
-        if not match or match.groups() == ("", ""):
-            raise ApiError(416, "Send one range as 'Range: bytes=START-END'.", headers=unsatisfiable)
-        first, last = match.groups()
-        if first == "":
-            start = max(artifact.size - int(last), 0)
-        else:
-            start = int(first)
-            end = min(int(last), artifact.size - 1) if last else artifact.size - 1
-        if start > end or start >= artifact.size:
-            raise ApiError(
-                416, f"The range {header!r} is outside the file's {artifact.size} bytes.", headers=unsatisfiable
-            )
-        status = 206
-    filename = artifact.path.rsplit("/", 1)[-1]
-    storage = blobs.artifact_storage()
-    if status == 200 and not hasattr(storage, "bucket"):
-        # Whole files from the local disk go through FileResponse, which lets the server use sendfile.
-        response = FileResponse(blobs.artifact_open(artifact), as_attachment=True, filename=filename)
+    if not header:
+        return downloads.file_response(artifact)
+    unsatisfiable = {"Content-Range": f"bytes */{artifact.size}"}
+    match = _RANGE.match(header.strip())
+    if not match or match.groups() == ("", ""):
+        raise ApiError(416, "Send one range as 'Range: bytes=START-END'.", headers=unsatisfiable)
+    first, last = match.groups()
+    if first == "":
+        start, end = max(artifact.size - int(last), 0), artifact.size - 1
     else:
-        response = StreamingHttpResponse(blobs.artifact_read(artifact, start, end), status=status)
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Content-Type"] = artifact.content_type or "application/octet-stream"
-    response["Content-Length"] = str(end - start + 1 if artifact.size else 0)
-    response["Accept-Ranges"] = "bytes"
-    response["ETag"] = f'"{artifact.sha256}"'
-    response["X-Checksum-Sha256"] = artifact.sha256
-    if status == 206:
-        response["Content-Range"] = f"bytes {start}-{end}/{artifact.size}"
-    return response
+        start = int(first)
+        end = min(int(last), artifact.size - 1) if last else artifact.size - 1
+    if start > end or start >= artifact.size:
+        raise ApiError(416, f"The range {header!r} is outside the file's {artifact.size} bytes.", headers=unsatisfiable)
+    return downloads.file_response(artifact, (start, end))
 
 
 def _run_file_or_404(run, path: str) -> ArtifactFile:

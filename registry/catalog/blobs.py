@@ -118,27 +118,47 @@ def _blob_name(path: str) -> str:
     return "long-path-" + hashlib.sha256(encoded).hexdigest()
 
 
-def chunks(storage_key: str, chunk_size: int = 1024 * 1024):
-    """The bytes of a stored blob, in chunks; FileNotFoundError when there is none."""
+def chunks(storage_key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+    """The bytes of a stored blob, in chunks. The blob is opened before this returns: FileNotFoundError then when the
+    store has no such blob, on a folder as on S3, rather than partway through."""
     storage = artifact_storage()
-    bucket = getattr(storage, "bucket", None)
-    if bucket is None:
-        with storage.open(storage_key, "rb") as handle:
-            while chunk := handle.read(chunk_size):
-                yield chunk
-        return
+    if getattr(storage, "bucket", None) is None:
+        return _file_chunks(storage.open(storage_key, "rb"), None, chunk_size)
+    return _s3_chunks(_s3_body(storage, storage_key), chunk_size)
+
+
+def _s3_body(storage, storage_key: str, **get_args):
+    """The streaming body of a bucket's object (GetObject with `get_args`, e.g. a Range); FileNotFoundError when
+    the bucket has no such key."""
     from botocore.exceptions import ClientError
 
+    key = storage._normalize_name(clean_name(storage_key))  # django-storages' own key mapping
     try:
-        body = bucket.Object(storage._normalize_name(clean_name(storage_key))).get()["Body"]
+        return storage.bucket.Object(key).get(**get_args)["Body"]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
             raise FileNotFoundError(storage_key) from None
         raise
+
+
+def _s3_chunks(body, chunk_size: int) -> Iterator[bytes]:
     try:
         yield from body.iter_chunks(chunk_size)
     finally:
         body.close()
+
+
+def _file_chunks(handle, length: int | None, chunk_size: int) -> Iterator[bytes]:
+    """Up to `length` bytes (all with None) from the handle's position, closing it at the end or when abandoned."""
+    with handle:
+        remaining = length
+        while remaining is None or remaining > 0:
+            chunk = handle.read(chunk_size if remaining is None else min(chunk_size, remaining))
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
 
 
 def delete_when_unused(storage_key: str) -> None:
@@ -159,33 +179,23 @@ def delete_quietly(storage_key: str) -> None:
         logger.warning("Could not delete artifact blob %s", storage_key, exc_info=True)
 
 
-def artifact_read(artifact: ArtifactFile, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024):
-    """Yield the bytes of `artifact` from `start` to `end` inclusive, in chunks, without loading it whole.
+def artifact_read(
+    artifact: ArtifactFile, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
+) -> Iterator[bytes]:
+    """The bytes of `artifact` from `start` to `end` inclusive, in chunks, without loading it whole.
 
-    On S3 this asks for the byte range and streams the body; on a filesystem it seeks and reads.
+    On S3 this asks for the byte range and streams the body; on a folder it seeks and reads. The blob is opened
+    before this returns: FileNotFoundError then when the store has lost it, before any byte is answered.
     """
     end = artifact.size - 1 if end is None else end
     if artifact.size == 0 or end < start:
-        return
+        return iter(())
     storage = artifact_storage()
-    bucket = getattr(storage, "bucket", None)
-    if bucket is not None:
-        key = storage._normalize_name(clean_name(artifact.storage_key))  # django-storages' own key mapping
-        body = bucket.Object(key).get(Range=f"bytes={start}-{end}")["Body"]
-        try:
-            yield from body.iter_chunks(chunk_size)
-        finally:
-            body.close()
-        return
-    with storage.open(artifact.storage_key, "rb") as handle:
-        handle.seek(start)
-        remaining = end - start + 1
-        while remaining > 0:
-            chunk = handle.read(min(chunk_size, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
+    if getattr(storage, "bucket", None) is not None:
+        return _s3_chunks(_s3_body(storage, artifact.storage_key, Range=f"bytes={start}-{end}"), chunk_size)
+    handle = storage.open(artifact.storage_key, "rb")
+    handle.seek(start)
+    return _file_chunks(handle, end - start + 1, chunk_size)
 
 
 def artifact_open(artifact: ArtifactFile):

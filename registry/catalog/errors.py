@@ -32,3 +32,10 @@ class ArtifactTooLarge(CatalogError):
 class ChecksumMismatch(CatalogError):
     status = 422
     code = "checksum_mismatch"
+
+
+class BlobMissing(errors.NotFound):
+    """A file row whose bytes the artifact store no longer holds (deleted by hand, a bucket restored from an older
+    copy): the file cannot be served. Not the caller's doing, so not a CatalogError; the download views log it."""
+
+    code = "artifact_missing"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.test.client import FakePayload
 
+from registry.catalog.blobs import artifact_storage
 from registry.catalog.models import ArtifactFile
 from registry.tracking.models import Run
 from tests.api.conftest import Api, assert_error
@@ -162,6 +164,29 @@ def test_unreadable_range_is_a_json_416(api, run_id, blobs, header):
 def test_a_range_on_an_empty_file_is_416(api, run_id, blobs):
     api.upload(run_id, "empty.bin", b"")
     assert_error(download(api, run_id, "empty.bin", headers={"Range": "bytes=0-"}), 416)
+
+
+@pytest.mark.parametrize("headers", [{}, {"Range": "bytes=0-9"}], ids=["whole", "range"])
+def test_a_file_whose_blob_is_gone_is_a_404_that_says_so(api, run_id, blobs, headers, caplog):
+    """Found before the answer starts: a 404 naming the file, not a 200 whose body breaks off (nor a 500)."""
+    api.upload(run_id, "model/model.pkl", DATA)
+    artifact_storage().delete(ArtifactFile.objects.get(run_id=run_id).storage_key)
+    response = download(api, run_id, "model/model.pkl", headers=headers)
+    error = assert_error(response, 404, code="artifact_missing")
+    assert "'model/model.pkl' are missing from the artifact store" in error["message"]
+    assert "no blob" in caplog.text  # the operators hear of it: the registry lost bytes it promised to keep
+
+
+@pytest.mark.parametrize("headers", [{}, {"Range": "bytes=1-3"}], ids=["whole", "range"])
+def test_names_that_need_quoting_reach_the_client_intact(api, run_id, blobs, headers):
+    name = 'résumé "final".txt'
+    api.upload(run_id, name, b"contents")
+    response = download(api, run_id, quote(name), headers=headers)
+    assert response.status_code in (200, 206)
+    disposition = response["Content-Disposition"]
+    assert (
+        disposition.startswith("attachment; ") and "filename*=utf-8''r%C3%A9sum%C3%A9%20%22final%22.txt" in disposition
+    )
 
 
 # --- Replacing and failing ------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from django.test import Client
 from mlflow.exceptions import MlflowException
 
 from registry.accounts.models import ApiToken
+from registry.catalog.blobs import artifact_storage
 from registry.catalog.models import ArtifactFile
 from tests.factories import UserFactory
 from tests.mlflow.conftest import check_mlflow_answer
@@ -228,6 +229,18 @@ def test_artifacts_stream_through_s3(client, run_id, tmp_path, s3_artifacts):
     assert stored == data
     local = client.download_artifacts(run_id, "blob.bin", str(tmp_path / "back"))
     assert Path(local).read_bytes() == data
+
+
+def test_a_file_whose_blob_is_gone_is_resource_does_not_exist(client, rest, run_id, tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"w" * 100)
+    client.log_artifact(run_id, str(tmp_path / "weights.bin"))
+    artifact_storage().delete(ArtifactFile.objects.get(run_id=run_id, path="weights.bin").storage_key)
+    response = rest("GET", f"{PROXY}/runs/{run_id}/artifacts/weights.bin")
+    assert response.status_code == 404
+    assert response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert "missing from the artifact store" in response.json()["message"]
+    with pytest.raises(MlflowException, match="Failed to download"):  # MLflow's client words it its own way
+        client.download_artifacts(run_id, "weights.bin", str(tmp_path / "back"))
 
 
 def test_answers_are_mlflow_json(rest, run_id):

@@ -167,9 +167,16 @@ def test_artifact_download_of_unknown_files_is_404(signed_in, build, path):
     assert signed_in.get(path).status_code == 404
 
 
-def test_artifact_download_is_404_when_the_blob_is_gone(signed_in, build):
-    ArtifactFileFactory(run=None, version=build, path="ghost.bin", storage_key="nowhere/ghost.bin")
-    assert signed_in.get("/models/fraud/versions/1/artifacts/ghost.bin").status_code == 404
+@pytest.mark.parametrize("store", ["local", pytest.param("s3", marks=pytest.mark.s3)])
+def test_a_file_whose_blob_is_gone_is_a_404_page_that_says_so(request, signed_in, build, store):
+    if store == "s3":
+        request.getfixturevalue("s3_artifacts")
+    ArtifactFileFactory(run=None, version=build, path="ghost.md", storage_key="nowhere/ghost.md", size=12)
+    response = signed_in.get("/models/fraud/versions/1/artifacts/ghost.md")
+    assert response.status_code == 404
+    assert "missing from the artifact store" in response.content.decode()
+    preview = signed_in.get("/models/fraud/versions/1/preview/ghost.md")
+    assert preview.status_code == 200 and "The file is missing from the artifact store." in preview.content.decode()
 
 
 def test_artifact_download_needs_a_signed_in_user(client, build):

@@ -17,10 +17,10 @@ import re
 
 from django.conf import settings
 from django.db.models import Q
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 
 from registry.accounts.access import level_of
-from registry.catalog import blobs, transfers
+from registry.catalog import downloads, transfers
 from registry.catalog import services as catalog
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.access import Level
@@ -131,20 +131,9 @@ def download_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpRe
 
 
 def _send(owner: Run | ModelVersion | None, relative: str, path: str) -> HttpResponse:
-    artifact = _artifact_of(owner, relative, path)
-    url = transfers.download_url(artifact)
-    if url is not None:  # the MLflow client (requests) follows it, dropping the Authorization header on the way
-        return HttpResponseRedirect(url)
-    storage = blobs.artifact_storage()
-    if hasattr(storage, "bucket"):
-        response = StreamingHttpResponse(blobs.artifact_read(artifact))
-    else:
-        response = FileResponse(blobs.artifact_open(artifact))
-    response["Content-Type"] = artifact.content_type or "application/octet-stream"
-    response["Content-Length"] = str(artifact.size)
-    response["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
-    response["X-Checksum-Sha256"] = artifact.sha256
-    return response
+    # On S3 with presigned downloads a redirect: the MLflow client (requests) follows it, dropping the Authorization
+    # header on the way.
+    return downloads.file_response(_artifact_of(owner, relative, path))
 
 
 def external_version_message(version: ModelVersion) -> str:

@@ -18,11 +18,9 @@ from django.core.paginator import Page, Paginator
 from django.db.models import F, Prefetch
 from django.db.models.functions import Lower
 from django.http import (
-    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
-    HttpResponseRedirect,
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, render
@@ -32,9 +30,9 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import content_disposition_header
 
 from registry.accounts.access import level_of
-from registry.catalog import transfers
+from registry.catalog import downloads
 from registry.catalog.access import model_for, version_for
-from registry.catalog.blobs import artifact_open, artifact_read
+from registry.catalog.blobs import artifact_read
 from registry.catalog.models import STAGE_VALUES, ArtifactFile, ModelAlias, ModelVersion, RegisteredModel, Stage
 from registry.catalog.services import may_delete_version
 from registry.governance.models import StageChange, stage_intervals
@@ -361,10 +359,10 @@ def _files_context(files) -> dict:
     }
 
 
-def version_artifact_download(request: HttpRequest, name: str, version: int, path: str) -> FileResponse:
+def version_artifact_download(request: HttpRequest, name: str, version: int, path: str) -> HttpResponse:
     mv = version_for(request.user, name, version)
     artifact = get_object_or_404(ArtifactFile, version=mv, path=path)
-    return _serve_artifact(artifact)
+    return downloads.file_response(artifact)
 
 
 def version_artifact_preview(request: HttpRequest, name: str, version: int, path: str) -> HttpResponse:
@@ -433,22 +431,6 @@ def _build_context(run: Run | None) -> dict:
         "inputs": run.inputs.all(),
         "steps": run.steps.all(),
     }
-
-
-def _serve_artifact(artifact: ArtifactFile) -> HttpResponse:
-    url = transfers.download_url(artifact)  # on S3 with presigned downloads: the bucket sends the bytes
-    if url is not None:
-        return HttpResponseRedirect(url)
-    try:
-        handle = artifact_open(artifact)
-    except (FileNotFoundError, OSError):
-        raise Http404("The file is missing from the artifact store.") from None
-    return FileResponse(
-        handle,
-        as_attachment=True,
-        filename=artifact.filename,
-        content_type=artifact.content_type or "application/octet-stream",
-    )
 
 
 # --- Experiments and runs -------------------------------------------------------------------------------------------
@@ -571,10 +553,10 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     return render(request, "web/run_detail.html", context)
 
 
-def run_artifact_download(request: HttpRequest, run_id: str, path: str) -> FileResponse:
+def run_artifact_download(request: HttpRequest, run_id: str, path: str) -> HttpResponse:
     run = run_for(request.user, run_id, queryset=Run.objects.active())
     artifact = get_object_or_404(ArtifactFile, run=run, path=path)
-    return _serve_artifact(artifact)
+    return downloads.file_response(artifact)
 
 
 def run_artifact_preview(request: HttpRequest, run_id: str, path: str) -> HttpResponse:
