@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from django.http import HttpRequest
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from registry.lib.names import KEY_MAX, has_control_characters
 from registry.tracking.models import METRIC_LOOKUPS
@@ -17,6 +18,17 @@ KEY_COLUMNS_MAX = 8
 def choice(request: HttpRequest, name: str, allowed: tuple[str, ...], default: str) -> str:
     value = request.GET.get(name, default)
     return value if value in allowed else default
+
+
+def back_path(request: HttpRequest, default: str) -> str:
+    """Where a form goes back to: its posted `next` when that is a path on this site (`/models/x/`), else `default`.
+    Anything else (another site, `//host`, a bare word that Django's redirect() would take for a view name) is
+    ignored."""
+    target = request.POST.get("next", "")
+    local = target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if local else default
 
 
 def key_list(request: HttpRequest, name: str, limit: int = KEY_COLUMNS_MAX) -> list[str] | None:

@@ -161,9 +161,11 @@ def test_a_reader_cannot_move_aliases(client, world):
     assert not ModelAlias.objects.exists()
 
 
-def test_the_next_address_must_be_on_this_site(client, world):
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "Production", "model_list", ""])
+def test_the_next_address_must_be_a_path_on_this_site(client, world, target):
+    """A bare word is not a path: Django's redirect() would look it up as a view name (a 500 when there is none)."""
     response = as_user(client, world["eddie"]).post(
-        "/models/churn/aliases/", {"alias": "candidate", "version": 1, "next": "https://evil.example/"}
+        "/models/churn/aliases/", {"alias": "candidate", "version": 1, "next": target}
     )
     assert response["Location"] == "/models/churn/#aliases"
 

@@ -18,7 +18,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from registry.accounts.access import level_of
@@ -34,6 +33,7 @@ from registry.scanning import services as scanning
 from registry.tracking.access import run_for
 from registry.tracking.models import Run
 from registry.web.markdown import render_markdown
+from registry.web.query import back_path
 
 DESCRIPTION_MAX = 50_000
 TAG_VALUE_MAX = 5000
@@ -351,10 +351,7 @@ def _alias_done(request: HttpRequest, model: RegisteredModel, notice: str) -> Ht
         context["saved"] = notice
         return _respond(request, "web/edit_sections.html#aliases", context)
     messages.success(request, notice)
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        back = reverse("model_detail", args=[model.name])
-    return redirect(back + "#aliases")
+    return redirect(back_path(request, reverse("model_detail", args=[model.name])) + "#aliases")
 
 
 # --- Creating a model -----------------------------------------------------------------------------------------------

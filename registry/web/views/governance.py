@@ -21,7 +21,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from registry.accounts.access import level_of, preload_access
@@ -37,6 +36,7 @@ from registry.lib.access import Level
 from registry.lib.errors import DomainError
 from registry.scanning import services as scanning
 from registry.scanning.models import VersionScan
+from registry.web.query import back_path
 
 PAGE_SIZE = 25
 RECENTLY_DECIDED = 20
@@ -583,11 +583,7 @@ def _int(raw: str | None, maximum: int) -> int | None:
 
 
 def _next_url(request: HttpRequest) -> str:
-    """Where a form goes back to: its `next` field when it is a path on this site, else the approvals page."""
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return target
-    return reverse("approval_list")
+    return back_path(request, reverse("approval_list"))
 
 
 def _form_problem(form: forms.Form) -> str:
