@@ -2,6 +2,8 @@
 
 Give every request an id for the logs and time it for the metrics (RequestIdAndTiming).
 
+Read what a refused request's body still holds, so the connection stays usable (DrainUnreadBody).
+
 Refuse URLs that no database can look up: a NUL character in the path or the query string.
 
 PostgreSQL text cannot hold NUL, so such a value reaching a query is a database error (a 500) rather than a "not
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 
@@ -51,6 +54,33 @@ class RequestIdAndTiming:
             f"{response.status_code // 100}xx",
         ).observe(time.perf_counter() - started)
         response["X-Request-ID"] = request_id
+        return response
+
+
+# Most of an unread body read and thrown away to keep a connection open: a JSON request (a log-batch of 100,000
+# points is about 6 MB) fits; a refused upload larger than this is cut off with its connection instead.
+DRAIN_MAX = 16 * 1024 * 1024
+
+
+class DrainUnreadBody:
+    """Outermost: after the answer is made, read and discard what the request's body still holds (up to DRAIN_MAX).
+
+    A request refused before its body was read (MLflow's 401 or unknown endpoint, the dashboard's 404, a view that
+    stopped partway through an upload) leaves the body on the socket. gunicorn reads at most 64 KB of it after
+    answering; past that it closes the connection that its answer has just announced as keep-alive, and the client's
+    next request on it fails ("Remote end closed connection without response"). The request's stream (Django's
+    LimitedStream, until `request.body` replaces it) knows how much is left.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        stream = getattr(request, "_stream", None)  # Django's own reader of the body; a BytesIO once it was read
+        if isinstance(stream, LimitedStream) and 0 < stream.limit - stream._pos <= DRAIN_MAX:
+            while stream.read(1024 * 1024):
+                pass
         return response
 
 

@@ -120,6 +120,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "registry.middleware.DrainUnreadBody",
     "registry.middleware.RequestIdAndTiming",
     "django.middleware.security.SecurityMiddleware",
     "registry.middleware.RefuseNulCharacters",
