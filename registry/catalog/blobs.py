@@ -366,3 +366,80 @@ class _S3Blobs:
 
     def finish(self) -> None:
         pass
+
+
+# --- Rows whose blob is gone or differs (`manage.py artifacts_verify`) ----------------------------------------------
+
+MISSING, WRONG_SIZE, WRONG_CHECKSUM = "missing", "wrong size", "wrong checksum"
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """A blob that does not hold what a file row says: gone, of another size, or (when checksums are read) other
+    bytes. `files` names every row that uses it (a run's file and the versions registered from it share one)."""
+
+    storage_key: str
+    problem: str
+    detail: str
+    files: tuple[str, ...]
+
+
+@dataclass
+class VerifyReport:
+    blobs: int = 0
+    bytes: int = 0
+    rows: int = 0
+    damage: list[Damage] = field(default_factory=list)
+
+
+def verify(storage, *, checksums: bool = False) -> VerifyReport:
+    """Check that every file row's blob is in `storage` with the row's size, and with `checksums` the row's sha256
+    (which reads every byte). The store is listed once (names and sizes held in memory, about 150 bytes a blob), then
+    the rows are read in storage-key order; each blob is checked once. Rows written after the listing started are
+    left for the next run: their blobs may have been written after the listing passed them."""
+    started = datetime.now(UTC)
+    backend = _S3Blobs(storage) if getattr(storage, "bucket", None) is not None else _LocalBlobs(storage)
+    sizes = {blob.name: blob.size for blob in backend.blobs()}
+    report = VerifyReport()
+    rows = (
+        ArtifactFile.objects.filter(created_at__lt=started)
+        .order_by("storage_key", "pk")
+        .values_list("storage_key", "size", "sha256", "path", "run_id", "version__model__name", "version__version")
+        .iterator(chunk_size=2000)
+    )
+    key, named, expected = None, [], None
+    for storage_key, size, sha256, path, run_id, model_name, version in rows:
+        report.rows += 1
+        if storage_key != key:
+            if key is not None:
+                _verify_blob(report, key, expected, sizes.get(key), named, checksums)
+            key, named, expected = storage_key, [], (size, sha256)
+        named.append(f"run {run_id}: {path}" if run_id else f"{model_name} v{version}: {path}")
+    if key is not None:
+        _verify_blob(report, key, expected, sizes.get(key), named, checksums)
+    return report
+
+
+def _verify_blob(report: VerifyReport, key: str, expected, stored_size: int | None, named, checksums: bool) -> None:
+    size, sha256 = expected
+    report.blobs += 1
+    files = tuple(named)
+    if stored_size is None:
+        report.damage.append(Damage(key, MISSING, "not in the artifact store", files))
+        return
+    report.bytes += stored_size
+    if stored_size != size:
+        detail = f"{stored_size} bytes stored, {size} recorded"
+        report.damage.append(Damage(key, WRONG_SIZE, detail, files))
+        return
+    if checksums:
+        digest = hashlib.sha256()
+        try:
+            for chunk in chunks(key):
+                digest.update(chunk)
+        except FileNotFoundError:  # deleted since the listing: its rows went with it, or it is missing now
+            report.damage.append(Damage(key, MISSING, "gone while being read", files))
+            return
+        if digest.hexdigest() != sha256:
+            detail = f"sha256 {digest.hexdigest()}, {sha256} recorded"
+            report.damage.append(Damage(key, WRONG_CHECKSUM, detail, files))
