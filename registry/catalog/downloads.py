@@ -17,6 +17,7 @@ from django.utils.http import content_disposition_header
 from registry.catalog import blobs, transfers
 from registry.catalog.errors import BlobMissing
 from registry.catalog.models import ArtifactFile
+from registry.lib.metrics import ARTIFACTS_MISSING
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +34,21 @@ def file_response(artifact: ArtifactFile, byte_range: tuple[int, int] | None = N
     start, end = byte_range if byte_range is not None else (0, artifact.size - 1)
     try:
         if byte_range is None and getattr(blobs.artifact_storage(), "bucket", None) is None:
+            # FileResponse sets Content-Length from the file itself: a blob damaged to another size is sent as it
+            # is (the client's sha256 check then fails) rather than promised at the recorded size and cut short.
             response = FileResponse(blobs.artifact_open(artifact), as_attachment=True, filename=artifact.filename)
         else:
             response = StreamingHttpResponse(blobs.artifact_read(artifact, start, end))
             response["Content-Disposition"] = content_disposition_header(True, artifact.filename)
+            response["Content-Length"] = str(end - start + 1 if artifact.size else 0)
     except FileNotFoundError:
         logger.error("The artifact store has no blob %s for %s", artifact.storage_key, _described(artifact))
+        ARTIFACTS_MISSING.inc()
         raise BlobMissing(
             f"The bytes of {artifact.path!r} are missing from the artifact store; an administrator can restore them "
             "from a backup, or upload the file again."
         ) from None
     response["Content-Type"] = artifact.content_type or "application/octet-stream"
-    response["Content-Length"] = str(end - start + 1 if artifact.size else 0)
     response["Accept-Ranges"] = "bytes"
     response["ETag"] = f'"{artifact.sha256}"'
     response["X-Checksum-Sha256"] = artifact.sha256

@@ -21,3 +21,10 @@ INGEST_POINTS = Counter(
     "registry_ingest_points",
     "Metric points stored by logging calls (JSON API, MLflow API, dashboard imports).",
 )
+
+
+ARTIFACTS_MISSING = Counter(
+    "registry_artifact_blobs_missing",
+    "Downloads refused because the artifact store no longer holds the file's blob (alert on any; "
+    "`manage.py artifacts_verify` lists every such file).",
+)

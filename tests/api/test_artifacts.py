@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 from django.test.client import FakePayload
+from prometheus_client import REGISTRY
 
 from registry.catalog.blobs import artifact_storage
 from registry.catalog.models import ArtifactFile
@@ -55,6 +56,10 @@ def on_commit(django_capture_on_commit_callbacks):
 
 def body_of(response) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def missing_count() -> float:
+    return REGISTRY.get_sample_value("registry_artifact_blobs_missing_total") or 0.0
 
 
 def download(api, run_id: str, path: str, **kwargs):
@@ -171,10 +176,24 @@ def test_a_file_whose_blob_is_gone_is_a_404_that_says_so(api, run_id, blobs, hea
     """Found before the answer starts: a 404 naming the file, not a 200 whose body breaks off (nor a 500)."""
     api.upload(run_id, "model/model.pkl", DATA)
     artifact_storage().delete(ArtifactFile.objects.get(run_id=run_id).storage_key)
+    missing_before = missing_count()
     response = download(api, run_id, "model/model.pkl", headers=headers)
     error = assert_error(response, 404, code="artifact_missing")
     assert "'model/model.pkl' are missing from the artifact store" in error["message"]
     assert "no blob" in caplog.text  # the operators hear of it: the registry lost bytes it promised to keep
+    assert missing_count() == missing_before + 1  # and the metrics they alert on count it
+
+
+def test_a_blob_damaged_to_another_size_is_sent_as_it_is_not_promised_at_the_recorded_size(
+    api, run_id, artifact_storage_in_tmp
+):
+    """A Content-Length larger than what follows would leave the client waiting for bytes that never come."""
+    api.upload(run_id, "model.bin", DATA)
+    row = ArtifactFile.objects.get(run_id=run_id)
+    (artifact_storage_in_tmp / row.storage_key).write_bytes(DATA[:1000])
+    response = download(api, run_id, "model.bin")
+    assert response.status_code == 200 and response["Content-Length"] == "1000"
+    assert body_of(response) == DATA[:1000] and response["X-Checksum-Sha256"] == row.sha256  # what the client checks
 
 
 @pytest.mark.parametrize("headers", [{}, {"Range": "bytes=1-3"}], ids=["whole", "range"])
