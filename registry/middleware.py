@@ -13,6 +13,7 @@ found". Refused here, before any view, for the dashboard and both APIs alike.
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -58,18 +59,21 @@ class RequestIdAndTiming:
 
 
 # Most of an unread body read and thrown away to keep a connection open: a JSON request (a log-batch of 100,000
-# points is about 6 MB) fits; a refused upload larger than this is cut off with its connection instead.
+# points is about 6 MB) fits; a refused upload larger than this is cut off with its connection instead. A client that
+# trickles its body gets DRAIN_SECONDS in all (gunicorn's own bound for its drain), then the same.
 DRAIN_MAX = 16 * 1024 * 1024
+DRAIN_SECONDS = 5.0
 
 
 class DrainUnreadBody:
-    """Outermost: after the answer is made, read and discard what the request's body still holds (up to DRAIN_MAX).
+    """Outermost: once the answer is sent, read and discard what the request's body still holds.
 
     A request refused before its body was read (MLflow's 401 or unknown endpoint, the dashboard's 404, a view that
     stopped partway through an upload) leaves the body on the socket. gunicorn reads at most 64 KB of it after
     answering; past that it closes the connection that its answer has just announced as keep-alive, and the client's
     next request on it fails ("Remote end closed connection without response"). The request's stream (Django's
-    LimitedStream, until `request.body` replaces it) knows how much is left.
+    LimitedStream, until `request.body` replaces it) knows how much is left. The reading happens when the server
+    closes the response, after the last byte of the answer went out, so a slow sender never delays its own answer.
     """
 
     def __init__(self, get_response):
@@ -79,9 +83,25 @@ class DrainUnreadBody:
         response = self.get_response(request)
         stream = getattr(request, "_stream", None)  # Django's own reader of the body; a BytesIO once it was read
         if isinstance(stream, LimitedStream) and 0 < stream.limit - stream._pos <= DRAIN_MAX:
-            while stream.read(1024 * 1024):
-                pass
+            # Django calls these closers from response.close(), which the WSGI server calls after sending it.
+            response._resource_closers.append(partial(_drain, stream, request.META.get("gunicorn.socket")))
         return response
+
+
+def _drain(stream: LimitedStream, sock) -> None:
+    deadline = time.monotonic() + DRAIN_SECONDS
+    previous = sock.gettimeout() if sock is not None else None
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            if sock is not None:
+                sock.settimeout(left)
+            if not stream.read(64 * 1024):
+                return
+    except OSError:  # a timeout or a reset: gunicorn finds the body unfinished and closes the connection
+        return
+    finally:
+        if sock is not None:
+            sock.settimeout(previous)
 
 
 class RefuseNulCharacters:

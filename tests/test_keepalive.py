@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -82,3 +83,14 @@ def test_the_connection_survives_a_refused_body(server, method, path, status):
             assert answer.status == 200 and answer.read() == b'{"status": "ok"}'
     finally:
         connection.close()
+
+
+def test_a_client_trickling_its_body_gets_its_answer_at_once(server):
+    """The body is read after the answer went out: a slow sender waits for nobody, and other connections are served."""
+    host, port = urlsplit(server).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(b"POST /no/such/page/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+        started = time.monotonic()
+        answer = slow.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 404 ") and time.monotonic() - started < 2
+        assert requests.get(server + "/healthz", timeout=5).status_code == 200
