@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from urllib.parse import quote
 
 from django.conf import settings
@@ -31,8 +30,6 @@ from registry.tracking.access import run_for
 
 router = Router(tags=["artifacts"])
 ERRORS = errors(411, 416)
-
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def artifact_out(artifact: ArtifactFile, url: str) -> dict:
@@ -69,22 +66,10 @@ def _prefix_filter(queryset, prefix: str):
 
 def stream_artifact(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
     """The file's bytes (registry.catalog.downloads); honours a single `Range: bytes=a-b` with 206, else 200."""
-    header = request.headers.get("Range", "")
-    if not header:
-        return downloads.file_response(artifact)
-    unsatisfiable = {"Content-Range": f"bytes */{artifact.size}"}
-    match = _RANGE.match(header.strip())
-    if not match or match.groups() == ("", ""):
-        raise ApiError(416, "Send one range as 'Range: bytes=START-END'.", headers=unsatisfiable)
-    first, last = match.groups()
-    if first == "":
-        start, end = max(artifact.size - int(last), 0), artifact.size - 1
-    else:
-        start = int(first)
-        end = min(int(last), artifact.size - 1) if last else artifact.size - 1
-    if start > end or start >= artifact.size:
-        raise ApiError(416, f"The range {header!r} is outside the file's {artifact.size} bytes.", headers=unsatisfiable)
-    return downloads.file_response(artifact, (start, end))
+    try:
+        return downloads.download(request, artifact)
+    except downloads.RangeNotSatisfiable as exc:
+        raise ApiError(416, exc.message, headers={"Content-Range": exc.content_range}) from None
 
 
 def _run_file_or_404(run, path: str) -> ArtifactFile:

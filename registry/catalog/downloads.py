@@ -1,6 +1,10 @@
 """The HTTP answer that carries a stored file's bytes, one for every surface that serves them: the JSON API, MLflow's
 artifact proxy and the dashboard. Each view loads the file through its permission helper first, then answers this.
 
+`download(request, artifact)` honours one `Range: bytes=a-b` (206), as MLflow's server does, so a browser or a client
+can resume a large model where it broke off; an `If-Range` naming another version of the file gets the whole file.
+A range that cannot be served raises RangeNotSatisfiable (416), which each surface words in its own way.
+
 With presigned downloads on (S3), the answer is a redirect to a short-lived URL of the bucket, which sends the bytes
 (and honours Range) itself. Otherwise the blob is opened before the answer starts, so a blob the store has lost is a
 404 that says so (`BlobMissing`), not a 200 whose body breaks off; a whole file from a folder goes out as a
@@ -10,16 +14,62 @@ With presigned downloads on (S3), the answer is a redirect to a short-lived URL 
 from __future__ import annotations
 
 import logging
+import re
 
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 from registry.catalog import blobs, transfers
 from registry.catalog.errors import BlobMissing
 from registry.catalog.models import ArtifactFile
+from registry.lib.errors import DomainError
 from registry.lib.metrics import ARTIFACTS_MISSING
 
 logger = logging.getLogger(__name__)
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(DomainError):
+    """A Range header that names no part of the file, or more than one part; `content_range` is the header a 416
+    carries (`bytes */SIZE`)."""
+
+    status = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, size: int):
+        super().__init__(message)
+        self.content_range = f"bytes */{size}"
+
+
+def download(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
+    """The answer to a GET of `artifact` (loaded through a permission helper): the whole file, or the range asked
+    for. Raises RangeNotSatisfiable and BlobMissing."""
+    return file_response(artifact, requested_range(request, artifact))
+
+
+def requested_range(request: HttpRequest, artifact: ArtifactFile) -> tuple[int, int] | None:
+    """The first and last byte (inclusive) that `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` asks for; None for the
+    whole file (no Range, or an If-Range that is not this file's ETag)."""
+    header = request.headers.get("Range", "").strip()
+    if not header:
+        return None
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range.strip() != f'"{artifact.sha256}"':
+        return None  # the client holds part of another version of the file (or names a date): start again
+    size = artifact.size
+    match = _RANGE.match(header)
+    if not match or match.groups() == ("", ""):
+        raise RangeNotSatisfiable("Send one range as 'Range: bytes=START-END'.", size)
+    first, last = match.groups()
+    if first == "":
+        start, end = max(size - int(last), 0), size - 1
+    else:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    if start > end or start >= size:
+        raise RangeNotSatisfiable(f"The range {header!r} is outside the file's {size} bytes.", size)
+    return start, end
 
 
 def file_response(artifact: ArtifactFile, byte_range: tuple[int, int] | None = None) -> HttpResponse:

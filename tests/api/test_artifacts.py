@@ -152,6 +152,16 @@ def test_range_requests(api, run_id, blobs, header, start, end):
     assert response["Content-Length"] == str(end - start + 1)
 
 
+def test_if_range_resumes_only_the_same_file(api, run_id, blobs):
+    """A client resuming a download names the version it holds part of (its ETag, the sha256); another one gets the
+    whole file again (200), not a piece of a different file."""
+    uploaded = api.upload(run_id, "model.bin", DATA).json()
+    same = download(api, run_id, "model.bin", headers={"Range": "bytes=100-", "If-Range": f'"{uploaded["sha256"]}"'})
+    assert same.status_code == 206 and body_of(same) == DATA[100:]
+    other = download(api, run_id, "model.bin", headers={"Range": "bytes=100-", "If-Range": '"0000"'})
+    assert other.status_code == 200 and body_of(other) == DATA
+
+
 @pytest.mark.parametrize("header", ["bytes=300000-", "bytes=300000-300010", "bytes=10-5", "bytes=-0"])
 def test_unsatisfiable_range_is_416(api, run_id, blobs, header):
     api.upload(run_id, "model.bin", DATA)

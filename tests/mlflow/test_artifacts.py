@@ -231,6 +231,17 @@ def test_artifacts_stream_through_s3(client, run_id, tmp_path, s3_artifacts):
     assert Path(local).read_bytes() == data
 
 
+def test_a_range_of_a_file_as_mlflows_server_sends_it(client, rest, run_id, tmp_path):
+    (tmp_path / "weights.bin").write_bytes(bytes(range(256)) * 4)
+    client.log_artifact(run_id, str(tmp_path / "weights.bin"))
+    url = f"{PROXY}/runs/{run_id}/artifacts/weights.bin"
+    part = rest("GET", url, headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == bytes(range(10, 20))
+    refused = rest("GET", url, headers={"Range": "bytes=5000-"})
+    assert refused.status_code == 416 and refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert refused.headers["Content-Range"] == "bytes */1024"
+
+
 def test_a_file_whose_blob_is_gone_is_resource_does_not_exist(client, rest, run_id, tmp_path):
     (tmp_path / "weights.bin").write_bytes(b"w" * 100)
     client.log_artifact(run_id, str(tmp_path / "weights.bin"))

@@ -154,6 +154,17 @@ def test_artifact_download_streams_the_file_as_an_attachment(signed_in, build):
     assert response["Content-Disposition"] == 'attachment; filename="params.yaml"'
 
 
+def test_a_browser_resumes_a_download_with_range(signed_in, build):
+    url = "/models/fraud/versions/1/artifacts/model.pkl"
+    whole = b"weights" * 300
+    assert b"".join(signed_in.get(url).streaming_content) == whole
+    rest = signed_in.get(url, HTTP_RANGE="bytes=2000-")
+    assert rest.status_code == 206 and b"".join(rest.streaming_content) == whole[2000:]
+    assert rest["Content-Range"] == f"bytes 2000-{len(whole) - 1}/{len(whole)}"
+    refused = signed_in.get(url, HTTP_RANGE=f"bytes={len(whole)}-")
+    assert refused.status_code == 416 and refused["Content-Range"] == f"bytes */{len(whole)}"
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -26,7 +26,14 @@ from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.access import Level
 from registry.lib.paths import PathError, check_artifact_path
 from registry.mlflow_compat.auth import Caller, require_write
-from registry.mlflow_compat.errors import NOT_IMPLEMENTED, MlflowError, invalid, json_response, not_found
+from registry.mlflow_compat.errors import (
+    INVALID_PARAMETER_VALUE,
+    NOT_IMPLEMENTED,
+    MlflowError,
+    invalid,
+    json_response,
+    not_found,
+)
 from registry.mlflow_compat.inputs import Params
 from registry.mlflow_compat.models import LoggedModel
 from registry.mlflow_compat.views.common import is_row_id, run_or_404, version_or_404
@@ -127,13 +134,18 @@ def _artifact_of(owner: Run | ModelVersion | None, relative: str, path: str) -> 
 
 def download_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResponse:
     owner, relative = locate(path, caller.user)
-    return _send(owner, relative, path)
+    return _send(request, owner, relative, path)
 
 
-def _send(owner: Run | ModelVersion | None, relative: str, path: str) -> HttpResponse:
-    # On S3 with presigned downloads a redirect: the MLflow client (requests) follows it, dropping the Authorization
-    # header on the way.
-    return downloads.file_response(_artifact_of(owner, relative, path))
+def _send(request: HttpRequest, owner: Run | ModelVersion | None, relative: str, path: str) -> HttpResponse:
+    """The file, or the Range asked for (as MLflow's server, which sends files with werkzeug's ranges). On S3 with
+    presigned downloads a redirect: the MLflow client (requests) follows it, dropping the Authorization header."""
+    artifact = _artifact_of(owner, relative, path)
+    try:
+        return downloads.download(request, artifact)
+    except downloads.RangeNotSatisfiable as exc:
+        headers = {"Content-Range": exc.content_range}
+        raise MlflowError(INVALID_PARAMETER_VALUE, exc.message, status=416, headers=headers) from None
 
 
 def external_version_message(version: ModelVersion) -> str:
@@ -281,11 +293,11 @@ def get_run_artifact(request: HttpRequest, caller: Caller) -> HttpResponse:
     """/get-artifact?run_id=&path=: one file of a run."""
     path = _safe_path(request.GET.get("path", ""))
     run = run_or_404(request.GET.get("run_id") or request.GET.get("run_uuid") or "", caller.user)
-    return _send(run, path, path)
+    return _send(request, run, path, path)
 
 
 def get_version_artifact(request: HttpRequest, caller: Caller) -> HttpResponse:
     """/model-versions/get-artifact?name=&version=&path=: one file of a registered version."""
     path = _safe_path(request.GET.get("path", ""))
     version = version_or_404(request.GET.get("name", ""), request.GET.get("version", ""), caller.user)
-    return _send(version, path, path)
+    return _send(request, version, path, path)

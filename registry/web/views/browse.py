@@ -362,7 +362,17 @@ def _files_context(files) -> dict:
 def version_artifact_download(request: HttpRequest, name: str, version: int, path: str) -> HttpResponse:
     mv = version_for(request.user, name, version)
     artifact = get_object_or_404(ArtifactFile, version=mv, path=path)
-    return downloads.file_response(artifact)
+    return _download(request, artifact)
+
+
+def _download(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
+    """The file as an attachment; a browser resuming a large download asks for the rest with Range."""
+    try:
+        return downloads.download(request, artifact)
+    except downloads.RangeNotSatisfiable as exc:
+        response = HttpResponse(exc.message, status=416, content_type="text/plain; charset=utf-8")
+        response["Content-Range"] = exc.content_range
+        return response
 
 
 def version_artifact_preview(request: HttpRequest, name: str, version: int, path: str) -> HttpResponse:
@@ -556,7 +566,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
 def run_artifact_download(request: HttpRequest, run_id: str, path: str) -> HttpResponse:
     run = run_for(request.user, run_id, queryset=Run.objects.active())
     artifact = get_object_or_404(ArtifactFile, run=run, path=path)
-    return downloads.file_response(artifact)
+    return _download(request, artifact)
 
 
 def run_artifact_preview(request: HttpRequest, run_id: str, path: str) -> HttpResponse:
