@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import connections
 from django.http import HttpResponseRedirect
 
 from registry.lib.errors import DomainError
@@ -62,6 +64,33 @@ class KeyValueField(forms.Field):
             return True
 
 
+class RowChoicesField(forms.ModelMultipleChoiceField):
+    """Django's choice of several rows, refusing an id that the id column cannot hold as an invalid choice. Django's
+    own field sends it to the database, which fails (a 500) on SQLite and PostgreSQL alike."""
+
+    def _check_values(self, value):
+        pk = self.queryset.model._meta.pk
+        low, high = connections[self.queryset.db].ops.integer_field_range(pk.get_internal_type())
+        for item in value if isinstance(value, list | tuple) else ():
+            try:
+                number = int(item)
+            except (TypeError, ValueError):
+                continue  # not a number: Django's own check words it
+            if (low is not None and number < low) or (high is not None and number > high):
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": item}
+                )
+        return super()._check_values(value)
+
+
+class RowChoicesAdmin(admin.ModelAdmin):
+    """Picks of several rows (a user's groups, a group's permissions) through RowChoicesField."""
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs.setdefault("form_class", RowChoicesField)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """History: viewable, never added, edited or deleted through the admin."""
 
@@ -75,7 +104,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(RowChoicesAdmin):
     """Subclasses write in `save_model` and `delete_model` through services; a DomainError from them rolls the
     admin's transaction back and is shown as a message."""
 

@@ -345,3 +345,98 @@ def test_the_admin_refuses_names_the_rule_refuses(root_client, admin_model, name
     assert response.status_code == 200
     assert words in response.content.decode()
     assert admin_model.objects.count() == before
+
+
+# --- Accounts: what decides access is written by the accounts services, and audited ----------------------------------
+
+
+def user_form(user, **changes) -> dict:
+    """The user change form as the admin page posts it, with `changes`."""
+    form = {
+        "username": user.username,
+        "first_name": "",
+        "last_name": "",
+        "email": "",
+        "is_active": "on",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "initial-date_joined_0": "2026-01-01",
+        "initial-date_joined_1": "00:00:00",
+    }
+    form.update(changes)
+    return {key: value for key, value in form.items() if value is not None}
+
+
+def test_joining_a_team_in_the_admin_is_audited(root_client, superuser):
+    from django.contrib.auth.models import Group
+
+    from registry.audit.models import AuditAction, AuditEvent
+
+    ana = UserFactory(username="ana")
+    approvers, risk = Group.objects.create(name="approvers-x"), Group.objects.create(name="risk-team")
+    ana.groups.add(risk)
+    response = root_client.post(
+        admin_url(type(ana), "change", ana.pk), user_form(ana, is_staff="on", groups=[approvers.pk])
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    ana.refresh_from_db()
+    assert ana.is_staff and list(ana.groups.values_list("name", flat=True)) == ["approvers-x"]
+    event = AuditEvent.objects.get(action=AuditAction.USER_CHANGED, subject="user:ana")
+    assert event.actor_name == superuser.username
+    assert event.data == {"is_staff": [False, True], "groups_added": ["approvers-x"], "groups_removed": ["risk-team"]}
+
+    root_client.post(admin_url(type(ana), "change", ana.pk), user_form(ana, is_staff="on", groups=[approvers.pk]))
+    assert AuditEvent.objects.filter(action=AuditAction.USER_CHANGED).count() == 1  # nothing changed, nothing said
+
+
+def test_an_administrator_cannot_take_their_own_rights_away_in_the_admin(root_client, superuser):
+    response = root_client.post(admin_url(type(superuser), "change", superuser.pk), user_form(superuser, is_staff="on"))
+    assert response.status_code == 302
+    superuser.refresh_from_db()
+    assert superuser.is_superuser  # the form left is_superuser unticked; the service refused, nothing changed
+    messages = [str(m) for m in response.wsgi_request._messages]
+    assert any("cannot take away your own administrator rights" in m for m in messages)
+
+
+PASSWORD = "a-Long-pass-4821"
+
+
+def test_accounts_made_and_deleted_in_the_admin_are_audited(root_client):
+    from django.contrib.auth import get_user_model
+
+    from registry.audit.models import AuditAction, AuditEvent
+
+    User = get_user_model()
+    response = root_client.post(
+        admin_url(User, "add"),
+        {
+            "username": "bea",
+            "usable_password": "true",
+            "password1": "a-Long-pass-4821",
+            "password2": "a-Long-pass-4821",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    bea = User.objects.get(username="bea")
+    assert bea.check_password(PASSWORD)
+    assert AuditEvent.objects.filter(action=AuditAction.USER_CREATED, subject="user:bea").exists()
+
+    response = root_client.post(admin_url(User, "add"), {"username": "sso-only", "usable_password": "false"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert not User.objects.get(username="sso-only").has_usable_password()
+
+    response = root_client.post(admin_url(User, "delete", bea.pk), {"post": "yes"})
+    assert response.status_code == 302 and not User.objects.filter(username="bea").exists()
+    assert AuditEvent.objects.filter(action=AuditAction.USER_DELETED, subject="user:bea").exists()
+
+
+@pytest.mark.parametrize("huge", ["99999999999999999999", "-99999999999999999999", str(2**31)])
+def test_an_id_no_row_can_have_is_a_form_error_not_a_500(root_client, huge):
+    from django.contrib.auth.models import Group
+
+    ana = UserFactory(username="ana")
+    team = Group.objects.create(name="risk-team")
+    response = root_client.post(admin_url(type(ana), "change", ana.pk), user_form(ana, groups=[huge]))
+    assert response.status_code == 200 and "Please correct the error below." in response.content.decode()
+    response = root_client.post(admin_url(Group, "change", team.pk), {"name": "risk-team", "permissions": [huge]})
+    assert response.status_code == 200 and "Please correct the error below." in response.content.decode()

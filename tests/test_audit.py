@@ -321,6 +321,10 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         lambda w: accounts.user_admin_set(user=w.bob, is_admin=True, by=w.root),
         "user_changed",
     ),
+    "accounts.user_access_set": (
+        lambda w: accounts.user_access_set(user=w.bob, by=w.root, is_staff=True, groups=[]),
+        "user_changed",
+    ),
     "accounts.user_delete": (lambda w: accounts.user_delete(user=w.bob, by=w.root), "user_deleted"),
     # The MLflow API's own workflows: through the services above, or a run's history (logged models included)
     "mlflow_compat.experiment_create": (

@@ -1,8 +1,55 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 
+from registry.accounts import services as accounts
 from registry.accounts.models import ApiToken
+from registry.admin_base import RowChoicesAdmin, ServiceAdmin
+
+User = get_user_model()
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(RowChoicesAdmin, DjangoGroupAdmin):
+    """Django's group admin, whose permission picker answers an id no row can have with a form error, not a 500."""
+
+
+@admin.register(User)
+class UserAdmin(ServiceAdmin, DjangoUserAdmin):
+    """Django's user admin, with what decides access written by the accounts services, which audit it: a new
+    account (user_create), its rights and teams (user_access_set: teams carry grants and the approver roles),
+    deleting it (user_delete). Names, email and Django's own permissions are saved by the form as before."""
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            password = form.cleaned_data.get("password1") or None  # None: no usable password (SSO only)
+            created = accounts.user_create(
+                username=obj.get_username(), password=password, by=request.user, unusable=password is None
+            )
+            obj.pk, obj.password, obj._state = created.pk, created.password, created._state
+            return
+        stored = User.objects.get(pk=obj.pk)
+        request.registry_user_flags = {flag: getattr(obj, flag) for flag in accounts.USER_FLAGS}
+        for flag in accounts.USER_FLAGS:  # saved below through the service, not by the form
+            setattr(obj, flag, getattr(stored, flag))
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        groups = form.cleaned_data.pop("groups", None) if change else None
+        super().save_related(request, form, formsets, change)
+        if change:
+            flags = getattr(request, "registry_user_flags", {})
+            accounts.user_access_set(user=form.instance, by=request.user, groups=groups, **flags)
+
+    def delete_model(self, request, obj):
+        accounts.user_delete(user=obj, by=request.user)
 
 
 @admin.register(ApiToken)

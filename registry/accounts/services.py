@@ -188,18 +188,24 @@ def _require_superuser(by, doing: str) -> None:
         raise Forbidden(f"Only an administrator may {doing}.")
 
 
-def user_create(*, username: str, password: str, by, is_superuser: bool = False):
+def user_create(*, username: str, password: str | None, by, is_superuser: bool = False, unusable: bool = False):
+    """A new account. `password` None with `unusable`: an account without a usable password, which signs in through
+    the identity provider only (the admin's "password-based authentication: disabled")."""
     _require_superuser(by, "create users")
-    if not username or not password:
+    if not username or (not password and not unusable):
         raise Invalid("A user needs a username and a password.")
     user = User(**{User.USERNAME_FIELD: username})
-    try:
-        validate_password(password, user)
-    except ValidationError as exc:
-        raise Invalid("The password is too weak: " + " ".join(exc.messages)) from None
+    if password:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise Invalid("The password is too weak: " + " ".join(exc.messages)) from None
     try:
         with transaction.atomic():
-            user.set_password(password)
+            if password:
+                user.set_password(password)
+            else:
+                user.set_unusable_password()
             user.is_superuser = user.is_staff = is_superuser
             user.save()
             audit.record(AuditAction.USER_CREATED, actor=by, subject=f"user:{username}", to_value=username)
@@ -239,6 +245,44 @@ def user_admin_set(*, user, is_admin: bool, by) -> None:
             from_value="admin" if before else "user",
             to_value="admin" if is_admin else "user",
         )
+
+
+USER_FLAGS = ("is_active", "is_staff", "is_superuser")
+
+
+def user_access_set(*, user, by, groups=None, **flags: bool) -> dict:
+    """Set what an account may do, as an administrator edits it: `is_active`, `is_staff`, `is_superuser` (any of
+    them) and its teams (`groups`, the whole new set; None leaves them). Teams carry grants and the approver roles, so
+    who joined or left which is in the audit log: one `user_changed` event naming every change (`data`), none when
+    nothing changed. Returns that change, empty when nothing changed."""
+    _require_superuser(by, "change users' rights or teams")
+    unknown = set(flags) - set(USER_FLAGS)
+    if unknown:
+        raise Invalid(f"Unknown account flags: {', '.join(sorted(unknown))}.")
+    if user.pk == by.pk and any(flag in flags and not flags[flag] for flag in ("is_active", "is_superuser")):
+        raise Conflict("You cannot take away your own administrator rights or sign-in; ask another administrator.")
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        change: dict = {
+            flag: [getattr(locked, flag), bool(value)]
+            for flag, value in flags.items()
+            if getattr(locked, flag) != bool(value)
+        }
+        if change:
+            User.objects.filter(pk=user.pk).update(**{flag: new for flag, (_old, new) in change.items()})
+            for flag, (_old, new) in change.items():
+                setattr(user, flag, new)
+        if groups is not None:
+            before = {g.pk: g.name for g in locked.groups.all()}
+            after = {g.pk: g.name for g in groups}
+            added = sorted(name for pk, name in after.items() if pk not in before)
+            removed = sorted(name for pk, name in before.items() if pk not in after)
+            if added or removed:
+                user.groups.set(list(after))
+                change.update({"groups_added": added, "groups_removed": removed})
+        if change:
+            audit.record(AuditAction.USER_CHANGED, actor=by, subject=f"user:{user.get_username()}", data=change)
+    return change
 
 
 def user_delete(*, user, by) -> None:
