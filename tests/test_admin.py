@@ -384,6 +384,7 @@ def test_joining_a_team_in_the_admin_is_audited(root_client, superuser):
     event = AuditEvent.objects.get(action=AuditAction.USER_CHANGED, subject="user:ana")
     assert event.actor_name == superuser.username
     assert event.data == {"is_staff": [False, True], "groups_added": ["approvers-x"], "groups_removed": ["risk-team"]}
+    assert (event.from_value, event.to_value) == ("staff: no; left risk-team", "staff: yes; joined approvers-x")
 
     root_client.post(admin_url(type(ana), "change", ana.pk), user_form(ana, is_staff="on", groups=[approvers.pk]))
     assert AuditEvent.objects.filter(action=AuditAction.USER_CHANGED).count() == 1  # nothing changed, nothing said

@@ -281,8 +281,34 @@ def user_access_set(*, user, by, groups=None, **flags: bool) -> dict:
                 user.groups.set(list(after))
                 change.update({"groups_added": added, "groups_removed": removed})
         if change:
-            audit.record(AuditAction.USER_CHANGED, actor=by, subject=f"user:{user.get_username()}", data=change)
+            before, after = _access_words(change)
+            audit.record(
+                AuditAction.USER_CHANGED,
+                actor=by,
+                subject=f"user:{user.get_username()}",
+                from_value=before,
+                to_value=after,
+                data=change,
+            )
     return change
+
+
+_FLAG_WORDS = {"is_active": "may sign in", "is_staff": "staff", "is_superuser": "administrator"}
+
+
+def _access_words(change: dict) -> tuple[str, str]:
+    """The audit log's from and to for user_access_set: "staff: no; left risk-team" → "staff: yes; joined approvers"."""
+    before, after = [], []
+    for flag, word in _FLAG_WORDS.items():
+        if flag in change:
+            old, new = change[flag]
+            before.append(f"{word}: {'yes' if old else 'no'}")
+            after.append(f"{word}: {'yes' if new else 'no'}")
+    if change.get("groups_removed"):
+        before.append("left " + ", ".join(change["groups_removed"]))
+    if change.get("groups_added"):
+        after.append("joined " + ", ".join(change["groups_added"]))
+    return "; ".join(before), "; ".join(after)
 
 
 def user_delete(*, user, by) -> None:
