@@ -441,3 +441,20 @@ def test_an_id_no_row_can_have_is_a_form_error_not_a_500(root_client, huge):
     assert response.status_code == 200 and "Please correct the error below." in response.content.decode()
     response = root_client.post(admin_url(Group, "change", team.pk), {"name": "risk-team", "permissions": [huge]})
     assert response.status_code == 200 and "Please correct the error below." in response.content.decode()
+
+
+def test_only_an_administrator_changes_rights_or_teams(superuser):
+    from django.contrib.auth.models import Group
+
+    from registry.accounts import services as accounts
+    from registry.lib.errors import Forbidden
+
+    staff, ana = UserFactory(username="sam", is_staff=True), UserFactory(username="ana")
+    team = Group.objects.create(name="risk-team")
+    assert accounts.user_access_set(user=ana, by=staff, is_active=True, is_staff=False, groups=[]) == {}  # no change
+    with pytest.raises(Forbidden):
+        accounts.user_access_set(user=staff, by=staff, is_superuser=True)
+    with pytest.raises(Forbidden):
+        accounts.user_access_set(user=staff, by=staff, groups=[team])
+    staff.refresh_from_db()
+    assert not staff.is_superuser and not staff.groups.exists()

@@ -254,8 +254,8 @@ def user_access_set(*, user, by, groups=None, **flags: bool) -> dict:
     """Set what an account may do, as an administrator edits it: `is_active`, `is_staff`, `is_superuser` (any of
     them) and its teams (`groups`, the whole new set; None leaves them). Teams carry grants and the approver roles, so
     who joined or left which is in the audit log: one `user_changed` event naming every change (`data`), none when
-    nothing changed. Returns that change, empty when nothing changed."""
-    _require_superuser(by, "change users' rights or teams")
+    nothing changed. Returns that change, empty when nothing changed. Only an administrator may change anything
+    (a staff member saving someone's name in the admin passes the same values back, which changes nothing)."""
     unknown = set(flags) - set(USER_FLAGS)
     if unknown:
         raise Invalid(f"Unknown account flags: {', '.join(sorted(unknown))}.")
@@ -268,28 +268,32 @@ def user_access_set(*, user, by, groups=None, **flags: bool) -> dict:
             for flag, value in flags.items()
             if getattr(locked, flag) != bool(value)
         }
-        if change:
-            User.objects.filter(pk=user.pk).update(**{flag: new for flag, (_old, new) in change.items()})
-            for flag, (_old, new) in change.items():
-                setattr(user, flag, new)
         if groups is not None:
             before = {g.pk: g.name for g in locked.groups.all()}
             after = {g.pk: g.name for g in groups}
             added = sorted(name for pk, name in after.items() if pk not in before)
             removed = sorted(name for pk, name in before.items() if pk not in after)
             if added or removed:
-                user.groups.set(list(after))
                 change.update({"groups_added": added, "groups_removed": removed})
-        if change:
-            before, after = _access_words(change)
-            audit.record(
-                AuditAction.USER_CHANGED,
-                actor=by,
-                subject=f"user:{user.get_username()}",
-                from_value=before,
-                to_value=after,
-                data=change,
-            )
+        if not change:
+            return change
+        _require_superuser(by, "change users' rights or teams")
+        flag_values = {flag: values[1] for flag, values in change.items() if flag in USER_FLAGS}
+        if flag_values:
+            User.objects.filter(pk=user.pk).update(**flag_values)
+            for flag, value in flag_values.items():
+                setattr(user, flag, value)
+        if "groups_added" in change:
+            user.groups.set(list(after))
+        from_words, to_words = _access_words(change)
+        audit.record(
+            AuditAction.USER_CHANGED,
+            actor=by,
+            subject=f"user:{user.get_username()}",
+            from_value=from_words,
+            to_value=to_words,
+            data=change,
+        )
     return change
 
 
