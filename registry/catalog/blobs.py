@@ -245,7 +245,7 @@ def collect_garbage(storage, *, min_age: timedelta = DEFAULT_MIN_AGE, dry_run: b
     ago, and abort S3 multipart uploads idle for as long. Returns what was (or, with `dry_run`, would be) freed."""
     cutoff = datetime.now(UTC) - min_age
     report = GcReport(dry_run=dry_run)
-    backend = _S3Blobs(storage) if getattr(storage, "bucket", None) is not None else _LocalBlobs(storage)
+    backend = _listing(storage)
     old = (blob for blob in backend.blobs() if blob.modified <= cutoff)
     for batch in _batches(old, BATCH):
         # The re-check: rows are read after the listing, so a row committed meanwhile keeps its blob.
@@ -279,6 +279,10 @@ def _batches(items, size: int) -> Iterator[list]:
             batch = []
     if batch:
         yield batch
+
+
+def _listing(storage) -> _LocalBlobs | _S3Blobs:
+    return _S3Blobs(storage) if getattr(storage, "bucket", None) is not None else _LocalBlobs(storage)
 
 
 class _LocalBlobs:
@@ -398,8 +402,7 @@ def verify(storage, *, checksums: bool = False) -> VerifyReport:
     the rows are read in storage-key order; each blob is checked once. Rows written after the listing started are
     left for the next run: their blobs may have been written after the listing passed them."""
     started = datetime.now(UTC)
-    backend = _S3Blobs(storage) if getattr(storage, "bucket", None) is not None else _LocalBlobs(storage)
-    sizes = {blob.name: blob.size for blob in backend.blobs()}
+    sizes = {blob.name: blob.size for blob in _listing(storage).blobs()}
     report = VerifyReport()
     rows = (
         ArtifactFile.objects.filter(created_at__lt=started)

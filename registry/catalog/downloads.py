@@ -45,10 +45,10 @@ class RangeNotSatisfiable(DomainError):
 def download(request: HttpRequest, artifact: ArtifactFile) -> HttpResponse:
     """The answer to a GET of `artifact` (loaded through a permission helper): the whole file, or the range asked
     for. Raises RangeNotSatisfiable and BlobMissing."""
-    return file_response(artifact, requested_range(request, artifact))
+    return _file_response(artifact, _requested_range(request, artifact))
 
 
-def requested_range(request: HttpRequest, artifact: ArtifactFile) -> tuple[int, int] | None:
+def _requested_range(request: HttpRequest, artifact: ArtifactFile) -> tuple[int, int] | None:
     """The first and last byte (inclusive) that `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` asks for; None for the
     whole file (no Range, or an If-Range that is not this file's ETag)."""
     header = request.headers.get("Range", "").strip()
@@ -72,7 +72,7 @@ def requested_range(request: HttpRequest, artifact: ArtifactFile) -> tuple[int, 
     return start, end
 
 
-def file_response(artifact: ArtifactFile, byte_range: tuple[int, int] | None = None) -> HttpResponse:
+def _file_response(artifact: ArtifactFile, byte_range: tuple[int, int] | None = None) -> HttpResponse:
     """`artifact`'s bytes as an attachment named after the file: all of them (200), or `byte_range`, first and last
     byte inclusive and within the file (206). Raises BlobMissing when the store has no blob for the row."""
     url = transfers.download_url(artifact)
