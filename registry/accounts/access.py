@@ -41,7 +41,10 @@ def user_groups(user) -> Subquery:
 
 
 class Grant(models.Model):
-    """A level granted on one object to one user or one group (the concrete models add the object)."""
+    """A level granted on one object to one user or one group (the concrete models add the object, a foreign key
+    named by `object_field` with the related name `grants`)."""
+
+    object_field = ""  # "model", "experiment": also the audit log's name for the object
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -74,6 +77,20 @@ class Grant(models.Model):
     @property
     def level_name(self) -> str:
         return Level(self.level).name
+
+    @property
+    def granted_on(self):
+        return getattr(self, self.object_field)
+
+
+def grants_held(*, user=None, group=None) -> list[Grant]:
+    """Every grant `user` or `group` holds, in every grant table, each with its object and grantee loaded: what
+    deleting the user or group takes away with it."""
+    holder = {"user": user} if user is not None else {"group": group}
+    found: list[Grant] = []
+    for table in Grant.__subclasses__():
+        found += table.objects.filter(**holder).select_related(table.object_field, *holder)
+    return found
 
 
 class AccessQuerySet(models.QuerySet):

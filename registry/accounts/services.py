@@ -1,25 +1,24 @@
-"""Writes about people and their access: grants on a model or an experiment, owners, the level for everyone, and
-the user accounts MLflow's auth API manages.
+"""Writes about people: user accounts (the admin's, MLflow's auth API's, single sign-on's), their rights and teams,
+groups, and API tokens. Each checks that `by` may make it (most only an administrator may) and records it in the
+audit log in the same transaction.
 
-The grant functions serve both grant tables (registered models and experiments): the catalog and tracking services
-check that the caller may MANAGE the object, then call these with the object and what to name it in the audit log.
-Every change is refused whole, with a message saying what to do, when it would leave nobody able to manage the
-object or take MANAGE away from the person making it.
+Grants on models and experiments are in `registry.accounts.grants`.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from registry.accounts.access import level_of
+from registry.accounts.access import Grant, grants_held
+from registry.accounts.models import ApiToken
 from registry.audit import services as audit
 from registry.audit.models import AuditAction
-from registry.lib.access import GRANTABLE, Level
-from registry.lib.errors import Conflict, Forbidden, Invalid, NotFound
+from registry.lib.errors import Conflict, Forbidden, Invalid
 
 User = get_user_model()
 
@@ -36,148 +35,6 @@ def find_group(name: str) -> Group:
     if group is None:
         raise Invalid(f"No group named {name!r}: an administrator creates groups (teams) in the admin.")
     return group
-
-
-def grant_level(level: object) -> Level:
-    try:
-        parsed = Level.parse(level)
-    except ValueError as exc:
-        raise Invalid(str(exc)) from None
-    if parsed not in GRANTABLE:
-        raise Invalid(f"Grant READ, EDIT or MANAGE; to take access away, revoke the grant (got {parsed.name}).")
-    return parsed
-
-
-def _grantee(user, group) -> tuple[dict, str]:
-    if (user is None) == (group is None):
-        raise Invalid("A grant is to one user or one group.")
-    if user is not None:
-        return {"user": user, "group": None}, f"user:{user.get_username()}"
-    return {"user": None, "group": group}, f"group:{group.name}"
-
-
-def _check_still_managed(obj, by, *, what: str) -> None:
-    """After a change (inside its transaction): someone can still manage `obj`, and `by` still can (unless a
-    superuser). Raises Conflict, which rolls the change back."""
-    obj.__dict__.pop("_level_cache", None)
-    try:
-        keeps_manage = by.is_superuser or level_of(obj, by) >= Level.MANAGE
-    finally:
-        obj.__dict__.pop("_level_cache", None)  # the change may yet roll back: read the levels again next time
-    if not keeps_manage:
-        raise Conflict(
-            f"This would take MANAGE on {what} away from you. Ask another manager to change your own access."
-        )
-    has_manager = obj.owner_id is not None or obj.grants.filter(level=Level.MANAGE).exists()
-    if not has_manager:
-        raise Conflict(f"This would leave nobody who may manage {what}. Grant MANAGE to someone else first.")
-
-
-def grant_set(
-    *, obj, by, user=None, group=None, level: object, extra: dict | None = None, scope: dict, what: str
-) -> object:
-    """Give `user` or `group` `level` on `obj` (replacing a grant they had); `extra` holds the grant table's own
-    fields (a model's stage rights). `scope` names the object for the audit log: {"model": m} or {"experiment": e}."""
-    parsed = grant_level(level)
-    grantee, subject = _grantee(user, group)
-    with transaction.atomic():
-        grants = obj.grants.select_for_update()
-        existing = grants.filter(**{k: v for k, v in grantee.items() if v is not None}).first()
-        before = f"{Level(existing.level).name}" if existing else "NONE"
-        fields = {"level": int(parsed), "granted_by": by, **(extra or {})}
-        if existing is None:
-            grant = obj.grants.create(**grantee, **fields)
-        else:
-            for name, value in fields.items():
-                setattr(existing, name, value)
-            existing.save()
-            grant = existing
-        _check_still_managed(obj, by, what=what)
-        audit.record(
-            AuditAction.ACCESS_GRANTED,
-            actor=by,
-            subject=subject,
-            from_value=before,
-            to_value=parsed.name,
-            data={key: value for key, value in (extra or {}).items()},
-            **scope,
-        )
-    return grant
-
-
-def grant_revoke(*, obj, by, user=None, group=None, scope: dict, what: str) -> None:
-    grantee, subject = _grantee(user, group)
-    with transaction.atomic():
-        existing = obj.grants.select_for_update().filter(**{k: v for k, v in grantee.items() if v is not None}).first()
-        if existing is None:
-            raise NotFound(f"{subject.replace(':', ' ', 1).capitalize()} holds no grant on {what}.")
-        before = Level(existing.level).name
-        existing.delete()
-        _check_still_managed(obj, by, what=what)
-        audit.record(AuditAction.ACCESS_REVOKED, actor=by, subject=subject, from_value=before, **scope)
-
-
-def owner_set(*, obj, by, owner, scope: dict, what: str) -> None:
-    """Make `owner` the owner of `obj`. The previous owner keeps MANAGE through a grant, so handing an object over
-    never locks its former owner out by surprise (the new owner may revoke it)."""
-    if owner is None or not owner.is_active:
-        raise Invalid("The owner must be an active user.")
-    previous = obj.owner
-    if previous is not None and previous.pk == owner.pk:
-        return
-    try:
-        with transaction.atomic():
-            type(obj).objects.filter(pk=obj.pk).update(owner=owner)
-            obj.owner = owner
-            if previous is not None:
-                obj.grants.update_or_create(user=previous, defaults={"level": int(Level.MANAGE), "granted_by": by})
-            _check_still_managed(obj, by, what=what)
-            audit.record(
-                AuditAction.OWNER_CHANGED,
-                actor=by,
-                subject=f"user:{owner.get_username()}",
-                from_value=previous.get_username() if previous else "",
-                to_value=owner.get_username(),
-                **scope,
-            )
-    except Exception:
-        obj.owner = previous
-        raise
-
-
-def default_level_set(*, obj, by, level: object | None, scope: dict, what: str) -> None:
-    """The level of every signed-in user without a grant on `obj`: NONE, READ or EDIT, or None for the registry's
-    default."""
-    parsed = None
-    if level is not None and level != "":
-        try:
-            parsed = Level.parse(level)
-        except ValueError as exc:
-            raise Invalid(str(exc)) from None
-        if parsed > Level.EDIT:
-            raise Invalid("Everyone's level can be NONE, READ or EDIT; grant MANAGE to people by name.")
-    before = obj.default_level
-    try:
-        with transaction.atomic():
-            type(obj).objects.filter(pk=obj.pk).update(default_level=None if parsed is None else int(parsed))
-            obj.default_level = None if parsed is None else int(parsed)
-            _check_still_managed(obj, by, what=what)
-            audit.record(
-                AuditAction.DEFAULT_LEVEL_CHANGED,
-                actor=by,
-                subject="everyone",
-                from_value="default" if before is None else Level(before).name,
-                to_value="default" if parsed is None else parsed.name,
-                **scope,
-            )
-    except Exception:
-        obj.default_level = before
-        raise
-
-
-def grants_of(obj) -> list:
-    """The object's grants with their users and groups, highest level first (one query)."""
-    return list(obj.grants.select_related("user", "group").order_by("-level", "user__username", "group__name"))
 
 
 # --- User accounts (MLflow's auth API) ------------------------------------------------------------------------------
@@ -214,20 +71,34 @@ def user_create(*, username: str, password: str | None, by, is_superuser: bool =
     return user
 
 
-def user_password_set(*, user, password: str, by, current_password: str | None = None) -> None:
+def user_password_set(*, user, password: str | None, by, current_password: str | None = None) -> None:
+    """Set `user`'s password; None turns password sign-in off (they sign in through the identity provider, until an
+    administrator sets one). People change their own with their current password; only an administrator changes
+    someone else's, or turns off their own."""
     own = by.pk == user.pk
     if not own:
         _require_superuser(by, "change another user's password")
+    elif password is None:
+        raise Conflict("You cannot turn off your own password sign-in; ask another administrator.")
     elif not by.is_superuser and not (current_password and user.check_password(current_password)):
         raise Forbidden("To change your own password, send your current password too.")
-    try:
-        validate_password(password, user)
-    except ValidationError as exc:
-        raise Invalid("The password is too weak: " + " ".join(exc.messages)) from None
+    if password is not None:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise Invalid("The password is too weak: " + " ".join(exc.messages)) from None
     with transaction.atomic():
-        user.set_password(password)
+        if password is None:
+            user.set_unusable_password()
+        else:
+            user.set_password(password)
         user.save(update_fields=["password"])
-        audit.record(AuditAction.USER_CHANGED, actor=by, subject=f"user:{user.get_username()}", to_value="password")
+        audit.record(
+            AuditAction.USER_CHANGED,
+            actor=by,
+            subject=f"user:{user.get_username()}",
+            to_value="password" if password is not None else "password sign-in off",
+        )
 
 
 def user_admin_set(*, user, is_admin: bool, by) -> None:
@@ -250,17 +121,32 @@ def user_admin_set(*, user, is_admin: bool, by) -> None:
 USER_FLAGS = ("is_active", "is_staff", "is_superuser")
 
 
-def user_access_set(*, user, by, groups=None, **flags: bool) -> dict:
+def _permissions(permissions) -> dict[int, tuple[str, str]]:
+    """{id: ("app.codename", "Can approve moves to Production")} for Permission rows or their ids (one query)."""
+    ids = [getattr(p, "pk", p) for p in permissions]
+    rows = Permission.objects.filter(pk__in=ids).select_related("content_type")
+    return {p.pk: (f"{p.content_type.app_label}.{p.codename}", p.name) for p in rows}
+
+
+def _permissions_change(before, after) -> dict:
+    """The audit data for a new set of permissions: {"permissions_added": [...], "permissions_removed": [...]}
+    as "app.codename", or {} when the set is the same."""
+    was, now = _permissions(before), _permissions(after)
+    added = sorted(key for pk, (key, _) in now.items() if pk not in was)
+    removed = sorted(key for pk, (key, _) in was.items() if pk not in now)
+    return {"permissions_added": added, "permissions_removed": removed} if added or removed else {}
+
+
+def user_access_set(*, user, by, groups=None, permissions=None, **flags: bool) -> dict:
     """Set what an account may do, as an administrator edits it: `is_active`, `is_staff`, `is_superuser` (any of
-    them) and its teams (`groups`, the whole new set; None leaves them). Teams carry grants and the approver roles, so
-    who joined or left which is in the audit log: one `user_changed` event naming every change (`data`), none when
-    nothing changed. Returns that change, empty when nothing changed. Only an administrator may change anything
-    (a staff member saving someone's name in the admin passes the same values back, which changes nothing)."""
+    them), its teams (`groups`, the whole new set) and its own permissions (`permissions`, the whole new set: the
+    approver roles such as governance.approve_production are permissions); None leaves a set as it is. Who gained
+    or lost what is in the audit log: one `user_changed` event naming every change (`data`), none when nothing
+    changed. Returns that change, empty when nothing changed. Only an administrator may change anything (a staff
+    member saving someone's name in the admin passes the same values back, which changes nothing)."""
     unknown = set(flags) - set(USER_FLAGS)
     if unknown:
         raise Invalid(f"Unknown account flags: {', '.join(sorted(unknown))}.")
-    if user.pk == by.pk and any(flag in flags and not flags[flag] for flag in ("is_active", "is_superuser")):
-        raise Conflict("You cannot take away your own administrator rights or sign-in; ask another administrator.")
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         change: dict = {
@@ -268,6 +154,9 @@ def user_access_set(*, user, by, groups=None, **flags: bool) -> dict:
             for flag, value in flags.items()
             if getattr(locked, flag) != bool(value)
         }
+        losing = [flag for flag in ("is_active", "is_superuser") if flag in change and not change[flag][1]]
+        if user.pk == by.pk and losing:
+            raise Conflict("You cannot take away your own administrator rights or sign-in; ask another administrator.")
         if groups is not None:
             before = {g.pk: g.name for g in locked.groups.all()}
             after = {g.pk: g.name for g in groups}
@@ -275,9 +164,12 @@ def user_access_set(*, user, by, groups=None, **flags: bool) -> dict:
             removed = sorted(name for pk, name in before.items() if pk not in after)
             if added or removed:
                 change.update({"groups_added": added, "groups_removed": removed})
+        if permissions is not None:
+            permissions = list(permissions)
+            change.update(_permissions_change(locked.user_permissions.all(), permissions))
         if not change:
             return change
-        _require_superuser(by, "change users' rights or teams")
+        _require_superuser(by, "change users' rights, teams or permissions")
         flag_values = {flag: values[1] for flag, values in change.items() if flag in USER_FLAGS}
         if flag_values:
             User.objects.filter(pk=user.pk).update(**flag_values)
@@ -285,49 +177,213 @@ def user_access_set(*, user, by, groups=None, **flags: bool) -> dict:
                 setattr(user, flag, value)
         if "groups_added" in change:
             user.groups.set(list(after))
-        from_words, to_words = _access_words(change)
-        audit.record(
-            AuditAction.USER_CHANGED,
-            actor=by,
-            subject=f"user:{user.get_username()}",
-            from_value=from_words,
-            to_value=to_words,
-            data=change,
-        )
+        if "permissions_added" in change:
+            user.user_permissions.set(permissions)
+        _record_access_change(AuditAction.USER_CHANGED, by=by, subject=f"user:{user.get_username()}", change=change)
     return change
 
 
 _FLAG_WORDS = {"is_active": "may sign in", "is_staff": "staff", "is_superuser": "administrator"}
 
 
+def _record_access_change(action: str, *, by, subject: str, change: dict) -> None:
+    from_words, to_words = _access_words(change)
+    audit.record(action, actor=by, subject=subject, from_value=from_words, to_value=to_words, data=change)
+
+
 def _access_words(change: dict) -> tuple[str, str]:
-    """The audit log's from and to for user_access_set: "staff: no; left risk-team" → "staff: yes; joined approvers"."""
+    """The audit log's from and to for a change of rights: "staff: no; left risk-team" → "staff: yes; joined
+    approvers; may governance.approve_production"."""
     before, after = [], []
     for flag, word in _FLAG_WORDS.items():
         if flag in change:
             old, new = change[flag]
             before.append(f"{word}: {'yes' if old else 'no'}")
             after.append(f"{word}: {'yes' if new else 'no'}")
+    if change.get("name"):
+        before.append(f"named {change['name'][0]}")
+        after.append(f"named {change['name'][1]}")
     if change.get("groups_removed"):
         before.append("left " + ", ".join(change["groups_removed"]))
     if change.get("groups_added"):
         after.append("joined " + ", ".join(change["groups_added"]))
+    if change.get("permissions_removed"):
+        before.append("may " + ", ".join(change["permissions_removed"]))
+    if change.get("permissions_added"):
+        after.append("may " + ", ".join(change["permissions_added"]))
     return "; ".join(before), "; ".join(after)
 
 
+def _record_taken_away(*, grants: list[Grant], owned: list, by, why: str) -> None:
+    """Deleting a user or a group deletes their grants, and a user's ownerships, with it (the database cascades):
+    one event per object, in that object's history, so a model's log shows who lost access and why."""
+    for grant in grants:
+        audit.record(
+            AuditAction.ACCESS_REVOKED,
+            actor=by,
+            subject=grant.grantee,
+            from_value=grant.level_name,
+            data={"because": why},
+            **{grant.object_field: grant.granted_on},
+        )
+    for field, obj, username in owned:
+        audit.record(
+            AuditAction.OWNER_CHANGED,
+            actor=by,
+            subject=f"user:{username}",
+            from_value=username,
+            to_value="",
+            data={"because": why},
+            **{field: obj},
+        )
+
+
+def _owned_by(user) -> list[tuple[str, object, str]]:
+    """(object field, object, username) for every model and experiment `user` owns."""
+    found = []
+    for table in Grant.__subclasses__():
+        objects = table._meta.get_field(table.object_field).related_model
+        found += [(table.object_field, obj, user.get_username()) for obj in objects.objects.filter(owner=user)]
+    return found
+
+
 def user_delete(*, user, by) -> None:
+    """Delete an account, with its grants and tokens; the models and experiments it owned keep no owner (an
+    administrator can hand them to someone). The audit log keeps each lost grant and ownership in its object's
+    history."""
     _require_superuser(by, "delete users")
     if user.pk == by.pk:
         raise Conflict("You cannot delete your own account; ask another administrator.")
     with transaction.atomic():
         name = user.get_username()
+        _record_taken_away(grants=grants_held(user=user), owned=_owned_by(user), by=by, why=f"user {name} deleted")
         user.delete()
         audit.record(AuditAction.USER_DELETED, actor=by, subject=f"user:{name}", from_value=name)
 
 
-# --- Single sign-on -------------------------------------------------------------------------------------------------
+# --- Groups (teams) -------------------------------------------------------------------------------------------------
 
 GROUP_NAME_MAX = 150
+
+
+def _group_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise Invalid("A group needs a name.")
+    if len(name) > GROUP_NAME_MAX:
+        raise Invalid(f"A group's name is at most {GROUP_NAME_MAX} characters (got {len(name)}).")
+    return name
+
+
+def group_save(*, group: Group | None, name: str, by, permissions=None) -> Group:
+    """Create a group (`group` None), or rename one and set its permissions (the whole new set; None leaves them).
+    Groups are teams: they hold grants, and their permissions include the approver roles (approve_production…), so
+    only an administrator changes them, and the audit log says what changed."""
+    name = _group_name(name)
+    try:
+        with transaction.atomic():
+            if group is None:
+                _require_superuser(by, "create groups")
+                group = Group.objects.create(name=name)
+                change = _permissions_change([], permissions or [])
+                if change:
+                    group.permissions.set(list(permissions))
+                audit.record(AuditAction.GROUP_CREATED, actor=by, subject=f"group:{name}", to_value=name, data=change)
+                return group
+            locked = Group.objects.select_for_update().get(pk=group.pk)
+            change = {"name": [locked.name, name]} if locked.name != name else {}
+            if permissions is not None:
+                permissions = list(permissions)
+                change.update(_permissions_change(locked.permissions.all(), permissions))
+            if not change:
+                return group
+            _require_superuser(by, "change groups")
+            if "name" in change:
+                Group.objects.filter(pk=group.pk).update(name=name)
+                group.name = name
+            if "permissions_added" in change:
+                group.permissions.set(permissions)
+            _record_access_change(AuditAction.GROUP_CHANGED, by=by, subject=f"group:{name}", change=change)
+    except IntegrityError:
+        raise Conflict(f"A group named {name!r} already exists.") from None
+    return group
+
+
+def group_delete(*, group: Group, by) -> None:
+    """Delete a group: its members leave it and lose what it gave them (its grants, its permissions). The audit
+    log keeps the members and permissions it had, and each lost grant in its object's history."""
+    _require_superuser(by, "delete groups")
+    with transaction.atomic():
+        name = group.name
+        members = sorted(
+            User.objects.filter(groups=group).values_list(User.USERNAME_FIELD, flat=True)  # type: ignore[misc]
+        )
+        permissions = sorted(key for key, _ in _permissions(group.permissions.all()).values())
+        _record_taken_away(grants=grants_held(group=group), owned=[], by=by, why=f"group {name} deleted")
+        group.delete()
+        audit.record(
+            AuditAction.GROUP_DELETED,
+            actor=by,
+            subject=f"group:{name}",
+            from_value=name,
+            data={"members": members, "permissions": permissions},
+        )
+
+
+# --- API tokens -----------------------------------------------------------------------------------------------------
+
+
+def token_issue(*, user, name: str, scope: str, by, expires_at=None) -> tuple[ApiToken, str]:
+    """A new API token for `user`, returned with its raw value (shown once, never stored). A token acts as its
+    user, so people make their own and only an administrator makes one for someone else. `by` may be a system
+    actor's name: manage.py createtoken, run by whoever runs the server."""
+    if not isinstance(by, str) and by.pk != user.pk:
+        _require_superuser(by, "create API tokens for other people")
+    name = (name or "").strip()
+    if not name:
+        raise Invalid("Give the token a name that says what it is for, e.g. 'CI pipeline'.")
+    max_name = ApiToken._meta.get_field("name").max_length
+    if len(name) > max_name:
+        raise Invalid(f"A token's name is at most {max_name} characters (got {len(name)}).")
+    if scope not in ApiToken.Scope.values:
+        raise Invalid(f"A token's scope is one of {', '.join(ApiToken.Scope.values)} (got {scope!r}).")
+    with transaction.atomic():
+        token, raw = ApiToken.issue(user=user, name=name, scope=scope, expires_at=expires_at)
+        audit.record(
+            AuditAction.TOKEN_CREATED,
+            actor=by,
+            subject=f"user:{user.get_username()}",
+            to_value=f"{token.name} ({token.prefix}…, {scope})",
+            data={
+                "token": token.pk,
+                "prefix": token.prefix,
+                "scope": scope,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
+        )
+    return token, raw
+
+
+def token_revoke(*, token: ApiToken, by) -> bool:
+    """Revoke `token` (its user's own, or anyone's by an administrator). False when it was revoked already."""
+    if token.user_id != by.pk:
+        _require_superuser(by, "revoke other people's API tokens")
+    with transaction.atomic():
+        revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if not revoked:
+            return False
+        token.refresh_from_db(fields=["revoked_at"])
+        audit.record(
+            AuditAction.TOKEN_REVOKED,
+            actor=by,
+            subject=f"user:{token.user.get_username()}",
+            from_value=f"{token.name} ({token.prefix}…, {token.scope})",
+            data={"token": token.pk, "prefix": token.prefix},
+        )
+    return True
+
+
+# --- Single sign-on -------------------------------------------------------------------------------------------------
 
 
 def _claimed_groups(groups) -> list[str]:

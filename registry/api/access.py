@@ -12,7 +12,7 @@ from ninja import Router, Status
 
 from registry.accounts import services as accounts
 from registry.accounts.access import level_of, registry_default
-from registry.accounts.services import grants_of
+from registry.accounts.grants import grants_of
 from registry.api.catalog import ERRORS
 from registry.api.errors import ApiError
 from registry.api.schemas import AccessOut, AccessPatch, ExperimentGrantIn, GrantIn, GrantOut

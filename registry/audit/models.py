@@ -64,6 +64,11 @@ class AuditAction(models.TextChoices):
     USER_CREATED = "user_created", "User created"
     USER_CHANGED = "user_changed", "User changed"
     USER_DELETED = "user_deleted", "User deleted"
+    GROUP_CREATED = "group_created", "Group created"
+    GROUP_CHANGED = "group_changed", "Group changed"
+    GROUP_DELETED = "group_deleted", "Group deleted"
+    TOKEN_CREATED = "token_created", "API token created"
+    TOKEN_REVOKED = "token_revoked", "API token revoked"
     # Webhooks (through MLflow's webhook API; the admin keeps its own change history)
     WEBHOOK_CREATED = "webhook_created", "Webhook created"
     WEBHOOK_CHANGED = "webhook_changed", "Webhook changed"

@@ -599,6 +599,8 @@ class ModelGrant(Grant):
     """A level on one registered model (and so its versions, aliases and files) for a user or a group, with the
     stages they may request and approve for that model on top of the registry-wide roles."""
 
+    object_field = "model"
+
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="grants")
     request_stages = models.JSONField(default=list, blank=True, help_text='Stages they may request, e.g. ["Staging"].')
     approve_stages = models.JSONField(

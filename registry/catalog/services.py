@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry import rawsql
-from registry.accounts import services as accounts
+from registry.accounts import grants
 from registry.accounts.access import level_of
 from registry.audit import services as audit
 from registry.audit.models import AuditAction, WebhookEventType
@@ -302,24 +302,24 @@ def model_grant_set(
         "request_stages": _stage_list(request_stages, "request_stages"),
         "approve_stages": _stage_list(approve_stages, "approve_stages"),
     }
-    return accounts.grant_set(
+    return grants.grant_set(
         obj=model, by=by, user=user, group=group, level=level, extra=extra, scope={"model": model}, what=_what(model)
     )
 
 
 def model_grant_revoke(*, model: RegisteredModel, by, user=None, group=None) -> None:
     require(model, by, Level.MANAGE, doing="share")
-    accounts.grant_revoke(obj=model, by=by, user=user, group=group, scope={"model": model}, what=_what(model))
+    grants.grant_revoke(obj=model, by=by, user=user, group=group, scope={"model": model}, what=_what(model))
 
 
 def model_owner_set(*, model: RegisteredModel, by, owner) -> None:
     require(model, by, Level.MANAGE, doing="hand over")
-    accounts.owner_set(obj=model, by=by, owner=owner, scope={"model": model}, what=_what(model))
+    grants.owner_set(obj=model, by=by, owner=owner, scope={"model": model}, what=_what(model))
 
 
 def model_default_level_set(*, model: RegisteredModel, by, level) -> None:
     require(model, by, Level.MANAGE, doing="share")
-    accounts.default_level_set(obj=model, by=by, level=level, scope={"model": model}, what=_what(model))
+    grants.default_level_set(obj=model, by=by, level=level, scope={"model": model}, what=_what(model))
 
 
 def _what(model: RegisteredModel) -> str:

@@ -143,6 +143,8 @@ class Experiment(models.Model):
 class ExperimentGrant(Grant):
     """A level on one experiment (and so its runs, their datasets and files) for a user or a group."""
 
+    object_field = "experiment"
+
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="grants")
 
     class Meta(Grant.Meta):

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry import rawsql
-from registry.accounts import services as accounts
+from registry.accounts import grants
 from registry.audit import services as audit
 from registry.audit.models import AuditAction
 from registry.lib.access import Level
@@ -209,7 +209,7 @@ def _what(experiment: Experiment) -> str:
 
 def experiment_grant_set(*, experiment: Experiment, by, user=None, group=None, level):
     require_experiment(experiment, by, Level.MANAGE, doing="share")
-    return accounts.grant_set(
+    return grants.grant_set(
         obj=experiment,
         by=by,
         user=user,
@@ -222,19 +222,19 @@ def experiment_grant_set(*, experiment: Experiment, by, user=None, group=None, l
 
 def experiment_grant_revoke(*, experiment: Experiment, by, user=None, group=None) -> None:
     require_experiment(experiment, by, Level.MANAGE, doing="share")
-    accounts.grant_revoke(
+    grants.grant_revoke(
         obj=experiment, by=by, user=user, group=group, scope={"experiment": experiment}, what=_what(experiment)
     )
 
 
 def experiment_owner_set(*, experiment: Experiment, by, owner) -> None:
     require_experiment(experiment, by, Level.MANAGE, doing="hand over")
-    accounts.owner_set(obj=experiment, by=by, owner=owner, scope={"experiment": experiment}, what=_what(experiment))
+    grants.owner_set(obj=experiment, by=by, owner=owner, scope={"experiment": experiment}, what=_what(experiment))
 
 
 def experiment_default_level_set(*, experiment: Experiment, by, level) -> None:
     require_experiment(experiment, by, Level.MANAGE, doing="share")
-    accounts.default_level_set(
+    grants.default_level_set(
         obj=experiment, by=by, level=level, scope={"experiment": experiment}, what=_what(experiment)
     )
 

@@ -19,7 +19,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from registry.accounts.access import level_of, registry_default
-from registry.accounts.services import find_group, find_user, grants_of
+from registry.accounts.grants import grants_of
+from registry.accounts.services import find_group, find_user
 from registry.catalog import services as catalog
 from registry.catalog.access import model_for
 from registry.catalog.models import RegisteredModel, Stage

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from registry.accounts import services as accounts
 from registry.accounts.models import ApiToken
 
 
@@ -30,8 +31,8 @@ def profile(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = TokenForm(request.POST)
         if form.is_valid():
-            token, new_token = ApiToken.issue(
-                user=request.user, name=form.cleaned_data["name"], scope=form.cleaned_data["scope"]
+            token, new_token = accounts.token_issue(
+                user=request.user, name=form.cleaned_data["name"], scope=form.cleaned_data["scope"], by=request.user
             )
             messages.success(request, f"Token “{token.name}” created. Copy it now: it will not be shown again.")
     tokens = ApiToken.objects.filter(user=request.user).order_by("revoked_at", "-created_at")
@@ -47,8 +48,8 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
-    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
-    token.revoke()
+    token = get_object_or_404(ApiToken.objects.select_related("user"), pk=pk, user=request.user)
+    accounts.token_revoke(token=token, by=request.user)
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("profile")
 
