@@ -225,6 +225,7 @@ def test_a_group_made_renamed_and_given_a_role_in_the_admin_is_audited(client, s
     (created,) = events(AuditAction.GROUP_CREATED)
     assert (created.subject, created.actor_name) == ("group:approvers", superuser.username)
     assert created.data == {"permissions_added": [APPROVE_PRODUCTION], "permissions_removed": []}
+    assert created.to_value == f"approvers; may {APPROVE_PRODUCTION}"
 
     request_perm = permission("governance.request_transition")
     response = client.post(

@@ -288,7 +288,11 @@ def group_save(*, group: Group | None, name: str, by, permissions=None) -> Group
                 change = _permissions_change([], permissions or [])
                 if change:
                     group.permissions.set(list(permissions))
-                audit.record(AuditAction.GROUP_CREATED, actor=by, subject=f"group:{name}", to_value=name, data=change)
+                _, may = _access_words(change)
+                to_value = f"{name}; {may}" if may else name
+                audit.record(
+                    AuditAction.GROUP_CREATED, actor=by, subject=f"group:{name}", to_value=to_value, data=change
+                )
                 return group
             locked = Group.objects.select_for_update().get(pk=group.pk)
             change = {"name": [locked.name, name]} if locked.name != name else {}
