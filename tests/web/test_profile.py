@@ -1,4 +1,4 @@
-"""The profile page: create an API token (shown once), list and revoke tokens."""
+"""The profile page: create an API token (shown once), list and revoke tokens; change your own password."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from registry.accounts.models import ApiToken, hash_token
+from registry.audit.models import AuditAction, AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +30,8 @@ def test_create_token_shows_it_once_and_stores_only_its_hash(client, owner):
     # Shown once: the next visit lists the token but not its value.
     again = client.get(reverse("profile")).content.decode()
     assert "CI pipeline" in again and raw not in again
+    # The form after a creation is a fresh one: submitting it again would make a second token.
+    assert 'placeholder="CI pipeline" value=""' in response.content.decode()
 
 
 def test_bad_form_is_an_error_on_the_page_and_creates_nothing(client, owner):
@@ -65,3 +68,82 @@ def test_profile_query_count_is_constant(client, owner, django_assert_num_querie
     # session, user, tokens
     with django_assert_num_queries(3):
         client.get(reverse("profile"))
+
+
+# --- Your own password -----------------------------------------------------------------------------------------------
+
+OLD, NEW = "an-Old-pass-4821", "a-New-pass-9137"
+
+
+@pytest.fixture
+def signed_in(client, owner, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    owner.set_password(OLD)
+    owner.save()
+    client.force_login(owner)
+    return owner
+
+
+def change(client, current=OLD, new=NEW, again=None):
+    form = {"current_password": current, "new_password": new, "new_password_again": again or new}
+    return client.post(reverse("password_change"), form)
+
+
+def test_change_your_password_stay_signed_in_and_leave_a_record(client, signed_in):
+    response = change(client)
+    assert response.status_code == 302 and response["Location"] == reverse("profile")
+    signed_in.refresh_from_db()
+    assert signed_in.check_password(NEW)
+    assert client.get(reverse("profile")).status_code == 200  # this session kept
+    event = AuditEvent.objects.get(action=AuditAction.USER_CHANGED)
+    assert (event.actor_name, event.subject, event.to_value) == (
+        signed_in.username,
+        f"user:{signed_in.username}",
+        "password",
+    )
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "again", "words"),
+    [
+        ("wrong-pass", NEW, None, "not your current password"),
+        (OLD, NEW, "a-Different-pass-1", "two new passwords differ"),
+        (OLD, "short", None, "too weak"),
+        (OLD, "", None, "This field is required"),
+    ],
+)
+def test_a_refused_password_is_an_error_on_the_page_and_changes_nothing(client, signed_in, current, new, again, words):
+    response = change(client, current, new, again)
+    assert response.status_code == 400
+    assert words in response.content.decode()
+    signed_in.refresh_from_db()
+    assert signed_in.check_password(OLD) and not AuditEvent.objects.exists()
+
+
+def test_other_sessions_are_signed_out(client, signed_in):
+    from django.test import Client
+
+    other = Client()
+    other.post(reverse("login"), {"username": signed_in.username, "password": OLD})
+    assert other.get(reverse("profile")).status_code == 200
+    change(client)
+    assert other.get(reverse("profile")).status_code == 302
+
+
+def test_someone_who_signs_in_through_the_identity_provider_is_told_so(client, owner):
+    owner.set_unusable_password()
+    owner.save()
+    client.force_login(owner)
+    page = client.get(reverse("profile")).content.decode()
+    assert "with no password here" in page and 'name="current_password"' not in page
+    assert change(client, current="").status_code == 400
+
+
+def test_wrong_current_passwords_count_towards_the_sign_in_throttle(client, signed_in, settings):
+    settings.AXES_ENABLED, settings.AXES_FAILURE_LIMIT = True, 3
+    for _ in range(3):
+        change(client, current="wrong-pass")
+    response = change(client)  # the right one, too late
+    assert response.status_code == 429
+    signed_in.refresh_from_db()
+    assert signed_in.check_password(OLD)

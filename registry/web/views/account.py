@@ -1,10 +1,11 @@
-"""The signed-in user's profile: API tokens to create (shown once), see and revoke."""
+"""The signed-in user's profile: API tokens to create (shown once), see and revoke; their own password."""
 
 from __future__ import annotations
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import authenticate, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from registry.accounts import services as accounts
 from registry.accounts.models import ApiToken
+from registry.lib.errors import Forbidden, Invalid
 
 
 class TokenForm(forms.Form):
@@ -25,25 +27,77 @@ class TokenForm(forms.Form):
         return name
 
 
-def profile(request: HttpRequest) -> HttpResponse:
-    form = TokenForm()
-    new_token = None
-    if request.method == "POST":
-        form = TokenForm(request.POST)
-        if form.is_valid():
-            token, new_token = accounts.token_issue(
-                user=request.user, name=form.cleaned_data["name"], scope=form.cleaned_data["scope"], by=request.user
-            )
-            messages.success(request, f"Token “{token.name}” created. Copy it now: it will not be shown again.")
-    tokens = ApiToken.objects.filter(user=request.user).order_by("revoked_at", "-created_at")
+class PasswordForm(forms.Form):
+    current_password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    new_password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), strip=False, max_length=4096
+    )
+    new_password_again = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), strip=False, max_length=4096
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("new_password") and data.get("new_password") != data.get("new_password_again"):
+            self.add_error("new_password_again", "The two new passwords differ; type the same one twice.")
+        return data
+
+
+def _profile_page(request: HttpRequest, *, form=None, new_token=None, password_form=None) -> HttpResponse:
+    form, password_form = form or TokenForm(), password_form or PasswordForm()
     context = {
         "form": form,
         "new_token": new_token,
-        "tokens": tokens,
+        "password_form": password_form,
+        "has_password": request.user.has_usable_password(),
+        "sso_provider": settings.OIDC_PROVIDER_NAME if settings.SSO_ENABLED else "",
+        "tokens": ApiToken.objects.filter(user=request.user).order_by("revoked_at", "-created_at"),
         "api_url": request.build_absolute_uri("/"),
         "breadcrumbs": [("Profile", None)],
     }
-    return render(request, "web/profile.html", context, status=400 if form.errors else 200)
+    status = 400 if form.errors or password_form.errors else 200
+    return render(request, "web/profile.html", context, status=status)
+
+
+def profile(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return _profile_page(request)
+    form = TokenForm(request.POST)
+    if not form.is_valid():
+        return _profile_page(request, form=form)
+    token, new_token = accounts.token_issue(
+        user=request.user, name=form.cleaned_data["name"], scope=form.cleaned_data["scope"], by=request.user
+    )
+    messages.success(request, f"Token “{token.name}” created. Copy it now: it will not be shown again.")
+    return _profile_page(request, new_token=new_token)  # a fresh form: the token is made, not to be made twice
+
+
+@require_POST
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change your own password, with your current one; every other session of yours is signed out."""
+    form = PasswordForm(request.POST)
+    if form.is_valid():
+        # Through authenticate(), so that wrong guesses count towards the sign-in throttle as the login form's do.
+        current = form.cleaned_data["current_password"]
+        if authenticate(request, username=request.user.get_username(), password=current) is None:
+            form.add_error("current_password", "That is not your current password.")
+            return _profile_page(request, password_form=form)
+        try:
+            accounts.user_password_set(
+                user=request.user,
+                password=form.cleaned_data["new_password"],
+                by=request.user,
+                current_password=form.cleaned_data["current_password"],
+            )
+        except Forbidden:
+            form.add_error("current_password", "That is not your current password.")
+        except Invalid as exc:
+            form.add_error("new_password", exc.message)
+        else:
+            update_session_auth_hash(request, request.user)
+            messages.success(request, "Password changed. Your other sessions are signed out.")
+            return redirect("profile")
+    return _profile_page(request, password_form=form)
 
 
 @require_POST
