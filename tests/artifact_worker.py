@@ -1,5 +1,5 @@
 """A stand-in for a server worker, run as its own process by tests/test_artifacts_gc.py: it streams an upload
-through `catalog.services.artifact_store` from a body that stops arriving after a few megabytes, so the test can
+through `catalog.artifact_files.artifact_store` from a body that stops arriving after a few megabytes, so the test can
 `kill -9` it half-way. Settings (database, artifacts storage) come as JSON in argv[1], so that it writes where the
 test reads."""
 
@@ -41,7 +41,7 @@ def main() -> None:
     django.setup()
     from django.contrib.auth import get_user_model
 
-    from registry.catalog.services import artifact_store
+    from registry.catalog.artifact_files import artifact_store
     from registry.tracking.models import Run
 
     run = Run.objects.get(pk=config["run"])

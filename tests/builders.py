@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 
+from registry.catalog import artifact_files
 from registry.catalog import services as catalog
 from registry.catalog.models import RegisteredModel
 from registry.governance import services as governance
@@ -59,7 +60,7 @@ def run_create(*, user=None, by=None, **fields):
 
 
 def artifact_store(*, owner, path: str, stream, by=None, limit=None):
-    return catalog.artifact_store(owner=owner, path=path, stream=stream, by=by or admin(), limit=limit)
+    return artifact_files.artifact_store(owner=owner, path=path, stream=stream, by=by or admin(), limit=limit)
 
 
 def experiment_create(*, name: str, owner=None, by=None, **fields):

@@ -184,7 +184,7 @@ ABC_SHA256 = hashlib.sha256(b"abc").hexdigest()
 
 
 class ArtifactFileFactory(factory.django.DjangoModelFactory):
-    """A row without a blob behind it; use services.artifact_store to store real bytes."""
+    """A row without a blob behind it; use artifact_files.artifact_store to store real bytes."""
 
     class Meta:
         model = ArtifactFile

@@ -15,6 +15,7 @@ from django.test import Client
 
 from registry.accounts.models import ApiToken
 from registry.audit.models import AuditEvent
+from registry.catalog import artifact_files
 from registry.catalog import services as catalog
 from registry.catalog.models import ModelAlias, ModelGrant, ModelVersion, RegisteredModel, Stage
 from registry.governance import services as governance
@@ -68,7 +69,7 @@ def root(db):
 def world(alice, root):
     experiment = tracking.experiment_create(name="fraud-training", by=alice)
     run = tracking.run_create(experiment=experiment, by=alice, name="r1")
-    catalog.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(b"w"), by=alice)
+    artifact_files.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(b"w"), by=alice)
     tracking.metrics_log(run=run, by=alice, points=[("f1", 0.5, 0, None)])
     model = catalog.model_create(name="fraud", by=alice, description="Scores payments.")
     v1 = catalog.version_create(model=model, by=alice, run=run, artifact_path="model")
@@ -152,7 +153,7 @@ def test_an_approver_moves_a_protected_alias_when_the_gates_pass(world, alice):
 def test_a_requester_cannot_register_into_someone_elses_model(world, rita):
     caller = Caller(rita)
     own = tracking.run_create(experiment=tracking.experiment_create(name="rita-exp", by=rita), by=rita)
-    catalog.artifact_store(owner=own, path="model/m.pkl", stream=io.BytesIO(b"x"), by=rita)
+    artifact_files.artifact_store(owner=own, path="model/m.pkl", stream=io.BytesIO(b"x"), by=rita)
     response = caller.api("POST", "/models/fraud/versions", {"run_id": own.pk, "artifact_path": "model"})
     assert response.status_code == 403
     mlflow = caller.mlflow("POST", "model-versions/create", {"name": "fraud", "source": f"runs:/{own.pk}/model"})

@@ -273,7 +273,7 @@ def test_replacing_a_run_file_leaves_registered_versions_unchanged(blobs, run, d
 
 
 def test_a_blob_uploaded_directly_is_recorded_with_the_hash_of_what_is_stored(run, blobs):
-    from registry.catalog.services import artifact_register_uploaded
+    from registry.catalog.artifact_files import artifact_register_uploaded
     from tests.builders import admin
 
     data = os.urandom(70_000)
@@ -285,7 +285,7 @@ def test_a_blob_uploaded_directly_is_recorded_with_the_hash_of_what_is_stored(ru
 
 
 def test_registering_a_blob_checks_owner_hash_limit_and_presence(run, blobs):
-    from registry.catalog.services import artifact_register_uploaded
+    from registry.catalog.artifact_files import artifact_register_uploaded
     from tests.builders import admin
 
     other = RunFactory()

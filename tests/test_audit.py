@@ -19,6 +19,7 @@ from registry.accounts import grants
 from registry.accounts import services as accounts
 from registry.audit import services as audit_services
 from registry.audit.models import AuditEvent, Webhook
+from registry.catalog import artifact_files
 from registry.catalog import services as catalog
 from registry.catalog.blobs import artifact_key, artifact_storage
 from registry.catalog.models import ArtifactFile, Stage
@@ -32,7 +33,7 @@ from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, person
 
 pytestmark = pytest.mark.django_db
 
-MODULES = (catalog, tracking, governance, accounts, grants, mlflow, scanning, audit_services)
+MODULES = (catalog, artifact_files, tracking, governance, accounts, grants, mlflow, scanning, audit_services)
 # Checks, not writes.
 NOT_WRITES = {"mlflow_compat.require_logged_model_writer"}
 
@@ -62,7 +63,9 @@ class World:
         self.team = Group.objects.create(name="team")
         self.experiment = tracking.experiment_create(name="e", by=self.owner, tags={"k": "v"})
         self.run = tracking.run_create(experiment=self.experiment, by=self.owner, tags={"t": "1"})
-        self.file = catalog.artifact_store(owner=self.run, path="model/m.pkl", stream=io.BytesIO(b"x"), by=self.owner)
+        self.file = artifact_files.artifact_store(
+            owner=self.run, path="model/m.pkl", stream=io.BytesIO(b"x"), by=self.owner
+        )
         self.model = catalog.model_create(name="m", by=self.owner, tags={"k": "v"})
         self.v1 = catalog.version_create(model=self.model, by=self.owner, run=self.run, artifact_path="model")
         self.v2 = catalog.version_create(model=self.model, by=self.owner, tags={"k": "v"})
@@ -171,12 +174,12 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         ),
         "version_deleted",
     ),
-    "catalog.artifact_store": (
-        lambda w: catalog.artifact_store(owner=w.run, path="b.bin", stream=io.BytesIO(b"y"), by=w.owner),
+    "artifact_files.artifact_store": (
+        lambda w: artifact_files.artifact_store(owner=w.run, path="b.bin", stream=io.BytesIO(b"y"), by=w.owner),
         "artifact_stored",
     ),
-    "catalog.artifact_register_uploaded": (
-        lambda w: catalog.artifact_register_uploaded(
+    "artifact_files.artifact_register_uploaded": (
+        lambda w: artifact_files.artifact_register_uploaded(
             owner=w.run,
             path="c.bin",
             key=artifact_storage().save(artifact_key(w.run, "c.bin"), io.BytesIO(b"z")),
@@ -184,7 +187,10 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         ),
         "artifact_stored",
     ),
-    "catalog.artifact_delete": (lambda w: catalog.artifact_delete(artifact=w.file, by=w.owner), "artifact_deleted"),
+    "artifact_files.artifact_delete": (
+        lambda w: artifact_files.artifact_delete(artifact=w.file, by=w.owner),
+        "artifact_deleted",
+    ),
     # File safety scan
     "scanning.version_rescan": (lambda w: scanning.version_rescan(version=w.v1, by=w.owner), "scan_requested"),
     # Tracking
@@ -322,6 +328,10 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
     ),
     "accounts.user_password_set": (
         lambda w: accounts.user_password_set(user=w.bob, password="a-Long-pw-2", by=w.root),
+        "user_changed",
+    ),
+    "accounts.user_password_off": (
+        lambda w: accounts.user_password_off(user=w.bob, by=w.root),
         "user_changed",
     ),
     "accounts.user_admin_set": (

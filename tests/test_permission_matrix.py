@@ -34,6 +34,7 @@ from django.urls import URLPattern, URLResolver
 
 from registry.accounts.models import ApiToken
 from registry.audit.models import AuditEvent, Webhook
+from registry.catalog import artifact_files
 from registry.catalog import services as catalog
 from registry.catalog.models import ArtifactFile, ModelAlias, ModelGrant, ModelVersion, RegisteredModel, Stage
 from registry.governance import services as governance
@@ -103,8 +104,8 @@ def world(settings, tmp_path) -> World:
     dataset2 = tracking.dataset_register(by=owner, name="d", digest="c" * 64)
     tracking.run_input_add(run=run, by=owner, dataset=dataset2, context="evaluation")
     tracking.experiment_update(experiment=experiment, by=owner, tags={"k": "v"})
-    catalog.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(b"weights"), by=owner)
-    catalog.artifact_store(owner=run, path="notes.txt", stream=io.BytesIO(b"notes"), by=owner)
+    artifact_files.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(b"weights"), by=owner)
+    artifact_files.artifact_store(owner=run, path="notes.txt", stream=io.BytesIO(b"notes"), by=owner)
     model = catalog.model_create(name="m", by=owner, tags={"k": "v"})
     v1, v2, v3 = (
         catalog.version_create(model=model, by=owner, run=run, artifact_path="model", tags={"k": "v"}) for _ in range(3)
@@ -576,6 +577,14 @@ WEB_CASES = {
     "logout/": case("POST", "/logout/", EVERYONE),
     "profile/": case("GET", "/profile/", EVERYONE),
     "profile/tokens/<int:pk>/revoke/": case("POST", "/profile/tokens/{owner_token}/revoke/", {"owner"}),
+    # Your own password, always: a wrong current one is a form error (400) on your own page.
+    "profile/password/": case(
+        "POST",
+        "/profile/password/",
+        EVERYONE,
+        {"current_password": "not-it", "new_password": "a-New-pass-9137", "new_password_again": "a-New-pass-9137"},
+        also_ok=(400,),
+    ),
     "models/": case("GET", "/models/", DASHBOARD, hides=">m<"),
     "models/<model:name>/": case("GET", "/models/m/", DASHBOARD),
     "models/<model:name>/versions/<int:version>/": case("GET", "/models/m/versions/1/", DASHBOARD),

@@ -46,7 +46,7 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
     """Django's user admin, with what decides access written by the accounts services, which audit it: a new
     account (user_create), its rights and teams (user_access_set: teams carry grants and the approver roles),
     deleting it (user_delete), its own permissions (user_access_set: the approver roles are permissions), its
-    password (user_password_set). Names and email are saved by the form as before."""
+    password (user_password_set, user_password_off). Names and email are saved by the form as before."""
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -77,8 +77,8 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
 
     def user_change_password(self, request, id, form_url=""):
         """Django's password page, for administrators only (a password set here lets whoever set it sign in as that
-        person), its change written by user_password_set, which audits it. Django's own view renders the page and
-        answers a form with errors."""
+        person), its change written by user_password_set or user_password_off, which audit it. Django's own view
+        renders the page and answers a form with errors."""
         if not request.user.is_superuser:
             raise PermissionDenied
         user = self.get_object(request, unquote(id))
@@ -86,9 +86,12 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
             form = self.change_password_form(user, request.POST)
             turn_off = "unset-password" in request.POST
             if form.is_valid() and (form.cleaned_data["set_usable_password"] or turn_off):
-                password = None if not form.cleaned_data["set_usable_password"] else form.cleaned_data["password1"]
+                password = form.cleaned_data["password1"] if form.cleaned_data["set_usable_password"] else None
                 try:
-                    accounts.user_password_set(user=user, password=password, by=request.user)
+                    if password is None:
+                        accounts.user_password_off(user=user, by=request.user)
+                    else:
+                        accounts.user_password_set(user=user, password=password, by=request.user)
                 except DomainError as exc:
                     self.message_user(request, f"Nothing was changed: {exc.message}", messages.ERROR)
                     return HttpResponseRedirect(request.get_full_path())

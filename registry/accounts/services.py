@@ -71,33 +71,34 @@ def user_create(*, username: str, password: str | None, by, is_superuser: bool =
     return user
 
 
-def user_password_set(*, user, password: str | None, by, current_password: str | None = None) -> None:
-    """Set `user`'s password; None turns password sign-in off (they sign in through the identity provider, until an
-    administrator sets one). People change their own with their current password; only an administrator changes
-    someone else's, or turns off their own."""
-    own = by.pk == user.pk
-    if not own:
+def user_password_set(*, user, password: str, by, current_password: str | None = None) -> None:
+    """Set `user`'s password. People change their own with their current one (administrators need not); only an
+    administrator sets someone else's."""
+    if by.pk != user.pk:
         _require_superuser(by, "change another user's password")
-    elif password is None:
-        raise Conflict("You cannot turn off your own password sign-in; ask another administrator.")
     elif not by.is_superuser and not (current_password and user.check_password(current_password)):
         raise Forbidden("To change your own password, send your current password too.")
-    if password is not None:
-        try:
-            validate_password(password, user)
-        except ValidationError as exc:
-            raise Invalid("The password is too weak: " + " ".join(exc.messages)) from None
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise Invalid("The password is too weak: " + " ".join(exc.messages)) from None
     with transaction.atomic():
-        if password is None:
-            user.set_unusable_password()
-        else:
-            user.set_password(password)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        audit.record(AuditAction.USER_CHANGED, actor=by, subject=f"user:{user.get_username()}", to_value="password")
+
+
+def user_password_off(*, user, by) -> None:
+    """Turn `user`'s password sign-in off: they sign in through the identity provider only, until an administrator
+    sets a password. An administrator's, for someone else."""
+    _require_superuser(by, "turn off someone's password sign-in")
+    if by.pk == user.pk:
+        raise Conflict("You cannot turn off your own password sign-in; ask another administrator.")
+    with transaction.atomic():
+        user.set_unusable_password()
         user.save(update_fields=["password"])
         audit.record(
-            AuditAction.USER_CHANGED,
-            actor=by,
-            subject=f"user:{user.get_username()}",
-            to_value="password" if password is not None else "password sign-in off",
+            AuditAction.USER_CHANGED, actor=by, subject=f"user:{user.get_username()}", to_value="password sign-in off"
         )
 
 

@@ -22,7 +22,7 @@ from registry.api.schemas import (
     MultipartStartOut,
     errors,
 )
-from registry.catalog import downloads, services, transfers
+from registry.catalog import artifact_files, downloads, transfers
 from registry.catalog.access import version_for
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.paths import normalise_artifact_path
@@ -98,7 +98,7 @@ def upload_run_artifact(request: HttpRequest, run_id: str, path: ArtifactPath):
     limit = settings.ARTIFACT_MAX_UPLOAD_BYTES
     if int(length) > limit:
         raise ApiError(413, f"The file is {int(length)} bytes; the limit is {limit} bytes (ARTIFACT_MAX_UPLOAD_BYTES).")
-    artifact = services.artifact_store(owner=run, path=path, stream=request, by=request.user, limit=limit)
+    artifact = artifact_files.artifact_store(owner=run, path=path, stream=request, by=request.user, limit=limit)
     return Status(201, artifact_out(artifact, run_artifact_url(run.pk, artifact.path)))
 
 
@@ -172,7 +172,7 @@ def download_run_artifact(request: HttpRequest, run_id: str, path: ArtifactPath)
 def delete_run_artifact(request: HttpRequest, run_id: str, path: ArtifactPath):
     run = run_for(request.user, run_id, write=True)
     artifact = _run_file_or_404(run, path)
-    services.artifact_delete(artifact=artifact, by=request.user)
+    artifact_files.artifact_delete(artifact=artifact, by=request.user)
     return Status(204, None)
 
 

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from registry.admin_base import ServiceAdmin
-from registry.catalog import services
+from registry.catalog import artifact_files, services
 from registry.catalog.models import ArtifactFile, ModelAlias, ModelGrant, ModelVersion, RegisteredModel
 from registry.governance import services as governance
 from registry.lib.errors import Invalid
@@ -200,7 +200,7 @@ class ArtifactFileAdmin(ServiceAdmin):
         return False
 
     def delete_model(self, request, obj: ArtifactFile) -> None:
-        services.artifact_delete(artifact=obj, by=request.user)
+        artifact_files.artifact_delete(artifact=obj, by=request.user)
 
     @admin.display(description="Owner")
     def owner_label(self, obj: ArtifactFile) -> str:

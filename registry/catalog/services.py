@@ -1,23 +1,19 @@
-"""Writes to the catalog: registered models, their versions, tags, descriptions, files, and who may do what with
-them. Each function checks that `by` may do it, writes, and records the audit event in one transaction; every
+"""Writes to the catalog: registered models, their versions, tags, descriptions, model cards, and who may do what
+with them. Each function checks that `by` may do it, writes, and records the audit event in one transaction; every
 surface (the JSON API, the MLflow API, the dashboard, the admin, management commands) calls these and only
 translates their errors.
 
 Stages and aliases are moved by the governance services (they are what deployments pull, under approval rules).
-The bytes behind file rows (keys, hashing writes, ranged reads, freeing) are registry.catalog.blobs'; the catalog's
+Files are written by registry.catalog.artifact_files, and the bytes behind them (keys, hashing writes, ranged reads,
+freeing) are registry.catalog.blobs'; a version's signature is registry.catalog.version_signature's; the catalog's
 refusals are registry.catalog.errors.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import mimetypes
 from collections.abc import Mapping
-from typing import BinaryIO
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -26,20 +22,17 @@ from registry.accounts import grants
 from registry.accounts.access import level_of
 from registry.audit import services as audit
 from registry.audit.models import AuditAction, WebhookEventType
-from registry.catalog import blobs
+from registry.catalog import blobs, version_signature
 from registry.catalog.access import require
 from registry.catalog.errors import (
     AlreadyExists,
-    ArtifactTooLarge,
     CatalogError,
-    ChecksumMismatch,
     InvalidPath,
     NoSuchFolder,
 )
 from registry.catalog.models import ArtifactFile, ModelCard, ModelGrant, ModelVersion, RegisteredModel, Stage
 from registry.lib import errors
 from registry.lib import model_card as cards
-from registry.lib import signature as signatures
 from registry.lib.access import Level
 from registry.lib.errors import Forbidden
 from registry.lib.names import KEY_MAX, NameError_, case_clash_message, check_model_name, check_tag_key
@@ -371,7 +364,7 @@ def version_create(
     )
     if external_location and artifact_path is not None:
         raise CatalogError("A version is either an external reference or the files of a run folder, not both.")
-    checked_signature = _checked_signature(signature, signature_source)
+    checked_signature = version_signature.checked_signature(signature, signature_source)
     prefix = None
     if artifact_path is not None:
         if run is None:
@@ -404,7 +397,7 @@ def version_create(
         version.created_files = _copy_run_files(run, prefix, version) if prefix is not None else []
         scanning.version_registered(version)  # the run's files were scanned already: an unsafe one is told now
         if checked_signature is None:
-            _signature_from_files(version, version.created_files)
+            version_signature.signature_from_files(version, version.created_files)
         audit.record(
             AuditAction.VERSION_CREATED,
             actor=by,
@@ -510,13 +503,13 @@ def version_update(
     model)."""
     require(version.model, by, Level.EDIT)
     if signature is not UNCHANGED:
-        checked_signature = _checked_signature(signature, "api")
+        checked_signature = version_signature.checked_signature(signature, "api")
     with transaction.atomic():
         locked = ModelVersion.objects.select_for_update().only("description", "tags", "signature").get(pk=version.pk)
         changes: dict = {}
         if signature is not UNCHANGED and checked_signature != locked.signature:
             changes["signature"] = checked_signature
-            _record_signature(version, by, checked_signature)
+            version_signature.record_signature(version, by, checked_signature)
         if description is not None and description != locked.description:
             changes["description"] = description
             audit.record(
@@ -535,102 +528,6 @@ def version_update(
             for field, value in changes.items():
                 setattr(version, field, value)
     return version
-
-
-class SignatureInvalid(CatalogError):
-    """A signature that cannot be stored; `field` names where, as the message does."""
-
-    def __init__(self, error: signatures.SignatureError):
-        super().__init__(f"Invalid signature at {error.field}: {error.message}", [{"field": error.field}])
-        self.field = error.field
-
-
-def _checked_signature(signature: Mapping | None, source: str) -> dict | None:
-    try:
-        return signatures.normalise(signature, source=source)
-    except signatures.SignatureError as exc:
-        raise SignatureInvalid(exc) from None
-
-
-def _record_signature(version: ModelVersion, by, signature: dict | None) -> None:
-    data = {"inputs": len(signature["inputs"]), "outputs": len(signature["outputs"])} if signature else {}
-    audit.record(
-        AuditAction.VERSION_SIGNATURE_SET,
-        actor=by,
-        version=version,
-        to_value=(signature or {}).get("source", "removed"),
-        data=data,
-    )
-
-
-# What of a version's files the signature is read from: MLflow's MLmodel at the version's root, and the input
-# example it names.
-MLMODEL_PATH = "MLmodel"
-
-
-def _read_small(file: ArtifactFile, limit: int) -> bytes | None:
-    if file.size > limit:
-        return None
-    try:
-        return b"".join(blobs.artifact_read(file))
-    except OSError:
-        logger.warning("Could not read %s of version %s", file.path, file.version_id, exc_info=True)
-        return None
-
-
-def read_mlmodel_signature(files: list[ArtifactFile]) -> dict | None:
-    """The signature the MLmodel among `files` declares (with its input example when stored too), or None: no
-    MLmodel, none declared, or a file that cannot be read or parsed (logged; registration does not fail over it)."""
-    by_path = {f.path: f for f in files}
-    mlmodel = by_path.get(MLMODEL_PATH)
-    if mlmodel is None:
-        return None
-    text = _read_small(mlmodel, signatures.MLMODEL_MAX)
-    if text is None:
-        return None
-    try:
-        document = signatures.read_mlmodel(text)
-    except signatures.SignatureError as exc:
-        logger.info("Version %s: MLmodel cannot be read (%s)", mlmodel.version_id, exc)
-        return None
-    if not document.get("signature"):
-        return None
-    example = None
-    example_file = by_path.get(signatures.example_path(document) or "")
-    if example_file is not None:
-        raw = _read_small(example_file, signatures.EXAMPLE_MAX)
-        try:
-            example = json.loads(raw) if raw else None
-        except ValueError:
-            example = None
-    try:
-        return signatures.from_mlmodel(document, input_example=example)
-    except signatures.SignatureError as exc:
-        if exc.field.endswith("input_example"):
-            return signatures.from_mlmodel(document)
-        logger.info("Version %s: MLmodel has no usable signature (%s)", mlmodel.version_id, exc)
-        return None
-
-
-def _signature_from_files(version: ModelVersion, files: list[ArtifactFile]) -> None:
-    """Store the signature of the version's MLmodel, if it has one (inside the registering transaction). One
-    hand-written UPDATE: registration is a hot path, and most MLflow versions carry an MLmodel."""
-    found = read_mlmodel_signature(files)
-    if found is not None:
-        connection = rawsql.connection_for(ModelVersion, write=True)
-        rawsql.executemany(
-            connection,
-            f"UPDATE {rawsql.table(ModelVersion)} SET {rawsql.column(ModelVersion, 'signature')} = %s"
-            f" WHERE {rawsql.quote('id')} = %s",
-            [[rawsql.adapt(ModelVersion, "signature", found, connection), version.pk]],
-        )
-        version.signature = found
-
-
-def _signature_follows_files(version: ModelVersion) -> bool:
-    """Whether an MLmodel uploaded to the version now gives its signature: unless someone set one explicitly."""
-    current = ModelVersion.objects.filter(pk=version.pk).values_list("signature", flat=True).first()
-    return current is None or current.get("source") == "MLmodel"
 
 
 def version_tag_set(*, version: ModelVersion, key: str, value: str | None, by) -> ModelVersion:
@@ -698,147 +595,3 @@ def _copy_run_files(run: Run, prefix: str, version: ModelVersion) -> list[Artifa
     if not copies:
         raise NoSuchFolder(f"Run {run.pk} has no artifacts under {prefix or 'its root'!r}.")
     return copies
-
-
-def _require_file_writer(owner: Run | ModelVersion, by) -> None:
-    if isinstance(owner, Run):
-        tracking_access.require_run_write(owner, by)
-    else:
-        require(owner.model, by, Level.EDIT)
-
-
-def artifact_store(
-    *, owner: Run | ModelVersion, path: str, stream: BinaryIO, by, limit: int | None = None
-) -> ArtifactFile:
-    """Stream `stream` into the artifacts storage under `owner` (a run: its writer; a version: EDIT on its model),
-    computing size and sha256 on the way.
-
-    Storing a path that already exists replaces that file.
-    """
-    _require_file_writer(owner, by)
-    try:
-        path = normalise_artifact_path(path)
-    except PathError as exc:
-        raise InvalidPath(str(exc)) from None
-    storage = blobs.artifact_storage()
-    key = blobs.artifact_key(owner, path)
-    with blobs.HashingReader(stream, limit) as reader:
-        try:
-            stored_key = storage.save(key, blobs.UploadFile(reader, name=path.rsplit("/", 1)[-1]))
-        except BaseException:
-            blobs.delete_quietly(key)
-            raise
-    return _record_blob(owner=owner, path=path, key=stored_key, size=reader.size, sha256=reader.hash.hexdigest(), by=by)
-
-
-def require_file_writer(owner: Run | ModelVersion, user) -> None:
-    """Refuse (Forbidden/NotFound) unless `user` may write `owner`'s files: the check before a direct upload starts."""
-    _require_file_writer(owner, user)
-
-
-def artifact_register_uploaded(
-    *,
-    owner: Run | ModelVersion,
-    path: str,
-    key: str,
-    by,
-    sha256: str | None = None,
-    limit: int | None = None,
-) -> ArtifactFile:
-    """Record a blob that reached the storage without passing through this process (an S3 multipart upload to
-    presigned part URLs) as `owner`'s file at `path`, exactly as `artifact_store` records a streamed one.
-
-    The blob is read back once to learn its size and sha256, so the row holds what is really stored whatever the
-    client claims; a declared `sha256` that differs, or a size past `limit`, deletes the blob and is refused.
-    """
-    _require_file_writer(owner, by)
-    try:
-        path = normalise_artifact_path(path)
-    except PathError as exc:
-        raise CatalogError(str(exc)) from None
-    prefix = f"runs/{owner.pk}/" if isinstance(owner, Run) else f"models/{owner.model_id}/versions/{owner.version}/"
-    # The key came from `blobs.artifact_key(owner, …)` through a signed upload id: no other owner's blob gets in.
-    if not key.startswith(prefix) or ".." in key.split("/"):
-        raise CatalogError(f"The blob {key!r} was not uploaded for this owner.")
-    digest, size = hashlib.sha256(), 0
-    try:
-        for chunk in blobs.chunks(key):
-            size += len(chunk)
-            if limit is not None and size > limit:
-                raise ArtifactTooLarge(f"The artifact is larger than the {limit}-byte limit.")
-            digest.update(chunk)
-    except FileNotFoundError:
-        raise CatalogError(f"Nothing was uploaded for {path!r}; upload its parts first.") from None
-    except BaseException:
-        blobs.delete_quietly(key)
-        raise
-    computed = digest.hexdigest()
-    if sha256 is not None and sha256.strip().lower() != computed:
-        blobs.delete_quietly(key)
-        raise ChecksumMismatch(
-            f"The uploaded bytes of {path!r} have sha256 {computed}, not the declared {sha256}; upload it again."
-        )
-    return _record_blob(owner=owner, path=path, key=key, size=size, sha256=computed, by=by, direct=True)
-
-
-def _record_blob(
-    *, owner: Run | ModelVersion, path: str, key: str, size: int, sha256: str, by, **audit_data
-) -> ArtifactFile:
-    """Make a stored blob `owner`'s file at `path`: scan it (small files now, large ones in the background), write
-    the row that is its only pointer, free the blob it replaces, and record the upload with its verdict, in one
-    transaction. A version's MLmodel also gives the version its signature unless one was set explicitly."""
-    scan = scanning.scan_upload(key, path, size)  # None when large: scanned in the background
-    fields = {
-        "storage_key": key,
-        "size": size,
-        "sha256": sha256,
-        "content_type": mimetypes.guess_type(path)[0] or "application/octet-stream",
-        "created_at": timezone.now(),
-    }
-    owner_field = "run" if isinstance(owner, Run) else "version"
-    try:
-        with transaction.atomic():
-            previous = (
-                ArtifactFile.objects.select_for_update()
-                .filter(**{owner_field: owner, "path": path})
-                .values_list("storage_key", flat=True)
-                .first()
-            )
-            artifact, _ = ArtifactFile.objects.update_or_create(**{owner_field: owner, "path": path}, defaults=fields)
-            if previous and previous != key:
-                blobs.delete_when_unused(previous)
-            _record_file(
-                AuditAction.ARTIFACT_STORED,
-                owner,
-                by,
-                path,
-                size=size,
-                sha256=sha256,
-                **audit_data,
-                scan=scan.verdict if scan else "pending",
-            )
-            scanning.file_stored(artifact, scan)
-            if isinstance(owner, ModelVersion) and path == MLMODEL_PATH and _signature_follows_files(owner):
-                _signature_from_files(owner, owner.files())
-                if owner.signature is not None:
-                    _record_signature(owner, by, owner.signature)
-    except (IntegrityError, ValidationError) as exc:
-        blobs.delete_quietly(key)
-        raise CatalogError(f"Could not record artifact {path!r}: {exc}") from None
-    return artifact
-
-
-def artifact_delete(*, artifact: ArtifactFile, by) -> None:
-    """Delete the file's row (its run's writer, or EDIT on its version's model); its blob goes too once no other row
-    (a version sharing it) points at it."""
-    owner = artifact.owner
-    _require_file_writer(owner, by)
-    with transaction.atomic():
-        artifact.delete()
-        blobs.delete_when_unused(artifact.storage_key)
-        _record_file(AuditAction.ARTIFACT_DELETED, owner, by, artifact.path, size=artifact.size, sha256=artifact.sha256)
-
-
-def _record_file(action: str, owner: Run | ModelVersion, by, path: str, **data) -> None:
-    where = {"run": owner} if isinstance(owner, Run) else {"version": owner}
-    audit.record(action, actor=by, to_value=path, data=data, **where)

@@ -3,8 +3,8 @@ uploads whose parts go from the client straight to the bucket.
 
 Only the S3 mechanics live here. Every check is the catalog's: a download URL is made for a file the caller has
 already loaded through the permission helpers; a multipart upload starts only for someone who may write the owner's
-files; completing one hands the assembled blob to `services.artifact_register_uploaded`, which hashes it, records the
-row and its audit event exactly as a streamed upload is recorded.
+files; completing one hands the assembled blob to `artifact_files.artifact_register_uploaded`, which hashes it,
+records the row and its audit event exactly as a streamed upload is recorded.
 
 An upload is stateless on the server: the id given to the client is a signed token naming the S3 upload, the blob's
 key, the owner, the path and the user, so any app server can complete or abort it. Parts of an upload that nobody
@@ -22,7 +22,7 @@ from django.core import signing
 from django.utils.http import content_disposition_header
 from storages.utils import clean_name
 
-from registry.catalog import blobs, services
+from registry.catalog import artifact_files, blobs
 from registry.catalog.errors import ArtifactTooLarge, CatalogError
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.errors import Conflict, Forbidden, NotFound
@@ -172,7 +172,7 @@ def multipart_start(
     Either `size` (the server picks the part size, `part_size` if given and within S3's limits) or `num_parts` (the
     MLflow client splits the file itself) is needed.
     """
-    services.require_file_writer(owner, user)
+    artifact_files.require_file_writer(owner, user)
     if not settings.ARTIFACTS_S3_MULTIPART_UPLOADS:
         raise DirectTransfersOff("Multipart uploads are off on this registry (ARTIFACTS_S3_MULTIPART_UPLOADS).")
     storage, client = _s3()
@@ -248,14 +248,14 @@ def multipart_complete(
     by,
     sha256: str | None = None,
 ) -> ArtifactFile:
-    """Assemble the uploaded parts into the blob and record it through `services.artifact_register_uploaded`
+    """Assemble the uploaded parts into the blob and record it through `artifact_files.artifact_register_uploaded`
     (which reads it back to hash it, checks `sha256` when given, and writes the row and its audit event).
 
     `parts` are `{"part_number": n, "etag": "..."}` as S3 answered each part's PUT.
     """
     from botocore.exceptions import ClientError
 
-    services.require_file_writer(owner, by)
+    artifact_files.require_file_writer(owner, by)
     storage, _ = _s3()
     if storage is None:
         raise DirectTransfersOff("Multipart uploads need artifacts stored on S3 (ARTIFACTS_S3_BUCKET).")
@@ -289,7 +289,7 @@ def multipart_complete(
             message = exc.response.get("Error", {}).get("Message", code)
             raise CatalogError(f"S3 refused to assemble the parts: {message}") from None
         raise
-    return services.artifact_register_uploaded(
+    return artifact_files.artifact_register_uploaded(
         owner=owner, path=path, key=data["k"], by=by, sha256=sha256, limit=settings.ARTIFACT_MAX_UPLOAD_BYTES
     )
 
@@ -298,7 +298,7 @@ def multipart_abort(*, owner: Run | ModelVersion, path: str, upload_id: str, use
     """Abandon an upload: S3 drops its parts. Aborting one that is already gone is not an error."""
     from botocore.exceptions import ClientError
 
-    services.require_file_writer(owner, user)
+    artifact_files.require_file_writer(owner, user)
     storage, client = _s3()
     if storage is None:
         raise DirectTransfersOff("Multipart uploads need artifacts stored on S3 (ARTIFACTS_S3_BUCKET).")

@@ -30,8 +30,9 @@ from django.utils import timezone
 from registry_client import environment as client_environment
 from registry_client.profiling import DatasetProfile, profile_table
 
+from registry.catalog.artifact_files import artifact_store
 from registry.catalog.models import ModelVersion, RegisteredModel, Stage
-from registry.catalog.services import artifact_store, card_update, model_create, version_create
+from registry.catalog.services import card_update, model_create, version_create
 from registry.demo.recipes import (
     DEFAULT_SPLIT_SEED,
     RECIPES,

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from registry.audit.models import AuditAction, AuditEvent
-from registry.catalog import services as catalog
+from registry.catalog import artifact_files
 from registry.catalog.models import ModelVersion
 from tests.api.conftest import assert_error
 from tests.test_signature import MLMODEL
@@ -100,7 +100,7 @@ def test_patch_sets_replaces_and_removes_the_signature_with_an_audit_event(api, 
 def test_an_mlmodel_uploaded_to_the_version_later_gives_its_signature(api, fraud, folder, user):
     api.post("/models/fraud/versions", {"run_id": folder, "artifact_path": "model"})
     version = ModelVersion.objects.select_related("model").get()
-    catalog.artifact_store(owner=version, path="MLmodel", stream=io.BytesIO(MLMODEL.encode()), by=user)
+    artifact_files.artifact_store(owner=version, path="MLmodel", stream=io.BytesIO(MLMODEL.encode()), by=user)
     assert api.get("/models/fraud/versions/1").json()["signature"]["source"] == "MLmodel"
     assert AuditEvent.objects.filter(action=AuditAction.VERSION_SIGNATURE_SET, to_value="MLmodel").exists()
 

@@ -8,6 +8,7 @@ import io
 
 import pytest
 
+from registry.catalog import artifact_files
 from registry.catalog import services as catalog
 from registry.catalog.models import Stage
 from registry.governance import services as governance
@@ -33,8 +34,8 @@ def fraud():
     for content in (scan_files.demo_pickle(), scan_files.malicious_pickle()):
         run = tracking.run_create(experiment=experiment, by=olga)
         tracking.log_batch(run=run, by=olga, params={}, points=[("accuracy", 0.9, 0, None)], tags={})
-        catalog.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(content), by=olga)
-        catalog.artifact_store(owner=run, path="model/MLmodel", stream=io.BytesIO(b"flavors: {}\n"), by=olga)
+        artifact_files.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(content), by=olga)
+        artifact_files.artifact_store(owner=run, path="model/MLmodel", stream=io.BytesIO(b"flavors: {}\n"), by=olga)
         versions.append(catalog.version_create(model=model, by=olga, run=run, artifact_path="model"))
     governance.transition_request(version=versions[1], to_stage=Stage.PRODUCTION, by=olga)
     return versions

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from registry.audit.models import AuditAction, AuditEvent
+from registry.catalog import artifact_files
 from registry.catalog import services as catalog
 from registry.catalog.models import ModelCard
 from registry.tracking import services as tracking
@@ -56,7 +57,7 @@ def world():
     versions = []
     for n, signature in enumerate((OLD, NEW)):
         run = tracking.run_create(experiment=experiment, by=olga, name=f"gbm-{n}")
-        catalog.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(b"weights"), by=olga)
+        artifact_files.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(b"weights"), by=olga)
         run_input_add(run=run, dataset=customers, context="training")
         if n:
             run_input_add(run=run, dataset=dataset_register(name="holdout", digest="d" * 64), context="evaluation")

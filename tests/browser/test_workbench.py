@@ -9,6 +9,7 @@ import io
 import pytest
 
 from registry.audit.models import AuditAction, AuditEvent
+from registry.catalog import artifact_files
 from registry.catalog import services as catalog
 from registry.catalog.models import ModelAlias, ModelVersion, RegisteredModel
 from registry.governance import services as governance
@@ -44,7 +45,7 @@ def world():
             tags={},
         )
         for path, body in (("model/MLmodel", MLMODEL), ("model/model.pkl", "weights"), ("notes.txt", "notes")):
-            catalog.artifact_store(owner=run, path=path, stream=io.BytesIO(body.encode()), by=olga)
+            artifact_files.artifact_store(owner=run, path=path, stream=io.BytesIO(body.encode()), by=olga)
         tracking.run_finish(run=run, by=olga)
         runs.append(run)
     model = catalog.model_create(name="churn", by=olga, description="Predicts churn.")

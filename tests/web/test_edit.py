@@ -9,6 +9,7 @@ import json
 import pytest
 
 from registry.audit.models import AuditAction, AuditEvent
+from registry.catalog import artifact_files
 from registry.catalog import services as catalog
 from registry.catalog.models import ModelAlias, ModelVersion, RegisteredModel, Stage
 from registry.governance import services as governance
@@ -31,7 +32,7 @@ def world(settings):
     experiment = tracking.experiment_create(name="churn-training", by=olga)
     run = tracking.run_create(experiment=experiment, by=olga, name="gbm")
     for path, body in (("model/MLmodel", b"flavors: {}\n"), ("model/model.pkl", b"\x80\x04weights\x00")):
-        catalog.artifact_store(owner=run, path=path, stream=io.BytesIO(body), by=olga)
+        artifact_files.artifact_store(owner=run, path=path, stream=io.BytesIO(body), by=olga)
     model = catalog.model_create(name="churn", by=olga)
     for _ in range(2):
         catalog.version_create(model=model, by=olga, run=run, artifact_path="model")
@@ -281,7 +282,7 @@ def test_text_files_preview_inline_binary_ones_do_not(client, world):
         ("requirements.txt", b"scikit-learn==1.5\n"),
         ("weights.txt", b"\x00\x01binary"),
     ):
-        catalog.artifact_store(owner=run, path=path, stream=io.BytesIO(body), by=world["olga"])
+        artifact_files.artifact_store(owner=run, path=path, stream=io.BytesIO(body), by=world["olga"])
     as_user(client, world["rhea"])
     markdown = client.get(f"/runs/{run.pk}/preview/card.md").content.decode()
     assert "<h1>Churn</h1>" in markdown and "<script" not in markdown

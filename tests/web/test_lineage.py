@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from registry.catalog import artifact_files
 from registry.catalog import services as catalog
 from registry.catalog.models import Stage
 from registry.lib.lineage import Graph, Node
@@ -28,7 +29,7 @@ def world(settings):
     olga, rhea = UserFactory(username="olga"), UserFactory(username="rhea")
     experiment = tracking.experiment_create(name="churn-training", by=olga)
     run = tracking.run_create(experiment=experiment, by=olga, name="gbm")
-    catalog.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(b"w"), by=olga)
+    artifact_files.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(b"w"), by=olga)
     train = dataset_register(name="train", digest="a" * 64)
     run_input_add(run=run, dataset=train, context="training")
     run_input_add(run=run, dataset=dataset_register(name="holdout", digest="b" * 64), context="evaluation")
@@ -107,7 +108,7 @@ def _many_more(world, n: int) -> None:
     churn = catalog.model_create(name=f"wide-{n}", by=olga)
     for i in range(n):
         run = tracking.run_create(experiment=experiment, by=olga, name=f"r{i}")
-        catalog.artifact_store(owner=run, path="m/x", stream=io.BytesIO(b"w"), by=olga)
+        artifact_files.artifact_store(owner=run, path="m/x", stream=io.BytesIO(b"w"), by=olga)
         run_input_add(run=run, dataset=world["train"], context="training")
         for _ in range(2):
             version = catalog.version_create(model=churn, by=olga, run=run, artifact_path="m")

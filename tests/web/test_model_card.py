@@ -10,6 +10,7 @@ import re
 import pytest
 
 from registry.audit.models import AuditAction, AuditEvent
+from registry.catalog import artifact_files
 from registry.catalog import services as catalog
 from registry.catalog.models import ModelCard, Stage
 from registry.governance import gates
@@ -37,7 +38,7 @@ def world(settings):
     olga = people["olga"]
     experiment = tracking.experiment_create(name="churn-training", by=olga)
     run = tracking.run_create(experiment=experiment, by=olga, name="gbm")
-    catalog.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(b"weights"), by=olga)
+    artifact_files.artifact_store(owner=run, path="model/model.pkl", stream=io.BytesIO(b"weights"), by=olga)
     metrics_log(run=run, points=[Point("f1", 0.81)])
     run_input_add(run=run, dataset=dataset_register(name="customers-2025", digest="a" * 64), context="training")
     run_input_add(run=run, dataset=dataset_register(name="holdout-q4", digest="b" * 64), context="evaluation")

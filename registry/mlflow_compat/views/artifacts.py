@@ -20,8 +20,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 
 from registry.accounts.access import level_of
-from registry.catalog import downloads, transfers
-from registry.catalog import services as catalog
+from registry.catalog import artifact_files, downloads, transfers
 from registry.catalog.models import ArtifactFile, ModelVersion
 from registry.lib.access import Level
 from registry.lib.paths import PathError, check_artifact_path
@@ -178,7 +177,7 @@ def upload_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResp
     limit = settings.ARTIFACT_MAX_UPLOAD_BYTES
     if int(length) > limit:
         raise invalid(f"The file is {int(length):,} bytes; the limit is {limit:,} (ARTIFACT_MAX_UPLOAD_BYTES).")
-    catalog.artifact_store(owner=run, path=relative, stream=request, by=caller.user, limit=limit)
+    artifact_files.artifact_store(owner=run, path=relative, stream=request, by=caller.user, limit=limit)
     return json_response({})
 
 
@@ -190,7 +189,7 @@ def delete_artifact(request: HttpRequest, caller: Caller, path: str) -> HttpResp
         files = files.filter(Q(path__startswith=relative + "/") | Q(path=relative))
     for artifact in files:
         artifact.run = run  # the run whose writer was checked, not a fresh copy to check again
-        catalog.artifact_delete(artifact=artifact, by=caller.user)
+        artifact_files.artifact_delete(artifact=artifact, by=caller.user)
     return json_response({})
 
 
