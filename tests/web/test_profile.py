@@ -34,6 +34,33 @@ def test_create_token_shows_it_once_and_stores_only_its_hash(client, owner):
     assert 'placeholder="CI pipeline" value=""' in response.content.decode()
 
 
+def test_a_token_that_expires(client, owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client.force_login(owner)
+    response = client.post(reverse("profile"), {"name": "nightly", "scope": "write", "expires_in": "30"})
+    assert response.status_code == 200
+    token = ApiToken.objects.get(user=owner)
+    assert abs(token.expires_at - (timezone.now() + timedelta(days=30))) < timedelta(minutes=1)
+    assert token.expires_at.strftime("%Y-%m-%d") in response.content.decode()  # the list's Expires column
+    event = AuditEvent.objects.get(action=AuditAction.TOKEN_CREATED)
+    assert event.data["expires_at"] == token.expires_at.isoformat()
+    # Past its date it stops working and the list says so.
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert ApiToken.authenticate(response.context["new_token"]) is None
+    assert "expired" in client.get(reverse("profile")).content.decode()
+
+
+@pytest.mark.parametrize("expires_in", ["abc", "12", "-1"])
+def test_an_expiry_not_offered_is_a_form_error(client, owner, expires_in):
+    client.force_login(owner)
+    response = client.post(reverse("profile"), {"name": "x", "scope": "read", "expires_in": expires_in})
+    assert response.status_code == 400 and "Expires:" in response.content.decode()
+    assert not ApiToken.objects.exists()
+
+
 def test_bad_form_is_an_error_on_the_page_and_creates_nothing(client, owner):
     client.force_login(owner)
     response = client.post(reverse("profile"), {"name": "  ", "scope": "admin"})

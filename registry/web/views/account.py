@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -9,6 +11,7 @@ from django.contrib.auth import authenticate, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from registry.accounts import services as accounts
@@ -19,6 +22,13 @@ from registry.lib.errors import Forbidden, Invalid
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the token is for, e.g. 'CI pipeline'.")
     scope = forms.ChoiceField(choices=ApiToken.Scope.choices, initial=ApiToken.Scope.WRITE)
+    expires_in = forms.TypedChoiceField(
+        choices=[("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"), ("90", "In 90 days"), ("365", "In a year")],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        label="Expires",
+    )
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -65,8 +75,13 @@ def profile(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST)
     if not form.is_valid():
         return _profile_page(request, form=form)
+    days = form.cleaned_data["expires_in"]
     token, new_token = accounts.token_issue(
-        user=request.user, name=form.cleaned_data["name"], scope=form.cleaned_data["scope"], by=request.user
+        user=request.user,
+        name=form.cleaned_data["name"],
+        scope=form.cleaned_data["scope"],
+        expires_at=timezone.now() + timedelta(days=days) if days else None,
+        by=request.user,
     )
     messages.success(request, f"Token “{token.name}” created. Copy it now: it will not be shown again.")
     return _profile_page(request, new_token=new_token)  # a fresh form: the token is made, not to be made twice
