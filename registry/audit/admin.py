@@ -10,8 +10,8 @@ from django.contrib import admin, messages
 from django.core.validators import URLValidator
 from django.db.models import Count
 
-from registry.admin_base import ReadOnlyAdmin
-from registry.audit import webhooks
+from registry.admin_base import ReadOnlyAdmin, ServiceAdmin
+from registry.audit import services, webhooks
 from registry.audit.models import AuditEvent, DeliveryAttempt, OutboxEvent, Webhook, WebhookDelivery, WebhookEventType
 
 # --- Audit ----------------------------------------------------------------------------------------------------------
@@ -81,7 +81,10 @@ class WebhookForm(forms.ModelForm):
 
 
 @admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(ServiceAdmin):
+    """Subscriptions are written by the audit services, as MLflow's webhook API writes them: the same permission
+    check and an audit event for each (a webhook's URL decides where the registry's news goes)."""
+
     form = WebhookForm
     list_display = ["name", "url", "event_list", "model", "active", "created_by", "created_at"]
     list_select_related = ["model", "created_by"]
@@ -95,9 +98,14 @@ class WebhookAdmin(admin.ModelAdmin):
         return ", ".join(obj.events or [])
 
     def save_model(self, request, obj: Webhook, form, change: bool) -> None:
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        fields = {"name": obj.name, "url": obj.url, "events": obj.events, "active": obj.active, "model": obj.model}
+        if change:
+            stored = Webhook.objects.get(pk=obj.pk)
+            secret = obj.secret if obj.secret != stored.secret else None
+            services.webhook_update(webhook=stored, by=request.user, secret=secret, **fields)
+            return
+        hook, _ = services.webhook_create(by=request.user, secret=obj.secret, **fields)
+        obj.pk, obj._state, obj.created_by, obj.created_at = hook.pk, hook._state, hook.created_by, hook.created_at
         generated = getattr(form, "generated_secret", None)
         if generated:
             self.message_user(
@@ -106,6 +114,9 @@ class WebhookAdmin(admin.ModelAdmin):
                 f"{generated}",
                 messages.WARNING,
             )
+
+    def delete_model(self, request, obj: Webhook) -> None:
+        services.webhook_delete(webhook=obj, by=request.user)
 
 
 @admin.register(OutboxEvent)

@@ -119,7 +119,7 @@ def emit(event_type: str, *, model, payload: dict) -> OutboxEvent | None:
     return event
 
 
-# --- Webhook subscriptions (the admin edits them too; MLflow's webhook API goes through these) ----------------------
+# --- Webhook subscriptions (the admin and MLflow's webhook API both go through these) ------------------------------
 
 WEBHOOK_NAME_MAX = 100
 WEBHOOK_SECRET_MAX = 256
@@ -149,21 +149,30 @@ def _checked_webhook(name: str, url: str, events: Iterable[str]) -> list[str]:
 
 
 def _webhook_data(hook: Webhook) -> dict:
-    return {"name": hook.name, "url": hook.url, "events": hook.events, "active": hook.active}
+    data = {"name": hook.name, "url": hook.url, "events": hook.events, "active": hook.active}
+    if hook.model_id:
+        data["model"] = hook.model.name
+    return data
+
+
+KEEP = object()  # webhook_update's `model` when the caller does not change it (None: every model)
 
 
 def webhook_create(
-    *, by, name: str, url: str, events: Iterable[str], secret: str = "", active: bool = True
+    *, by, name: str, url: str, events: Iterable[str], secret: str = "", active: bool = True, model=None
 ) -> tuple[Webhook, str]:
-    """Subscribe `url` to `events` (audit.add_webhook). Returns the webhook and its secret: the one given, or a
-    generated one that is shown only now (deliveries are signed with it, see registry.audit.webhooks)."""
+    """Subscribe `url` to `events` (audit.add_webhook), of one registered `model` or (None) of all. Returns the
+    webhook and its secret: the one given, or a generated one that is shown only now (deliveries are signed with it,
+    see registry.audit.webhooks)."""
     _require_webhook_right(by, "add")
     chosen = _checked_webhook(name, url, events)
     if len(secret) > WEBHOOK_SECRET_MAX:
         raise Invalid(f"A webhook secret is at most {WEBHOOK_SECRET_MAX} characters.")
     secret = secret or secrets.token_urlsafe(32)
     with transaction.atomic():
-        hook = Webhook.objects.create(name=name, url=url, events=chosen, secret=secret, active=active, created_by=by)
+        hook = Webhook.objects.create(
+            name=name, url=url, events=chosen, secret=secret, active=active, model=model, created_by=by
+        )
         record(AuditAction.WEBHOOK_CREATED, actor=by, subject=f"webhook {hook.pk}", data=_webhook_data(hook))
     return hook, secret
 
@@ -177,8 +186,10 @@ def webhook_update(
     events: Iterable[str] | None = None,
     secret: str | None = None,
     active: bool | None = None,
+    model=KEEP,
 ) -> Webhook:
-    """Change what is given (audit.change_webhook); a new secret signs the deliveries made from now on."""
+    """Change what is given (audit.change_webhook); a new secret signs the deliveries made from now on. `model`: the
+    one registered model it now follows, or None for all."""
     _require_webhook_right(by, "change")
     chosen = _checked_webhook(
         webhook.name if name is None else name,
@@ -193,6 +204,8 @@ def webhook_update(
         webhook.events = chosen
         webhook.secret = webhook.secret if secret is None else secret
         webhook.active = webhook.active if active is None else active
+        if model is not KEEP:
+            webhook.model = model
         webhook.save()
         data = {**_webhook_data(webhook), "secret_changed": secret is not None}
         record(AuditAction.WEBHOOK_CHANGED, actor=by, subject=f"webhook {webhook.pk}", data=data)

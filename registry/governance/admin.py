@@ -103,6 +103,11 @@ class StagePolicyAdmin(admin.ModelAdmin):
         governance.policy_record(policy=obj, by=request.user, deleted=True)
         super().delete_model(request, obj)
 
+    def delete_queryset(self, request, queryset):
+        """The list's "delete selected" action: each policy through delete_model, so each deletion is recorded."""
+        for policy in queryset:
+            self.delete_model(request, policy)
+
 
 # --- Requests and stage history -------------------------------------------------------------------------------------
 

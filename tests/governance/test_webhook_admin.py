@@ -253,7 +253,7 @@ def test_a_webhook_with_a_blank_secret_gets_one_generated_and_shown_once(admin_c
     response = admin_client.post(admin_url(Webhook, "add"), webhook_post(), follow=True)
 
     hook = Webhook.objects.get()
-    assert hook.events == ["version.created", "stage.changed"]
+    assert hook.events == ["stage.changed", "version.created"]
     assert hook.created_by == superuser
     assert len(hook.secret) >= 32
     assert any(hook.secret in message for message in messages_of(response))
@@ -270,6 +270,61 @@ def test_editing_a_webhook_with_a_blank_secret_keeps_it(admin_client, settings):
     assert response.status_code == 302
     hook.refresh_from_db()
     assert (hook.name, hook.secret) == ("renamed", "kept")
+
+
+def test_webhooks_made_changed_and_deleted_in_the_admin_are_audited(admin_client, settings, superuser):
+    """A webhook's URL decides where the registry's news goes: the admin writes it through the audit services, as
+    MLflow's webhook API does, and the log says who pointed it where."""
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
+    model = RegisteredModelFactory(name="churn")
+    admin_client.post(admin_url(Webhook, "add"), webhook_post(model=model.pk, secret="first"))
+    hook = Webhook.objects.get()
+    created = AuditEvent.objects.get(action=AuditAction.WEBHOOK_CREATED)
+    assert (created.actor_name, created.subject) == (superuser.username, f"webhook {hook.pk}")
+    assert created.data == {
+        "name": "ci",
+        "url": "http://127.0.0.1:9/hook",
+        "events": ["stage.changed", "version.created"],
+        "active": True,
+        "model": "churn",
+    }
+
+    admin_client.post(admin_url(Webhook, "change", hook.pk), webhook_post(url="http://127.0.0.1:9/elsewhere"))
+    changed = AuditEvent.objects.get(action=AuditAction.WEBHOOK_CHANGED)
+    assert changed.data["url"] == "http://127.0.0.1:9/elsewhere" and "model" not in changed.data  # now every model
+    assert changed.data["secret_changed"] is False
+    admin_client.post(admin_url(Webhook, "change", hook.pk), webhook_post(secret="second"))
+    assert AuditEvent.objects.filter(action=AuditAction.WEBHOOK_CHANGED).order_by("id").last().data["secret_changed"]
+    hook.refresh_from_db()
+    assert hook.secret == "second" and hook.model is None
+
+    response = admin_client.post(admin_url(Webhook, "delete", hook.pk), {"post": "yes"})
+    assert response.status_code == 302 and not Webhook.objects.exists()
+    assert AuditEvent.objects.filter(action=AuditAction.WEBHOOK_DELETED, subject=f"webhook {hook.pk}").exists()
+
+
+def test_staff_without_the_webhook_right_change_nothing(client, settings):
+    """Without audit.change_webhook (the right the service checks too) the page refuses, and nothing changes."""
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
+    hook = Webhook.objects.create(name="ci", url="http://127.0.0.1:9/", events=["version.created"], secret="kept")
+    sam = UserFactory(username="sam", is_staff=True)
+    sam.user_permissions.add(*Permission.objects.filter(codename__in=["view_webhook", "add_webhook"]))
+    client.force_login(sam)
+    response = client.post(admin_url(Webhook, "change", hook.pk), webhook_post(url="http://127.0.0.1:9/mine"))
+    assert response.status_code == 403
+    hook.refresh_from_db()
+    assert hook.url == "http://127.0.0.1:9/" and not AuditEvent.objects.exists()
+
+
+def test_policies_deleted_from_the_list_are_each_recorded(admin_client):
+    make_policies(2)
+    ids = list(StagePolicy.objects.values_list("pk", flat=True))
+    response = admin_client.post(
+        admin_url(StagePolicy, "changelist"), {"action": "delete_selected", "_selected_action": ids, "post": "yes"}
+    )
+    assert response.status_code == 302 and not StagePolicy.objects.exists()
+    deleted = AuditEvent.objects.filter(action=AuditAction.POLICY_CHANGED, from_value="deleted")
+    assert deleted.count() == len(ids) >= 2
 
 
 @pytest.mark.parametrize(
