@@ -27,6 +27,9 @@ def artifact_storage_in_tmp(settings, tmp_path):
     storages = dict(settings.STORAGES)
     storages["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     settings.STORAGES = storages
+    # ...nor read what `make run`'s collectstatic left in staticfiles/: WhiteNoise would scan its thousand files for
+    # every test client (it doubled the suite's time after a `make run`). Tests see what a fresh clone has.
+    settings.STATIC_ROOT = str(tmp_path / "staticfiles")
     # Tests create many users; a fast hasher keeps that from dominating the run.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Large files wait for scan_pending() (as `manage.py scan_worker` runs it) instead of a thread of the test run.
