@@ -195,7 +195,7 @@ def test_staff_who_may_edit_users_cannot_make_themselves_approvers(client):
     form["user_permissions"] = [*[p.pk for p in sam.user_permissions.all()], permission(APPROVE_PRODUCTION).pk]
     response = client.post(admin_url(User, "change", sam.pk), form)
     assert response.status_code == 302
-    assert any("Only an administrator may change users' rights" in m for m in messages_of(response))
+    assert any("Only an administrator may change users' names, rights" in m for m in messages_of(response))
     assert not User.objects.get(pk=sam.pk).has_perm(APPROVE_PRODUCTION)
     assert not events(AuditAction.USER_CHANGED)
 
@@ -210,6 +210,35 @@ def test_staff_who_may_edit_users_save_their_own_name(client):
     assert response.status_code == 302 and not any("Nothing was changed" in m for m in messages_of(response))
     assert User.objects.get(pk=sam.pk).first_name == "Sam"
     assert not events(AuditAction.USER_CHANGED)  # a name is not a right
+
+
+def test_a_username_changed_in_the_admin_is_an_administrators_and_audited(root_client, superuser):
+    """Single sign-on finds accounts by username: renaming one decides whose provider sign-in lands in it."""
+    ana = UserFactory(username="ana")
+    response = root_client.post(admin_url(User, "change", ana.pk), user_form(ana, username="anna"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert User.objects.get(pk=ana.pk).username == "anna"
+    (event,) = events(AuditAction.USER_CHANGED)
+    assert (event.subject, event.data) == ("user:anna", {"name": ["ana", "anna"]})
+    assert (event.from_value, event.to_value) == ("named ana", "named anna")
+
+
+def test_staff_who_may_edit_users_cannot_rename_them(client):
+    sam = staff_with("auth.change_user", "auth.view_user")
+    bob = UserFactory(username="bob")
+    client.force_login(sam)
+    response = client.post(admin_url(User, "change", bob.pk), user_form(bob, username="bob-old"))
+    assert any("Only an administrator may change users' names" in m for m in messages_of(response))
+    assert User.objects.get(pk=bob.pk).username == "bob" and not events(AuditAction.USER_CHANGED)
+
+
+def test_a_username_taken_or_blank_is_refused(superuser):
+    ana, _ = UserFactory(username="ana"), UserFactory(username="bob")
+    with pytest.raises(Conflict, match="already exists"):
+        accounts.user_access_set(user=ana, by=superuser, username="bob")
+    with pytest.raises(Invalid, match="needs a username"):
+        accounts.user_access_set(user=ana, by=superuser, username="  ")
+    assert User.objects.get(pk=ana.pk).username == "ana" and not events(AuditAction.USER_CHANGED)
 
 
 # --- Groups ----------------------------------------------------------------------------------------------------------

@@ -44,9 +44,9 @@ class GroupAdmin(ServiceAdmin, DjangoGroupAdmin):
 @admin.register(User)
 class UserAdmin(ServiceAdmin, DjangoUserAdmin):
     """Django's user admin, with what decides access written by the accounts services, which audit it: a new
-    account (user_create), its rights and teams (user_access_set: teams carry grants and the approver roles),
-    deleting it (user_delete), its own permissions (user_access_set: the approver roles are permissions), its
-    password (user_password_set, user_password_off). Names and email are saved by the form as before."""
+    account (user_create); its username, rights, teams and own permissions (user_access_set: single sign-on finds
+    accounts by username, teams carry grants and the approver roles, which are permissions); its password
+    (user_password_set, user_password_off); deleting it (user_delete). Names and email are saved by the form."""
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -57,9 +57,10 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
             obj.pk, obj.password, obj._state = created.pk, created.password, created._state
             return
         stored = User.objects.get(pk=obj.pk)
-        request.registry_user_flags = {flag: getattr(obj, flag) for flag in accounts.USER_FLAGS}
-        for flag in accounts.USER_FLAGS:  # saved below through the service, not by the form
-            setattr(obj, flag, getattr(stored, flag))
+        saved_by_service = [User.USERNAME_FIELD, *accounts.USER_FLAGS]
+        request.registry_user_access = {field: getattr(obj, field) for field in saved_by_service}
+        for field in saved_by_service:  # saved below through the service, not by the form
+            setattr(obj, field, getattr(stored, field))
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
@@ -67,9 +68,10 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
         permissions = form.cleaned_data.pop("user_permissions", None) if change else None
         super().save_related(request, form, formsets, change)
         if change:
-            flags = getattr(request, "registry_user_flags", {})
+            access = dict(getattr(request, "registry_user_access", {}))
+            username = access.pop(User.USERNAME_FIELD, None)
             accounts.user_access_set(
-                user=form.instance, by=request.user, groups=groups, permissions=permissions, **flags
+                user=form.instance, by=request.user, username=username, groups=groups, permissions=permissions, **access
             )
 
     def delete_model(self, request, obj):

@@ -138,13 +138,14 @@ def _permissions_change(before, after) -> dict:
     return {"permissions_added": added, "permissions_removed": removed} if added or removed else {}
 
 
-def user_access_set(*, user, by, groups=None, permissions=None, **flags: bool) -> dict:
-    """Set what an account may do, as an administrator edits it: `is_active`, `is_staff`, `is_superuser` (any of
-    them), its teams (`groups`, the whole new set) and its own permissions (`permissions`, the whole new set: the
-    approver roles such as governance.approve_production are permissions); None leaves a set as it is. Who gained
-    or lost what is in the audit log: one `user_changed` event naming every change (`data`), none when nothing
-    changed. Returns that change, empty when nothing changed. Only an administrator may change anything (a staff
-    member saving someone's name in the admin passes the same values back, which changes nothing)."""
+def user_access_set(*, user, by, username: str | None = None, groups=None, permissions=None, **flags: bool) -> dict:
+    """Set who an account is and what it may do, as an administrator edits it: its `username` (single sign-on finds
+    accounts by it, and grants, tokens and sessions follow the account), `is_active`, `is_staff`, `is_superuser`
+    (any of them), its teams (`groups`, the whole new set) and its own permissions (`permissions`, the whole new
+    set: the approver roles such as governance.approve_production are permissions); None leaves a value as it is.
+    Who gained or lost what is in the audit log: one `user_changed` event naming every change (`data`), none when
+    nothing changed. Returns that change, empty when nothing changed. Only an administrator may change anything (a
+    staff member saving someone's email in the admin passes the same values back, which changes nothing)."""
     unknown = set(flags) - set(USER_FLAGS)
     if unknown:
         raise Invalid(f"Unknown account flags: {', '.join(sorted(unknown))}.")
@@ -155,6 +156,10 @@ def user_access_set(*, user, by, groups=None, permissions=None, **flags: bool) -
             for flag, value in flags.items()
             if getattr(locked, flag) != bool(value)
         }
+        if username is not None and username != locked.get_username():
+            if not username.strip():
+                raise Invalid("A user needs a username.")
+            change["name"] = [locked.get_username(), username]
         losing = [flag for flag in ("is_active", "is_superuser") if flag in change and not change[flag][1]]
         if user.pk == by.pk and losing:
             raise Conflict("You cannot take away your own administrator rights or sign-in; ask another administrator.")
@@ -170,7 +175,14 @@ def user_access_set(*, user, by, groups=None, permissions=None, **flags: bool) -
             change.update(_permissions_change(locked.user_permissions.all(), permissions))
         if not change:
             return change
-        _require_superuser(by, "change users' rights, teams or permissions")
+        _require_superuser(by, "change users' names, rights, teams or permissions")
+        if "name" in change:
+            try:
+                with transaction.atomic():
+                    User.objects.filter(pk=user.pk).update(**{User.USERNAME_FIELD: username})
+            except IntegrityError:
+                raise Conflict(f"A user named {username!r} already exists.") from None
+            setattr(user, User.USERNAME_FIELD, username)
         flag_values = {flag: values[1] for flag, values in change.items() if flag in USER_FLAGS}
         if flag_values:
             User.objects.filter(pk=user.pk).update(**flag_values)
