@@ -1,6 +1,6 @@
 """Who may approve Production, in a real browser: an administrator gives a team the Production approver role on the
-admin's group page; a member changes their own password on the profile page and signs in with the new one; the
-audit log names who did each."""
+admin's group page; a member makes an expiring token and changes their own password on the profile page, then signs
+in with the new one; the audit log names who did each."""
 
 from __future__ import annotations
 
@@ -42,12 +42,18 @@ def test_a_role_given_in_the_admin_and_a_password_changed_on_the_profile_are_in_
 
     sign_in(page, live_server, ana.username)
     page.goto(f"{live_server.url}/profile/")
+    page.fill("#id_name", "nightly")
+    page.select_option("#id_expires_in", "30")
+    page.locator("form:has(#id_name) button[type=submit]").click()
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#new-token").inner_text().startswith("mrt_")
     page.fill("#id_current_password", PASSWORD)
     page.fill("#id_new_password", NEW_PASSWORD)
     page.fill("#id_new_password_again", NEW_PASSWORD)
     page.click("#password button[type=submit]")
     page.wait_for_load_state("networkidle")
     assert "Password changed" in page.inner_text("main")
+    assert "nightly" in page.inner_text("main")  # the token list, stacked at 390 px, checked below
     for width in (1400, 390):
         page.set_viewport_size({"width": width, "height": 900})
         assert check_page(page) == [], width
