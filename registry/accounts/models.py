@@ -117,11 +117,6 @@ class ApiToken(models.Model):
             type(self).objects.filter(pk=self.pk).update(last_used_at=now)
             self.last_used_at = now
 
-    def revoke(self) -> None:
-        if self.revoked_at is None:
-            self.revoked_at = timezone.now()
-            self.save(update_fields=["revoked_at"])
-
 
 class IdentityProviderGroup(models.Model):
     """A group whose membership the identity provider decides: named in someone's groups claim at sign-in. Each

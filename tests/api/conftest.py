@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from registry.accounts import services as accounts
 from registry.accounts.models import ApiToken
 from tests.factories import UserFactory
 
@@ -165,7 +166,7 @@ def read_token(user) -> str:
 @pytest.fixture
 def revoked_token(user) -> str:
     token, raw = ApiToken.issue(user=user, name="leaked")
-    token.revoke()
+    accounts.token_revoke(token=token, by=user)
     return raw
 
 

@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from mlflow.exceptions import MlflowException
 
+from registry.accounts import services as accounts
 from registry.accounts.models import ApiToken
 from registry.mlflow_compat.auth import basic_cache
 from registry.tracking.models import Experiment, Run
@@ -46,7 +47,7 @@ def test_revoked_and_expired_tokens_are_refused(client, trainer, as_token):
     token, raw = ApiToken.issue(user=trainer, name="old")
     as_token(raw)
     client.search_experiments()
-    token.revoke()
+    accounts.token_revoke(token=token, by=trainer)
     with pytest.raises(MlflowException) as revoked:
         client.search_experiments()
     assert error_code(revoked) == "UNAUTHENTICATED"

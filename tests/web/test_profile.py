@@ -15,6 +15,8 @@ def test_anonymous_is_sent_to_login(client):
     response = client.get(reverse("profile"))
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
+    response = client.post(reverse("password_change"), {"current_password": "x", "new_password": "y"})
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
 def test_create_token_shows_it_once_and_stores_only_its_hash(client, owner):
