@@ -95,6 +95,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "t
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    # Before django.contrib.auth: its createsuperuser and changepassword take the place of Django's (the first app
+    # to name a command wins), to write through the accounts services, which audit them.
+    "registry.accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -108,7 +111,6 @@ INSTALLED_APPS = [
     "csp",
     "ninja",
     "axes",
-    "registry.accounts",
     "registry.audit",
     "registry.tracking",
     "registry.catalog",

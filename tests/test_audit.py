@@ -342,6 +342,10 @@ CALLS: dict[str, tuple[Callable[[World], object], str | None]] = {
         lambda w: accounts.user_access_set(user=w.bob, by=w.root, is_staff=True, groups=[]),
         "user_changed",
     ),
+    "accounts.user_details_set": (
+        lambda w: accounts.user_details_set(user=w.bob, by=w.root, email="bob@example.org"),
+        "user_changed",
+    ),
     "accounts.user_delete": (lambda w: accounts.user_delete(user=w.bob, by=w.root), "user_deleted"),
     "accounts.group_save": (
         lambda w: accounts.group_save(group=w.team, name="team-renamed", by=w.root),

@@ -75,9 +75,9 @@ def user_form(user, **changes) -> dict:
     """The user change form as the admin page posts it, with `changes`."""
     form = {
         "username": user.username,
-        "first_name": "",
-        "last_name": "",
-        "email": "",
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
         "is_active": "on",
         "date_joined_0": "2026-01-01",
         "date_joined_1": "00:00:00",
@@ -209,7 +209,55 @@ def test_staff_who_may_edit_users_save_their_own_name(client):
     )
     assert response.status_code == 302 and not any("Nothing was changed" in m for m in messages_of(response))
     assert User.objects.get(pk=sam.pk).first_name == "Sam"
-    assert not events(AuditAction.USER_CHANGED)  # a name is not a right
+    (event,) = events(AuditAction.USER_CHANGED)  # through user_details_set: a name is not a right, but it is recorded
+    assert (event.actor_name, event.subject, event.data) == ("sam", "user:sam", {"first_name": ["", "Sam"]})
+    assert (event.from_value, event.to_value) == ("first name: ", "first name: Sam")
+
+
+def test_names_and_email_changed_in_the_admin_are_audited_and_its_records_are_read_only(client, superuser):
+    """Staff who may edit accounts set anyone's name and email; when an account joined and last signed in are
+    records: the form shows them and saves nothing the page sends for them."""
+    sam = staff_with("auth.change_user", "auth.view_user")
+    bob = UserFactory(username="bob", email="bob@old.example")
+    joined = bob.date_joined
+    client.force_login(sam)
+    form = user_form(bob, email="bob@new.example", last_name="Builder", date_joined_0="1999-01-01")
+    response = client.post(admin_url(User, "change", bob.pk), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    bob.refresh_from_db()
+    assert (bob.email, bob.last_name, bob.date_joined) == ("bob@new.example", "Builder", joined)
+    (event,) = events(AuditAction.USER_CHANGED)
+    assert (event.actor_name, event.subject) == ("sam", "user:bob")
+    assert event.data == {"last_name": ["", "Builder"], "email": ["bob@old.example", "bob@new.example"]}
+
+    response = client.post(admin_url(User, "change", bob.pk), user_form(bob, email="not an address"))
+    assert response.status_code == 200 and "Enter a valid email address" in response.content.decode()
+    assert User.objects.get(pk=bob.pk).email == "bob@new.example" and len(events(AuditAction.USER_CHANGED)) == 1
+
+
+def test_only_the_person_or_staff_who_may_edit_accounts_change_a_name_or_email(member, owner):
+    with pytest.raises(Forbidden, match="may change a name or email"):
+        accounts.user_details_set(user=owner, by=member, email="owner@evil.example")
+    plain_staff = UserFactory(username="plain-staff", is_staff=True)  # staff, but not allowed to edit accounts
+    with pytest.raises(Forbidden):
+        accounts.user_details_set(user=owner, by=plain_staff, first_name="X")
+    assert accounts.user_details_set(user=member, by=member, first_name=" Mia ") == {"first_name": ["", "Mia"]}
+    assert accounts.user_details_set(user=member, by=member, first_name="Mia") == {}  # nothing changed, nothing said
+    assert len(events(AuditAction.USER_CHANGED)) == 1
+
+
+@pytest.mark.parametrize(
+    "details, words",
+    [
+        ({"email": "no-at-sign"}, "is not an email address"),
+        ({"first_name": "x" * 151}, "first name is at most 150 characters"),
+        ({"nickname": "x"}, "Unknown account details: nickname"),
+    ],
+)
+def test_names_and_email_are_checked(member, details, words):
+    with pytest.raises(Invalid, match=words):
+        accounts.user_details_set(user=member, by=member, **details)
+    assert not events(AuditAction.USER_CHANGED)
 
 
 def test_a_username_changed_in_the_admin_is_an_administrators_and_audited(root_client, superuser):
@@ -460,3 +508,70 @@ def test_createtoken_names_itself_in_the_audit_log(member):
     event = AuditEvent.objects.get(action=AuditAction.TOKEN_CREATED)
     assert (event.actor_name, event.actor_id, event.subject) == ("system:createtoken", None, f"user:{member.username}")
     assert out.getvalue().splitlines()[-1].startswith("mrt_")
+
+
+# --- Django's own account commands ----------------------------------------------------------------------------------
+
+
+def test_createsuperuser_names_itself_in_the_audit_log(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-Long-pw-2026")
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "ops@example.org")
+    call_command("createsuperuser", "--noinput", "--username", "ops", stdout=io.StringIO())
+    ops = User.objects.get(username="ops")
+    assert ops.is_superuser and ops.is_staff and ops.email == "ops@example.org" and ops.check_password("a-Long-pw-2026")
+    event = AuditEvent.objects.get(action=AuditAction.USER_CREATED)
+    assert (event.actor_name, event.actor_id, event.subject) == ("system:createsuperuser", None, "user:ops")
+
+
+def test_createsuperuser_asks_and_refuses_what_the_service_refuses(monkeypatch):
+    answers = iter(["ann", ""])
+    passwords = iter(["a-Long-pw-2026", "typo", "a-Long-pw-2026", "a-Long-pw-2026"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(passwords))
+    err = io.StringIO()
+    call_command("createsuperuser", stdout=io.StringIO(), stderr=err)
+    assert "Passwords do not match" in err.getvalue() and User.objects.get(username="ann").is_superuser
+
+    from django.core.management.base import CommandError
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-Long-pw-2026")
+    with pytest.raises(CommandError, match="A user named 'ann' already exists"):
+        call_command("createsuperuser", "--noinput", "--username", "ann")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "123")
+    with pytest.raises(CommandError, match="The password is too weak"):
+        call_command("createsuperuser", "--noinput", "--username", "weak")
+    with pytest.raises(CommandError, match="DJANGO_SUPERUSER_USERNAME"):
+        call_command("createsuperuser", "--noinput")
+    assert not User.objects.filter(username="weak").exists()
+    assert len(events(AuditAction.USER_CREATED)) == 1
+
+
+def test_changepassword_names_itself_in_the_audit_log(monkeypatch, member):
+    from django.core.management.base import CommandError
+
+    passwords = iter(["123", "123", "a-New-pw-2026", "a-New-pw-2026"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(passwords))
+    err = io.StringIO()
+    call_command("changepassword", member.username, stdout=io.StringIO(), stderr=err)
+    assert "too weak" in err.getvalue()
+    assert User.objects.get(pk=member.pk).check_password("a-New-pw-2026")
+    (event,) = events(AuditAction.USER_CHANGED)
+    assert (event.actor_name, event.subject, event.to_value) == (
+        "system:changepassword",
+        f"user:{member.username}",
+        "password",
+    )
+
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": prompt)  # never the same twice
+    with pytest.raises(CommandError, match="after 3 attempts"):
+        call_command("changepassword", member.username, stdout=io.StringIO(), stderr=io.StringIO())
+    with pytest.raises(CommandError, match="No user named 'nobody'"):
+        call_command("changepassword", "nobody")
+
+
+def test_make_runs_admin_account_is_audited(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("ensure_admin", stdout=io.StringIO())
+    assert User.objects.get(username="admin").check_password((tmp_path / "admin_password").read_text().strip())
+    event = AuditEvent.objects.get(action=AuditAction.USER_CREATED)
+    assert (event.actor_name, event.subject) == ("system:ensure_admin", "user:admin")

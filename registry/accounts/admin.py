@@ -46,7 +46,10 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
     """Django's user admin, with what decides access written by the accounts services, which audit it: a new
     account (user_create); its username, rights, teams and own permissions (user_access_set: single sign-on finds
     accounts by username, teams carry grants and the approver roles, which are permissions); its password
-    (user_password_set, user_password_off); deleting it (user_delete). Names and email are saved by the form."""
+    (user_password_set, user_password_off); its name and email (user_details_set); deleting it (user_delete). When
+    it last signed in and joined are records, shown read-only."""
+
+    readonly_fields = ["last_login", "date_joined"]
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -56,12 +59,14 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
             )
             obj.pk, obj.password, obj._state = created.pk, created.password, created._state
             return
+        # Every field the form edits is written by a service: names and email here, the rest in save_related
+        # (after the form's groups and permissions are cleaned). The form itself saves nothing.
+        request.registry_user_access = {
+            field: getattr(obj, field) for field in [User.USERNAME_FIELD, *accounts.USER_FLAGS]
+        }
         stored = User.objects.get(pk=obj.pk)
-        saved_by_service = [User.USERNAME_FIELD, *accounts.USER_FLAGS]
-        request.registry_user_access = {field: getattr(obj, field) for field in saved_by_service}
-        for field in saved_by_service:  # saved below through the service, not by the form
-            setattr(obj, field, getattr(stored, field))
-        super().save_model(request, obj, form, change)
+        details = {field: getattr(obj, field) for field in accounts.USER_DETAILS if field in form.cleaned_data}
+        accounts.user_details_set(user=stored, by=request.user, **details)
 
     def save_related(self, request, form, formsets, change):
         groups = form.cleaned_data.pop("groups", None) if change else None

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -21,6 +22,7 @@ from registry.audit.models import AuditAction
 from registry.lib.errors import Conflict, Forbidden, Invalid
 
 User = get_user_model()
+CHANGE_USERS = f"{User._meta.app_label}.change_{User._meta.model_name}"  # Django's auth.change_user
 
 
 def find_user(username: str):
@@ -40,18 +42,32 @@ def find_group(name: str) -> Group:
 # --- User accounts (MLflow's auth API) ------------------------------------------------------------------------------
 
 
+def _is_system(by) -> bool:
+    """A system actor ("system:createsuperuser"): a management command, run by whoever runs the server."""
+    return isinstance(by, str) and by.startswith("system:")
+
+
 def _require_superuser(by, doing: str) -> None:
-    if not (by and by.is_active and by.is_superuser):
+    if _is_system(by):
+        return
+    if not (by and not isinstance(by, str) and by.is_active and by.is_superuser):
         raise Forbidden(f"Only an administrator may {doing}.")
 
 
-def user_create(*, username: str, password: str | None, by, is_superuser: bool = False, unusable: bool = False):
+def user_create(
+    *, username: str, password: str | None, by, is_superuser: bool = False, unusable: bool = False, email: str = ""
+):
     """A new account. `password` None with `unusable`: an account without a usable password, which signs in through
     the identity provider only (the admin's "password-based authentication: disabled")."""
     _require_superuser(by, "create users")
     if not username or (not password and not unusable):
         raise Invalid("A user needs a username and a password.")
-    user = User(**{User.USERNAME_FIELD: username})
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise Invalid(f"{email!r} is not an email address.") from None
+    user = User(**{User.USERNAME_FIELD: username}, email=email)
     if password:
         try:
             validate_password(password, user)
@@ -73,8 +89,8 @@ def user_create(*, username: str, password: str | None, by, is_superuser: bool =
 
 def user_password_set(*, user, password: str, by, current_password: str | None = None) -> None:
     """Set `user`'s password. People change their own with their current one (administrators need not); only an
-    administrator sets someone else's."""
-    if by.pk != user.pk:
+    administrator sets someone else's, and so does a management command (changepassword)."""
+    if _is_system(by) or by.pk != user.pk:
         _require_superuser(by, "change another user's password")
     elif not by.is_superuser and not (current_password and user.check_password(current_password)):
         raise Forbidden("To change your own password, send your current password too.")
@@ -120,6 +136,52 @@ def user_admin_set(*, user, is_admin: bool, by) -> None:
 
 
 USER_FLAGS = ("is_active", "is_staff", "is_superuser")
+USER_DETAILS = ("first_name", "last_name", "email")
+
+
+def user_details_set(*, user, by, **details: str | None) -> dict:
+    """Set an account's `first_name`, `last_name` and `email` (None leaves one as it is). They decide no access
+    (single sign-on finds accounts by username), so people set their own, and staff who may edit accounts in the
+    admin (Django's auth.change_user) anyone's. One `user_changed` event names each change (`data`: {field: [old,
+    new]}), none when nothing changed. Returns that change."""
+    unknown = set(details) - set(USER_DETAILS)
+    if unknown:
+        raise Invalid(f"Unknown account details: {', '.join(sorted(unknown))}.")
+    if by.pk != user.pk and not (by.is_active and by.is_staff and by.has_perm(CHANGE_USERS)):
+        raise Forbidden("Only the person themselves, or staff who may edit accounts, may change a name or email.")
+    wanted = {}
+    for field, value in details.items():
+        if value is None:
+            continue
+        value = value.strip()
+        limit = User._meta.get_field(field).max_length
+        if len(value) > limit:
+            raise Invalid(f"The {field.replace('_', ' ')} is at most {limit} characters (got {len(value)}).")
+        wanted[field] = value
+    if wanted.get("email"):
+        try:
+            validate_email(wanted["email"])
+        except ValidationError:
+            raise Invalid(f"{wanted['email']!r} is not an email address.") from None
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        change = {
+            field: [getattr(locked, field), value] for field, value in wanted.items() if getattr(locked, field) != value
+        }
+        if not change:
+            return change
+        User.objects.filter(pk=user.pk).update(**{field: values[1] for field, values in change.items()})
+        for field, values in change.items():
+            setattr(user, field, values[1])
+        audit.record(
+            AuditAction.USER_CHANGED,
+            actor=by,
+            subject=f"user:{user.get_username()}",
+            from_value="; ".join(f"{field.replace('_', ' ')}: {old}" for field, (old, _) in change.items()),
+            to_value="; ".join(f"{field.replace('_', ' ')}: {new}" for field, (_, new) in change.items()),
+            data=change,
+        )
+    return change
 
 
 def _permissions(permissions) -> dict[int, tuple[str, str]]:
@@ -354,7 +416,7 @@ def token_issue(*, user, name: str, scope: str, by, expires_at=None) -> tuple[Ap
     """A new API token for `user`, returned with its raw value (shown once, never stored). A token acts as its
     user, so people make their own and only an administrator makes one for someone else. `by` may be a system
     actor's name: manage.py createtoken, run by whoever runs the server."""
-    if not isinstance(by, str) and by.pk != user.pk:
+    if _is_system(by) or by.pk != user.pk:
         _require_superuser(by, "create API tokens for other people")
     name = (name or "").strip()
     if not name:

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from registry.accounts import services as accounts
+
 
 class Command(BaseCommand):
     help = "Create an 'admin' superuser with a generated password (kept in var/admin_password) and print the login."
@@ -21,7 +23,7 @@ class Command(BaseCommand):
         user = User.objects.filter(username=username).first()
         if user is None:
             password = secrets.token_urlsafe(12)
-            User.objects.create_superuser(username=username, email="", password=password)
+            accounts.user_create(username=username, password=password, is_superuser=True, by="system:ensure_admin")
             settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
             password_file.write_text(password + "\n")
             password_file.chmod(0o600)
