@@ -19,6 +19,8 @@ from registry.catalog import artifact_files
 from registry.catalog import services as catalog
 from registry.catalog.models import ModelAlias, ModelGrant, ModelVersion, RegisteredModel, Stage
 from registry.governance import services as governance
+from registry.governance.errors import GatesFailed
+from registry.governance.history import rollback_plan
 from registry.governance.models import GateKind, PolicyGate, StagePolicy, StageTransitionRequest
 from registry.lib.errors import Conflict, Forbidden, Invalid, NotFound
 from registry.tracking import services as tracking
@@ -131,7 +133,7 @@ def test_deployments_pull_what_approval_allowed(world, rita, alice):
     caller = Caller(rita)
     request_id = caller.api("PUT", "/models/fraud/aliases/champion", {"version": 2}).json()["details"][0]["request_id"]
     approver = person("paula", PRODUCTION_APPROVERS)
-    with pytest.raises(governance.GatesFailed):
+    with pytest.raises(GatesFailed):
         governance.transition_approve(request_id=request_id, by=approver)
     assert ModelAlias.objects.get(alias="champion").version.version == 1
     governance.transition_reject(request_id=request_id, by=approver, comment="v2 fails the gates")
@@ -279,7 +281,7 @@ def test_rollback_with_two_holders_restores_the_one_before_the_current(alice, ro
     )
     governance.alias_set(model=model, alias="live", version=v3, by=root)
     governance.alias_set(model=model, alias="candidate", version=v3, by=root)  # not protected: stays
-    plan = governance.rollback_plan(model)
+    plan = rollback_plan(model)
     assert (plan.current.version, plan.previous.version, plan.aliases) == (3, 2, ["champion", "live"])
 
     restored = governance.production_rollback(model=model, by=root, comment="latency")

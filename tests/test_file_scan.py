@@ -23,7 +23,7 @@ from registry.audit.models import AuditEvent, OutboxEvent, Webhook
 from registry.catalog import services as catalog
 from registry.catalog.models import Stage
 from registry.governance import services as governance
-from registry.governance.services import GatesFailed
+from registry.governance.errors import GatesFailed
 from registry.lib import filescan
 from registry.lib.errors import Forbidden, NotFound
 from registry.scanning import services as scanning

@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from registry.governance.services import ApprovalRequired
+from registry.governance.errors import ApprovalRequired
 from registry.lib.errors import DomainError
 from registry.lib.paths import PathError
 from registry.lib.search import SearchError

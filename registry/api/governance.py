@@ -43,6 +43,7 @@ from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ModelVersion, Stage
 from registry.governance import services
 from registry.governance.audit_log import events_visible_to, filtered
+from registry.governance.history import holders_at
 from registry.governance.models import StageChange, StageTransitionRequest, stage_intervals
 from registry.keyset import Key
 
@@ -293,7 +294,7 @@ def stage_at(
         "model": model.name,
         "stage": wanted.value,
         "at": moment,
-        "versions": services.holders_at(model, wanted, moment),
+        "versions": holders_at(model, wanted, moment),
     }
 
 

@@ -1,34 +1,33 @@
 """Stage and alias moves under governance: requests that freeze their evidence, gates, decisions, direct changes,
 protected aliases, rollback, and the Production timeline. The only code that moves a version's stage or an alias.
 What a move is judged on (the frozen evidence, the gates' results) is read by registry.governance.gates.
-
-Who may do what, on a model the user may read (NotFound otherwise):
-
-- request a move to a stage: the registry-wide role `governance.request_transition`, that stage among the
-  requestable stages of a grant on the model, or MANAGE on the model;
-- approve a move to a stage: the registry-wide role `governance.approve_<stage>`, or that stage among the
-  approvable stages of a grant on the model (never the requester, unless the policy allows self-approval);
-- protected aliases (the policy's `protected_aliases`, by default champion and production) follow Production's rules;
-  other aliases need EDIT on the model.
-
-Superusers hold every right.
+Who may do what is in registry.governance.access, and what refusals there are in registry.governance.errors.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from registry.accounts.access import stage_rights_of
 from registry.audit import services as audit
 from registry.audit.models import AuditAction, WebhookEventType
 from registry.catalog.access import require
 from registry.catalog.models import ModelAlias, ModelVersion, RegisteredModel, Stage
 from registry.governance import gates
+from registry.governance.access import can_approve, can_request, may_move_directly
+from registry.governance.errors import (
+    AlreadyDecided,
+    AlreadyInStage,
+    AlreadyPending,
+    ApprovalRequired,
+    GatesFailed,
+    GovernanceError,
+    NotAllowed,
+    RollbackImpossible,
+)
+from registry.governance.history import rollback_plan
 from registry.governance.models import (
     ALIAS_RULES_STAGE,
     ChangeKind,
@@ -39,78 +38,8 @@ from registry.governance.models import (
     StageTransitionRequest,
 )
 from registry.lib.access import Level
-from registry.lib.errors import Conflict, DomainError, Forbidden, NotFound
+from registry.lib.errors import NotFound
 from registry.lib.names import NameError_, check_alias
-
-REQUEST_PERMISSION = "governance.request_transition"
-
-
-def approve_permission(stage: str) -> str:
-    return f"governance.approve_{Stage.parse(stage).value.lower()}"
-
-
-class GovernanceError(DomainError):
-    """A governance rule refused the action; `status` is the HTTP status an API should answer with."""
-
-
-class NotAllowed(GovernanceError, Forbidden):
-    pass
-
-
-class AlreadyInStage(GovernanceError, Conflict):
-    """A move to the stage the version holds: the state refuses it (409)."""
-
-
-class RollbackImpossible(GovernanceError, Conflict):
-    """The model's Production history leaves nothing to roll back to: the state refuses it (409)."""
-
-
-class ApprovalRequired(NotAllowed):
-    """The move needs approval: `request` is the pending request that asks for it (created now or already open)."""
-
-    code = "approval_required"
-
-    def __init__(self, message: str, request: StageTransitionRequest, *, created: bool):
-        super().__init__(message, [{"request_id": request.pk, "created": created}])
-        self.request = request
-        self.created = created
-
-
-class AlreadyDecided(GovernanceError, Conflict):
-    code = "already_decided"
-
-
-class AlreadyPending(GovernanceError, Conflict):
-    code = "already_pending"
-
-
-class GatesFailed(GovernanceError, Conflict):
-    code = "gates_failed"
-
-
-def _active(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_active)
-
-
-def can_request(user, model: RegisteredModel, stage: str) -> bool:
-    """May `user` ask for a version of `model` to move to `stage`? (They may read the model: see `_readable`.)"""
-    if not _active(user):
-        return False
-    if user.is_superuser or user.has_perm(REQUEST_PERMISSION):
-        return True
-    if require(model, user, Level.READ) >= Level.MANAGE:
-        return True
-    return Stage.parse(stage).value in stage_rights_of(model, user)[0]
-
-
-def can_approve(user, model: RegisteredModel, stage: str) -> bool:
-    """May `user` approve (or directly make, where the policy allows) a move of `model`'s versions to `stage`?"""
-    if not _active(user):
-        return False
-    if user.is_superuser or user.has_perm(approve_permission(stage)):
-        return True
-    return Stage.parse(stage).value in stage_rights_of(model, user)[1]
-
 
 # --- Gates applied (registry.governance.gates evaluates them) ------------------------------------------------------
 
@@ -488,13 +417,6 @@ def transition_cancel(*, request_id: int, by, comment: str = "") -> StageTransit
 # --- Direct changes -------------------------------------------------------------------------------------------------
 
 
-def may_move_directly(user, model: RegisteredModel, policy: StagePolicy, stage: str) -> bool:
-    """Who may move a version to `stage` without a request (the stage panel offers exactly this)."""
-    if policy.needs_approval(stage):
-        return policy.allow_direct_changes and can_approve(user, model, stage)
-    return can_request(user, model, stage) or can_approve(user, model, stage)
-
-
 def stage_change_direct(
     *,
     version: ModelVersion,
@@ -654,72 +576,7 @@ def policy_record(*, policy: StagePolicy, by, created: bool = False, deleted: bo
     )
 
 
-# --- Timeline and rollback ------------------------------------------------------------------------------------------
-
-
-def holders_at(model: RegisteredModel, stage: str, at: datetime) -> list[int]:
-    """Version numbers that held `stage` at time `at`, replayed from the stage history."""
-    holding: set[int] = set()
-    changes = (
-        StageChange.objects.filter(model=model, changed_at__lte=at)
-        .filter(Q(to_stage=stage) | Q(from_stage=stage))
-        .select_related("version")
-        .order_by("changed_at", "id")
-        .only("from_stage", "to_stage", "version__version")
-    )
-    for change in changes:
-        if change.to_stage == stage:
-            holding.add(change.version.version)
-        elif change.from_stage == stage:
-            holding.discard(change.version.version)
-    return sorted(holding, reverse=True)
-
-
-@dataclass(frozen=True)
-class RollbackPlan:
-    """What a rollback does: `current` (the version that entered Production last) leaves Production and `previous`
-    (the one that held it before `current` entered) holds it; `aliases` are the protected aliases on `current`,
-    which move back to `previous`."""
-
-    current: ModelVersion
-    previous: ModelVersion
-    aliases: list[str]
-
-
-def rollback_plan(model: RegisteredModel) -> RollbackPlan | None:
-    """The rollback available now, or None: read from the stage history, whatever the number of holders.
-
-    "Previous" is the version whose latest entry into Production came before `current`'s and that still exists,
-    whether it still holds Production (two holders) or was archived since.
-    """
-    entries = list(
-        StageChange.objects.filter(model=model, to_stage=Stage.PRODUCTION)
-        .select_related("version__model")
-        .order_by("-changed_at", "-id")
-    )
-    current = next((e.version for e in entries if e.version.stage == Stage.PRODUCTION), None)
-    if current is None:
-        return None
-    seen = {current.pk}
-    previous = None
-    past_current = False
-    for entry in entries:
-        if entry.version_id == current.pk:
-            past_current = True
-            continue
-        if past_current and entry.version_id not in seen:
-            previous = entry.version
-            break
-        seen.add(entry.version_id)
-    if previous is None:
-        return None
-    policy = StagePolicy.objects.for_model(model)
-    aliases = [
-        name
-        for name in ModelAlias.objects.filter(model=model, version=current).values_list("alias", flat=True)
-        if policy.protects(name)
-    ]
-    return RollbackPlan(current=current, previous=previous, aliases=sorted(aliases))
+# --- Rollback ------------------------------------------------------------------------------------------
 
 
 def production_rollback(*, model: RegisteredModel, by, comment: str = "") -> ModelVersion:

@@ -16,8 +16,8 @@ from django.db import connection
 from registry.audit.models import AuditEvent
 from registry.catalog.models import ModelVersion, Stage
 from registry.governance import gates, services
+from registry.governance.errors import AlreadyDecided, AlreadyPending
 from registry.governance.models import RequestStatus, StageChange, StageTransitionRequest
-from registry.governance.services import AlreadyDecided, AlreadyPending
 from tests.builders import model_create
 from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, build, person
 

@@ -10,6 +10,8 @@ import pytest
 from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog.models import ModelVersion, Stage
 from registry.governance import gates, services
+from registry.governance.errors import AlreadyDecided, AlreadyPending, GatesFailed, GovernanceError, NotAllowed
+from registry.governance.history import holders_at
 from registry.governance.models import (
     ChangeKind,
     GateKind,
@@ -20,7 +22,6 @@ from registry.governance.models import (
     StageTransitionRequest,
     stage_intervals,
 )
-from registry.governance.services import AlreadyDecided, AlreadyPending, GatesFailed, GovernanceError, NotAllowed
 from registry.tracking.models import MetricSeries
 from registry.tracking.services import Point
 from tests.builders import alias_delete, alias_set, metrics_log, model_create, version_stage_set
@@ -396,12 +397,12 @@ def history(fraud, v1, v2, approver, clock):
 def test_holders_at_replays_the_history(fraud, history):
     t1, t2, t3 = history
     second = timedelta(seconds=1)
-    assert services.holders_at(fraud, Stage.PRODUCTION, t1 - second) == []
-    assert services.holders_at(fraud, Stage.PRODUCTION, t1 + second) == [1]
-    assert services.holders_at(fraud, Stage.PRODUCTION, t2 + second) == [2]
-    assert services.holders_at(fraud, Stage.PRODUCTION, t3 + second) == [1]
-    assert services.holders_at(fraud, Stage.ARCHIVED, t2 + second) == [1]
-    assert services.holders_at(fraud, Stage.ARCHIVED, t3 + second) == [2]
+    assert holders_at(fraud, Stage.PRODUCTION, t1 - second) == []
+    assert holders_at(fraud, Stage.PRODUCTION, t1 + second) == [1]
+    assert holders_at(fraud, Stage.PRODUCTION, t2 + second) == [2]
+    assert holders_at(fraud, Stage.PRODUCTION, t3 + second) == [1]
+    assert holders_at(fraud, Stage.ARCHIVED, t2 + second) == [1]
+    assert holders_at(fraud, Stage.ARCHIVED, t3 + second) == [2]
 
 
 def test_the_production_timeline_lists_each_span(fraud, history):

@@ -8,8 +8,8 @@ import pytest
 from registry.catalog import services as catalog
 from registry.catalog.models import Stage
 from registry.governance import gates, services
+from registry.governance.errors import GatesFailed
 from registry.governance.models import GateKind, PolicyGate, StagePolicy
-from registry.governance.services import GatesFailed
 from tests.builders import model_create, version_stage_set
 from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, build, person
 

@@ -12,6 +12,7 @@ from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel, Stage
 from registry.governance import gates
 from registry.governance import services as governance
+from registry.governance.errors import GatesFailed
 from registry.governance.models import GateKind, PolicyGate, StagePolicy
 from registry.mlflow_compat.models import LoggedModel
 from tests.factories import UserFactory
@@ -84,7 +85,7 @@ def test_the_default_policy_keeps_external_versions_out_of_production(client, su
     client.create_model_version("scorer", "s3://bucket/model")
     client.create_model_version("scorer", f"runs:/{run_with_model_files}/model")
     external, stored = ModelVersion.objects.order_by("version")
-    with pytest.raises(governance.GatesFailed) as failed:
+    with pytest.raises(GatesFailed) as failed:
         governance.stage_change_direct(version=external, to_stage="Production", by=superuser)
     assert failed.value.details == [
         {

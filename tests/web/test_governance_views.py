@@ -11,8 +11,8 @@ from django.test import Client
 from registry.audit.models import AuditEvent
 from registry.catalog.models import ModelVersion, Stage
 from registry.governance import services
+from registry.governance.errors import GatesFailed, NotAllowed
 from registry.governance.models import GateKind, PolicyGate, RequestStatus, StagePolicy, StageTransitionRequest
-from registry.governance.services import NotAllowed
 from registry.web.views import governance as views
 from tests.builders import alias_set, model_create
 from tests.governance.helpers import PRODUCTION_APPROVERS, REQUESTERS, build, person
@@ -499,6 +499,6 @@ def test_audit_page_query_count_does_not_grow_with_rows(signed_in, django_assert
 
 
 def test_refusal_text_lists_the_failing_gates():
-    exc = services.GatesFailed("2 gate(s) fail.", [{"gate": "f1 >= 0.9", "message": "f1 = 0.8 misses 0.9"}])
+    exc = GatesFailed("2 gate(s) fail.", [{"gate": "f1 >= 0.9", "message": "f1 = 0.8 misses 0.9"}])
     assert views.refusal_text(exc) == "2 gate(s) fail. Failing: f1 >= 0.9: f1 = 0.8 misses 0.9."
     assert views.refusal_text(NotAllowed("No.")) == "No."

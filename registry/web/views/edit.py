@@ -25,6 +25,7 @@ from registry.catalog import services as catalog
 from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel, Stage
 from registry.governance import services as governance
+from registry.governance.errors import ApprovalRequired
 from registry.governance.models import StagePolicy
 from registry.lib.access import Level
 from registry.lib.errors import DomainError, Forbidden, NotFound
@@ -305,7 +306,7 @@ def alias_set(request: HttpRequest, name: str) -> HttpResponse:
                     model=model, alias=alias, version=version, by=request.user, comment=form.cleaned_data["comment"]
                 )
                 status, notice = 200, f"@{alias} now points at v{number}."
-            except governance.ApprovalRequired as exc:
+            except ApprovalRequired as exc:
                 status, notice = 200, _request_notice(exc, f"@{alias} → v{number}")
             except Forbidden as exc:
                 form.add_error(None, exc.message)
@@ -325,7 +326,7 @@ def alias_delete(request: HttpRequest, name: str) -> HttpResponse:
     try:
         governance.alias_delete(model=model, alias=alias, by=request.user, comment=request.POST.get("comment", ""))
         notice = f"Deleted @{alias}."
-    except governance.ApprovalRequired as exc:
+    except ApprovalRequired as exc:
         notice = _request_notice(exc, f"deleting @{alias}")
     except DomainError as exc:
         context = aliases_context(model, request.user)
@@ -335,7 +336,7 @@ def alias_delete(request: HttpRequest, name: str) -> HttpResponse:
     return _alias_done(request, model, notice)
 
 
-def _request_notice(exc: governance.ApprovalRequired, what: str) -> str:
+def _request_notice(exc: ApprovalRequired, what: str) -> str:
     request_id = exc.details[0]["request_id"]
     state = "opened" if exc.details[0]["created"] else "is already open"
     return (

@@ -27,10 +27,12 @@ from registry.accounts.access import level_of, preload_access
 from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ModelVersion, RegisteredModel, Stage
+from registry.governance import access as governance_access
 from registry.governance import gates, services
 from registry.governance.audit_log import events_visible_to, filtered, is_auditor
+from registry.governance.errors import GatesFailed
+from registry.governance.history import rollback_plan
 from registry.governance.models import RequestStatus, StageInterval, StagePolicy, StageTransitionRequest
-from registry.governance.services import GatesFailed
 from registry.lib import diff
 from registry.lib.access import Level
 from registry.lib.errors import DomainError
@@ -89,7 +91,7 @@ def _card(
     pending = transition.status == RequestStatus.PENDING
     own = transition.requested_by_id is not None and transition.requested_by_id == user.pk
     model = transition.version.model
-    approver = services.can_approve(user, model, transition.to_stage)
+    approver = governance_access.can_approve(user, model, transition.to_stage)
     awaiting_other = own and not policy.allow_self_approval
     deltas = evidence.get("metric_deltas") or {}
     metrics = [_metric_row(key, value, deltas.get(key)) for key, value in (evidence.get("metrics") or {}).items()]
@@ -175,7 +177,11 @@ def _get_request_or_404(user, pk: int) -> StageTransitionRequest:
 
 def _approvable_stages(user) -> list[str]:
     """Stages the user approves registry-wide (per-model rights show on each card)."""
-    return [stage.value for stage in Stage if user.is_superuser or user.has_perm(services.approve_permission(stage))]
+    return [
+        stage.value
+        for stage in Stage
+        if user.is_superuser or user.has_perm(governance_access.approve_permission(stage))
+    ]
 
 
 # --- Approvals ------------------------------------------------------------------------------------------------------
@@ -198,7 +204,7 @@ def approval_list(request: HttpRequest) -> HttpResponse:
     if request.htmx and not request.htmx.history_restore_request and request.htmx.target == "requests":
         return _render(request, "web/approval_list.html#requests", context)
     context["approvable_stages"] = _approvable_stages(request.user)
-    context["can_request"] = request.user.is_superuser or request.user.has_perm(services.REQUEST_PERMISSION)
+    context["can_request"] = request.user.is_superuser or request.user.has_perm(governance_access.REQUEST_PERMISSION)
     context["decided"] = _recently_decided(request.user)
     focus = _int(request.GET.get("request"), BIGINT_MAX)
     if focus is not None:
@@ -410,14 +416,14 @@ def version_context(request: HttpRequest, version: ModelVersion) -> dict:
                 stage=stage.value,
                 needs_approval=policy.needs_approval(stage),
                 gates=results,
-                may_move=stage != version.stage and services.may_move_directly(user, model, policy, stage),
-                may_approve=services.can_approve(user, model, stage),
+                may_move=stage != version.stage and governance_access.may_move_directly(user, model, policy, stage),
+                may_approve=governance_access.can_approve(user, model, stage),
             )
         )
     pending = list(_pending_requests(user).filter(version=version))
     for transition in pending:
         transition.version = version  # with its model and the user's access already read
-    request_stages = [s for s in FORM_STAGES if s != version.stage and services.can_request(user, model, s)]
+    request_stages = [s for s in FORM_STAGES if s != version.stage and governance_access.can_request(user, model, s)]
     can_request = bool(request_stages)
     return {
         "policy": policy,
@@ -447,7 +453,7 @@ def model_context(request: HttpRequest, model: RegisteredModel, production: list
     for transition in pending:
         transition.version.model = model  # with the user's access already read
     current = sorted({i.version for i in production if i.end is None}, reverse=True)
-    plan = services.rollback_plan(model) if current else None
+    plan = rollback_plan(model) if current else None
     events, more = audit_rows(model)
     now = timezone.now()
     return {
@@ -459,7 +465,7 @@ def model_context(request: HttpRequest, model: RegisteredModel, production: list
         "rollback_from": plan.current.version if plan else None,
         "rollback_to": plan.previous.version if plan else None,
         "rollback_aliases": plan.aliases if plan else [],
-        "can_rollback": plan is not None and services.can_approve(user, model, Stage.PRODUCTION),
+        "can_rollback": plan is not None and governance_access.can_approve(user, model, Stage.PRODUCTION),
         "audit_events": events,
         "audit_more": more,
     }
