@@ -585,6 +585,8 @@ WEB_CASES = {
         {"current_password": "not-it", "new_password": "a-New-pass-9137", "new_password_again": "a-New-pass-9137"},
         also_ok=(400,),
     ),
+    # Your own name and email, always.
+    "profile/details/": case("POST", "/profile/details/", EVERYONE, {"email": "me@example.org"}),
     "models/": case("GET", "/models/", DASHBOARD, hides=">m<"),
     "models/<model:name>/": case("GET", "/models/m/", DASHBOARD),
     "models/<model:name>/versions/<int:version>/": case("GET", "/models/m/versions/1/", DASHBOARD),

@@ -20,6 +20,7 @@ urlpatterns = [
     path("profile/", account.profile, name="profile"),
     path("profile/tokens/<int:pk>/revoke/", account.revoke_token, name="revoke_token"),
     path("profile/password/", account.password_change, name="password_change"),
+    path("profile/details/", account.details_change, name="details_change"),
     # Models and their versions
     path("models/", browse.model_list, name="model_list"),
     path("new-model/", edit.model_create, name="model_create"),

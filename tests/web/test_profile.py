@@ -176,3 +176,36 @@ def test_wrong_current_passwords_count_towards_the_sign_in_throttle(client, sign
     assert response.status_code == 429
     signed_in.refresh_from_db()
     assert signed_in.check_password(OLD)
+
+
+# --- Your own name and email -----------------------------------------------------------------------------------------
+
+
+def test_set_your_name_and_email_and_leave_a_record(client, owner):
+    client.force_login(owner)
+    form = {"first_name": "Olga", "last_name": " Owner ", "email": "olga@example.org"}
+    response = client.post(reverse("details_change"), form)
+    assert response.status_code == 302 and response["Location"] == reverse("profile")
+    owner.refresh_from_db()
+    assert (owner.first_name, owner.last_name, owner.email) == ("Olga", "Owner", "olga@example.org")
+    event = AuditEvent.objects.get(action=AuditAction.USER_CHANGED)
+    assert (event.actor_name, event.subject) == (owner.username, f"user:{owner.username}")
+    assert event.data["first_name"] == ["", "Olga"]
+    page = client.get(reverse("profile")).content.decode()
+    assert 'value="olga@example.org"' in page and "Name and email saved." in page
+
+    client.post(reverse("details_change"), form)  # the same again: nothing changed, nothing recorded
+    assert AuditEvent.objects.filter(action=AuditAction.USER_CHANGED).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("form", "words"),
+    [({"email": "not-an-address"}, "Enter a valid email address"), ({"first_name": "x" * 151}, "at most 150")],
+)
+def test_a_refused_name_or_email_is_an_error_on_the_page_and_changes_nothing(client, owner, form, words):
+    client.force_login(owner)
+    before = (owner.first_name, owner.email)
+    response = client.post(reverse("details_change"), form)
+    assert response.status_code == 400 and words in response.content.decode()
+    owner.refresh_from_db()
+    assert (owner.first_name, owner.email) == before and not AuditEvent.objects.exists()

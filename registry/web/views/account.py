@@ -1,4 +1,5 @@
-"""The signed-in user's profile: API tokens to create (shown once), see and revoke; their own password."""
+"""The signed-in user's profile: API tokens to create (shown once), see and revoke; their own password, name and
+email."""
 
 from __future__ import annotations
 
@@ -53,19 +54,30 @@ class PasswordForm(forms.Form):
         return data
 
 
-def _profile_page(request: HttpRequest, *, form=None, new_token=None, password_form=None) -> HttpResponse:
+class DetailsForm(forms.Form):
+    first_name = forms.CharField(max_length=150, required=False, label="First name")
+    last_name = forms.CharField(max_length=150, required=False, label="Last name")
+    email = forms.EmailField(max_length=254, required=False, label="Email")
+
+
+def _profile_page(
+    request: HttpRequest, *, form=None, new_token=None, password_form=None, details_form=None
+) -> HttpResponse:
     form, password_form = form or TokenForm(), password_form or PasswordForm()
+    user = request.user
+    details_form = details_form or DetailsForm(initial={field: getattr(user, field) for field in accounts.USER_DETAILS})
     context = {
         "form": form,
         "new_token": new_token,
         "password_form": password_form,
+        "details_form": details_form,
         "has_password": request.user.has_usable_password(),
         "sso_provider": settings.OIDC_PROVIDER_NAME if settings.SSO_ENABLED else "",
         "tokens": ApiToken.objects.filter(user=request.user).order_by("revoked_at", "-created_at"),
         "api_url": request.build_absolute_uri("/"),
         "breadcrumbs": [("Profile", None)],
     }
-    status = 400 if form.errors or password_form.errors else 200
+    status = 400 if form.errors or password_form.errors or details_form.errors else 200
     return render(request, "web/profile.html", context, status=status)
 
 
@@ -113,6 +125,21 @@ def password_change(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Password changed. Your other sessions are signed out.")
             return redirect("profile")
     return _profile_page(request, password_form=form)
+
+
+@require_POST
+def details_change(request: HttpRequest) -> HttpResponse:
+    """Your own name and email (recorded in the audit log)."""
+    form = DetailsForm(request.POST)
+    if form.is_valid():
+        try:
+            changed = accounts.user_details_set(user=request.user, by=request.user, **form.cleaned_data)
+        except Invalid as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Name and email saved." if changed else "Nothing to change.")
+            return redirect("profile")
+    return _profile_page(request, details_form=form)
 
 
 @require_POST
