@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from registry.catalog import services as catalog
 from registry.tracking import services as tracking
-from tests.browser.checks import check_page, script_errors
+from tests.browser.checks import axe_violations, check_page, script_errors
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -115,3 +115,6 @@ def test_compare_draws_charts_as_they_scroll_into_view_with_a_parallel_colour_ba
     )
     expect(page.locator("[data-figure].js-plotly-plot")).to_have_count(total)
     assert script_errors(page) == []
+    assert axe_violations(page) == []  # with every chart drawn
+    # A label on a plain div is one assistive technology ignores (axe aria-prohibited-attr): each chart is a figure.
+    assert page.locator(".chart[aria-label]:not([role])").count() == 0
