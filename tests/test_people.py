@@ -211,7 +211,7 @@ def test_staff_who_may_edit_users_save_their_own_name(client):
     assert User.objects.get(pk=sam.pk).first_name == "Sam"
     (event,) = events(AuditAction.USER_CHANGED)  # through user_details_set: a name is not a right, but it is recorded
     assert (event.actor_name, event.subject, event.data) == ("sam", "user:sam", {"first_name": ["", "Sam"]})
-    assert (event.from_value, event.to_value) == ("first name: ", "first name: Sam")
+    assert (event.from_value, event.to_value) == ("first name: —", "first name: Sam")
 
 
 def test_names_and_email_changed_in_the_admin_are_audited_and_its_records_are_read_only(client, superuser):

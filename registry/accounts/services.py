@@ -177,8 +177,8 @@ def user_details_set(*, user, by, **details: str | None) -> dict:
             AuditAction.USER_CHANGED,
             actor=by,
             subject=f"user:{user.get_username()}",
-            from_value="; ".join(f"{field.replace('_', ' ')}: {old}" for field, (old, _) in change.items()),
-            to_value="; ".join(f"{field.replace('_', ' ')}: {new}" for field, (_, new) in change.items()),
+            from_value="; ".join(f"{field.replace('_', ' ')}: {old or '—'}" for field, (old, _) in change.items()),
+            to_value="; ".join(f"{field.replace('_', ' ')}: {new or '—'}" for field, (_, new) in change.items()),
             data=change,
         )
     return change

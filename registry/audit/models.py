@@ -125,6 +125,13 @@ class AuditEvent(models.Model):
             models.Index(fields=["actor_name", "-at"], name="audit_actor_at"),
             models.Index(fields=["action", "-at"], name="audit_action_at"),
             models.Index(fields=["-at", "-id"], name="audit_at"),
+            # Events about an account ("user:ana"), a group or the global policy, which name no model or experiment: a
+            # profile page lists its account's. Only those rows are in it (none of a registration's or a run's).
+            models.Index(
+                fields=["subject", "-at"],
+                name="audit_subject_at",
+                condition=Q(model_id__isnull=True, experiment_id__isnull=True),
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(action__in=AuditAction.values), name="audit_action_valid"),

@@ -1,7 +1,8 @@
 """Reading the audit log: which events a user may see, and the filters of the audit page and API.
 
 Events are readable where what they name is: a model's events by those who may read the model, an experiment's or a
-run's by those who may read the experiment, an account's by the person who acted. Superusers and holders of
+run's by those who may read the experiment, an account's by the person who acted and by the account's holder (who
+changed my rights, my password, my tokens). Superusers and holders of
 `audit.view_auditevent` (auditors) read everything, including the events of deleted models and experiments.
 """
 
@@ -28,11 +29,25 @@ def events_visible_to(user):
         return events
     models = RegisteredModel.objects.readable_by(user).values("pk")
     experiments = Experiment.objects.readable_by(user).values("pk")
+    unattached = Q(model_id__isnull=True) & Q(experiment_id__isnull=True)
     return events.filter(
         Q(model_id__in=models)
         | (Q(model_id__isnull=True) & Q(experiment_id__in=experiments))
-        | (Q(model_id__isnull=True) & Q(experiment_id__isnull=True) & Q(actor_id=user.pk))
+        | (unattached & (Q(actor_id=user.pk) | Q(subject=account_subject(user))))
     )
+
+
+def account_subject(user) -> str:
+    """How events about an account name it: "user:ana" (its username when the event was recorded)."""
+    return f"user:{user.get_username()}"
+
+
+def about_account(user):
+    """Events about `user`'s own account, whoever acted: made, its rights, teams, password, name and tokens; newest
+    first."""
+    return AuditEvent.objects.filter(
+        model_id__isnull=True, experiment_id__isnull=True, subject=account_subject(user)
+    ).order_by("-at", "-id")
 
 
 def filtered(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from registry.accounts import services as accounts
 from registry.accounts.models import ApiToken, hash_token
 from registry.audit.models import AuditAction, AuditEvent
 
@@ -94,8 +96,10 @@ def test_profile_query_count_is_constant(client, owner, django_assert_num_querie
     client.force_login(owner)
     for n in range(50):
         ApiToken.issue(user=owner, name=f"t{n}")
-    # session, user, tokens
-    with django_assert_num_queries(3):
+    for n in range(50):
+        accounts.user_details_set(user=owner, by=owner, first_name=f"name {n}")
+    # session, user, tokens, the account's events
+    with django_assert_num_queries(4):
         client.get(reverse("profile"))
 
 
@@ -209,3 +213,26 @@ def test_a_refused_name_or_email_is_an_error_on_the_page_and_changes_nothing(cli
     assert response.status_code == 400 and words in response.content.decode()
     owner.refresh_from_db()
     assert (owner.first_name, owner.email) == before and not AuditEvent.objects.exists()
+
+
+# --- What was done to your account ----------------------------------------------------------------------------------
+
+
+def test_you_see_who_changed_your_account_and_others_do_not(client, owner, outsider, superuser):
+    approvers = Group.objects.create(name="production-approvers")
+    accounts.user_access_set(user=owner, by=superuser, groups=[approvers])
+    accounts.token_issue(user=owner, name="nightly", scope="read", by=owner)
+    accounts.user_access_set(user=outsider, by=superuser, is_staff=True)  # someone else's account
+
+    client.force_login(owner)
+    page = client.get(reverse("profile")).content.decode()
+    history = page[page.index('id="account-history"') :]
+    assert superuser.username in history and "joined production-approvers" in history
+    assert "API token created" in history and ">you<" in history
+    assert "staff: yes" not in history
+    log = client.get(reverse("audit_log")).content.decode()  # the audit page shows them to the holder as well
+    assert "joined production-approvers" in log and "staff: yes" not in log
+
+    client.force_login(outsider)
+    log = client.get(reverse("audit_log")).content.decode()
+    assert "staff: yes" in log and "joined production-approvers" not in log

@@ -1,5 +1,5 @@
 """The signed-in user's profile: API tokens to create (shown once), see and revoke; their own password, name and
-email."""
+email; what was done to their account, and by whom."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from registry.accounts import services as accounts
 from registry.accounts.models import ApiToken
+from registry.governance.audit_log import about_account
 from registry.lib.errors import Forbidden, Invalid
 
 
@@ -54,6 +55,9 @@ class PasswordForm(forms.Form):
         return data
 
 
+ACCOUNT_EVENTS = 10  # the newest; the audit page has the rest
+
+
 class DetailsForm(forms.Form):
     first_name = forms.CharField(max_length=150, required=False, label="First name")
     last_name = forms.CharField(max_length=150, required=False, label="Last name")
@@ -74,6 +78,7 @@ def _profile_page(
         "has_password": request.user.has_usable_password(),
         "sso_provider": settings.OIDC_PROVIDER_NAME if settings.SSO_ENABLED else "",
         "tokens": ApiToken.objects.filter(user=request.user).order_by("revoked_at", "-created_at"),
+        "account_events": about_account(user)[:ACCOUNT_EVENTS],
         "api_url": request.build_absolute_uri("/"),
         "breadcrumbs": [("Profile", None)],
     }
