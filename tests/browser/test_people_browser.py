@@ -1,5 +1,6 @@
 """Who may approve Production, in a real browser: an administrator gives a team the Production approver role on the
-admin's group page; a member makes an expiring token and changes their own password on the profile page, then signs
+admin's group page; a member makes an expiring token, changes their own password and email on the profile page (its
+account history lists all three), then signs
 in with the new one; the audit log names who did each."""
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def test_a_role_given_in_the_admin_and_a_password_changed_on_the_profile_are_in_
     page.wait_for_load_state("networkidle")
     assert "Password changed" in page.inner_text("main")
     assert "nightly" in page.inner_text("main")  # the token list, stacked at 390 px, checked below
+    page.fill("#id_email", "ana@example.org")
+    page.click("#details button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    history = page.locator("#account-history tbody tr").all_inner_texts()
+    assert "ana@example.org" in history[0] and "password" in history[1] and "API token created" in history[2], history
     for width in (1400, 390):
         page.set_viewport_size({"width": width, "height": 900})
         assert check_page(page) == [], width
