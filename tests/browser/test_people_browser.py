@@ -1,7 +1,6 @@
 """Who may approve Production, in a real browser: an administrator gives a team the Production approver role on the
 admin's group page; a member makes an expiring token, changes their own password and email on the profile page (its
-account history lists all three), then signs
-in with the new one; the audit log names who did each."""
+account history lists all three), then signs in with the new password; the audit log names who did each."""
 
 from __future__ import annotations
 
