@@ -48,7 +48,7 @@ def server(tmp_path_factory):
             try:
                 if requests.get(url + "/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its worker still booting
                 time.sleep(0.1)
         else:
             pytest.fail("gunicorn did not start")
