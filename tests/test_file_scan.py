@@ -281,8 +281,10 @@ def test_rescan_all_covers_files_stored_before_scanning(owner):
     FileScan.objects.all().delete()
     (only,) = scanning.version_scan(version).files
     assert only.verdict == "unknown" and "rescan" in only.reason
+    FileScan.objects.create(storage_key="sha256/no-file-uses-this", path="gone.pkl", size=1)
     call_command("rescan", "--all", stdout=io.StringIO())
     assert scanning.version_scan(version).verdict == "unsafe"
+    assert not FileScan.objects.filter(storage_key="sha256/no-file-uses-this").exists()  # a deleted file's verdict
 
 
 def test_rescan_on_demand_needs_edit_on_the_model(owner, django_capture_on_commit_callbacks):

@@ -271,6 +271,13 @@ def queue_files(files: Iterable[ArtifactFile], *, after_commit: bool = True) -> 
         return _queue(seen.values(), after_commit=after_commit)
 
 
+def verdicts_drop_unused() -> int:
+    """Drop the verdicts of blobs no stored file uses any more (their files were deleted). Verdicts are a cache keyed
+    by content; what was found unsafe in a version stays in the audit log. Returns how many were dropped."""
+    dropped, _ = FileScan.objects.exclude(storage_key__in=ArtifactFile.objects.values("storage_key")).delete()
+    return dropped
+
+
 class NothingToScan(Conflict):
     """A rescan of a version without files: its state, not the request, is why (409)."""
 

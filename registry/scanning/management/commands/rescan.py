@@ -7,7 +7,6 @@ from django.core.management.base import BaseCommand, CommandError
 from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel
 from registry.lib.references import ReferenceError_, parse_reference
 from registry.scanning import services
-from registry.scanning.models import FileScan
 
 
 class Command(BaseCommand):
@@ -43,8 +42,7 @@ class Command(BaseCommand):
         else:
             queued = len(services.queue_files(files.only("storage_key", "path", "size"), after_commit=False))
             if all:
-                # Verdicts of blobs no file uses any more (deleted files) are dropped.
-                FileScan.objects.exclude(storage_key__in=ArtifactFile.objects.values("storage_key")).delete()
+                services.verdicts_drop_unused()
         self.stdout.write(f"Queued {queued} file(s).")
         if queue_only:
             return
