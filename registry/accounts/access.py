@@ -22,6 +22,7 @@ from django.db.models import Exists, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from registry.accounts.models import account_subject
 from registry.lib.access import GRANTABLE, Level
 
 LEVEL_CHOICES = [(level.value, level.label) for level in Level]
@@ -72,7 +73,7 @@ class Grant(models.Model):
     @property
     def grantee(self) -> str:
         """'user:alice' or 'group:ml-team', as the audit log names it."""
-        return f"user:{self.user.get_username()}" if self.user_id else f"group:{self.group.name}"
+        return account_subject(self.user.get_username()) if self.user_id else f"group:{self.group.name}"
 
     @property
     def level_name(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from registry.accounts.access import level_of
+from registry.accounts.models import account_subject
 from registry.audit import services as audit
 from registry.audit.models import AuditAction
 from registry.lib.access import GRANTABLE, Level
@@ -32,7 +33,7 @@ def _grantee(user, group) -> tuple[dict, str]:
     if (user is None) == (group is None):
         raise Invalid("A grant is to one user or one group.")
     if user is not None:
-        return {"user": user, "group": None}, f"user:{user.get_username()}"
+        return {"user": user, "group": None}, account_subject(user.get_username())
     return {"user": None, "group": group}, f"group:{group.name}"
 
 
@@ -115,7 +116,7 @@ def owner_set(*, obj, by, owner, scope: dict, what: str) -> None:
             audit.record(
                 AuditAction.OWNER_CHANGED,
                 actor=by,
-                subject=f"user:{owner.get_username()}",
+                subject=account_subject(owner.get_username()),
                 from_value=previous.get_username() if previous else "",
                 to_value=owner.get_username(),
                 **scope,

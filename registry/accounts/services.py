@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry.accounts.access import Grant, grants_held
-from registry.accounts.models import ApiToken
+from registry.accounts.models import ApiToken, account_subject
 from registry.audit import services as audit
 from registry.audit.models import AuditAction
 from registry.lib.errors import Conflict, Forbidden, Invalid
@@ -81,7 +81,7 @@ def user_create(
                 user.set_unusable_password()
             user.is_superuser = user.is_staff = is_superuser
             user.save()
-            audit.record(AuditAction.USER_CREATED, actor=by, subject=f"user:{username}", to_value=username)
+            audit.record(AuditAction.USER_CREATED, actor=by, subject=account_subject(username), to_value=username)
     except IntegrityError:
         raise Conflict(f"A user named {username!r} already exists.") from None
     return user
@@ -101,7 +101,9 @@ def user_password_set(*, user, password: str, by, current_password: str | None =
     with transaction.atomic():
         user.set_password(password)
         user.save(update_fields=["password"])
-        audit.record(AuditAction.USER_CHANGED, actor=by, subject=f"user:{user.get_username()}", to_value="password")
+        audit.record(
+            AuditAction.USER_CHANGED, actor=by, subject=account_subject(user.get_username()), to_value="password"
+        )
 
 
 def user_password_off(*, user, by) -> None:
@@ -114,7 +116,10 @@ def user_password_off(*, user, by) -> None:
         user.set_unusable_password()
         user.save(update_fields=["password"])
         audit.record(
-            AuditAction.USER_CHANGED, actor=by, subject=f"user:{user.get_username()}", to_value="password sign-in off"
+            AuditAction.USER_CHANGED,
+            actor=by,
+            subject=account_subject(user.get_username()),
+            to_value="password sign-in off",
         )
 
 
@@ -129,7 +134,7 @@ def user_admin_set(*, user, is_admin: bool, by) -> None:
         audit.record(
             AuditAction.USER_CHANGED,
             actor=by,
-            subject=f"user:{user.get_username()}",
+            subject=account_subject(user.get_username()),
             from_value="admin" if before else "user",
             to_value="admin" if is_admin else "user",
         )
@@ -176,7 +181,7 @@ def user_details_set(*, user, by, **details: str | None) -> dict:
         audit.record(
             AuditAction.USER_CHANGED,
             actor=by,
-            subject=f"user:{user.get_username()}",
+            subject=account_subject(user.get_username()),
             from_value="; ".join(f"{field.replace('_', ' ')}: {old or '—'}" for field, (old, _) in change.items()),
             to_value="; ".join(f"{field.replace('_', ' ')}: {new or '—'}" for field, (_, new) in change.items()),
             data=change,
@@ -254,7 +259,9 @@ def user_access_set(*, user, by, username: str | None = None, groups=None, permi
             user.groups.set(list(after))
         if "permissions_added" in change:
             user.user_permissions.set(permissions)
-        _record_access_change(AuditAction.USER_CHANGED, by=by, subject=f"user:{user.get_username()}", change=change)
+        _record_access_change(
+            AuditAction.USER_CHANGED, by=by, subject=account_subject(user.get_username()), change=change
+        )
     return change
 
 
@@ -305,7 +312,7 @@ def _record_taken_away(*, grants: list[Grant], owned: list, by, why: str) -> Non
         audit.record(
             AuditAction.OWNER_CHANGED,
             actor=by,
-            subject=f"user:{username}",
+            subject=account_subject(username),
             from_value=username,
             to_value="",
             data={"because": why},
@@ -333,7 +340,7 @@ def user_delete(*, user, by) -> None:
         name = user.get_username()
         _record_taken_away(grants=grants_held(user=user), owned=_owned_by(user), by=by, why=f"user {name} deleted")
         user.delete()
-        audit.record(AuditAction.USER_DELETED, actor=by, subject=f"user:{name}", from_value=name)
+        audit.record(AuditAction.USER_DELETED, actor=by, subject=account_subject(name), from_value=name)
 
 
 # --- Groups (teams) -------------------------------------------------------------------------------------------------
@@ -431,7 +438,7 @@ def token_issue(*, user, name: str, scope: str, by, expires_at=None) -> tuple[Ap
         audit.record(
             AuditAction.TOKEN_CREATED,
             actor=by,
-            subject=f"user:{user.get_username()}",
+            subject=account_subject(user.get_username()),
             to_value=f"{token.name} ({token.prefix}…, {scope})",
             data={
                 "token": token.pk,
@@ -455,7 +462,7 @@ def token_revoke(*, token: ApiToken, by) -> bool:
         audit.record(
             AuditAction.TOKEN_REVOKED,
             actor=by,
-            subject=f"user:{token.user.get_username()}",
+            subject=account_subject(token.user.get_username()),
             from_value=f"{token.name} ({token.prefix}…, {token.scope})",
             data={"token": token.pk, "prefix": token.prefix},
         )
@@ -509,7 +516,7 @@ def sso_user_sync(
             audit.record(
                 AuditAction.USER_CREATED,
                 actor=by or user,
-                subject=f"user:{username}",
+                subject=account_subject(username),
                 to_value=username,
                 data={"sso": True},
             )
@@ -542,7 +549,7 @@ def sso_user_sync(
             audit.record(
                 AuditAction.USER_CHANGED,
                 actor=by or user,
-                subject=f"user:{user.get_username()}",
+                subject=account_subject(user.get_username()),
                 to_value="groups",
                 data={"added": added, "removed": removed, "sso": True},
             )

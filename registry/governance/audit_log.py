@@ -2,8 +2,8 @@
 
 Events are readable where what they name is: a model's events by those who may read the model, an experiment's or a
 run's by those who may read the experiment, an account's by the person who acted and by the account's holder (who
-changed my rights, my password, my tokens). Superusers and holders of
-`audit.view_auditevent` (auditors) read everything, including the events of deleted models and experiments.
+changed my rights, my password, my tokens). Superusers and holders of `audit.view_auditevent` (auditors) read
+everything, including the events of deleted models and experiments.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django.db.models import Q
 
+from registry.accounts.models import account_subject
 from registry.audit.models import AuditEvent
 from registry.catalog.models import RegisteredModel
 from registry.tracking.models import Experiment
@@ -33,21 +34,22 @@ def events_visible_to(user):
     return events.filter(
         Q(model_id__in=models)
         | (Q(model_id__isnull=True) & Q(experiment_id__in=experiments))
-        | (unattached & (Q(actor_id=user.pk) | Q(subject=account_subject(user))))
+        | (unattached & (Q(actor_id=user.pk) | _about(user)))
     )
 
 
-def account_subject(user) -> str:
-    """How events about an account name it: "user:ana" (its username when the event was recorded)."""
-    return f"user:{user.get_username()}"
+def _about(user) -> Q:
+    """Events that name `user`'s account. They name it by username, so only those since the account joined: a
+    username an earlier, deleted account had does not bring that account's history with it."""
+    return Q(subject=account_subject(user.get_username()), at__gte=user.date_joined)
 
 
 def about_account(user):
     """Events about `user`'s own account, whoever acted: made, its rights, teams, password, name and tokens; newest
     first."""
-    return AuditEvent.objects.filter(
-        model_id__isnull=True, experiment_id__isnull=True, subject=account_subject(user)
-    ).order_by("-at", "-id")
+    return AuditEvent.objects.filter(_about(user), model_id__isnull=True, experiment_id__isnull=True).order_by(
+        "-at", "-id"
+    )
 
 
 def filtered(

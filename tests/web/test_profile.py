@@ -236,3 +236,15 @@ def test_you_see_who_changed_your_account_and_others_do_not(client, owner, outsi
     client.force_login(outsider)
     log = client.get(reverse("audit_log")).content.decode()
     assert "staff: yes" in log and "joined production-approvers" not in log
+
+
+def test_a_username_reused_after_a_deletion_does_not_bring_the_old_accounts_history(client, superuser):
+    old = accounts.user_create(username="bob", password="a-Long-pw-2026", by=superuser)
+    accounts.token_issue(user=old, name="old-bobs-token", scope="read", by=old)
+    accounts.user_delete(user=old, by=superuser)
+    new = accounts.user_create(username="bob", password="a-Long-pw-2027", by=superuser)
+
+    client.force_login(new)
+    page = client.get(reverse("profile")).content.decode()
+    assert "old-bobs-token" not in page and "User created" in page  # its own creation, not the old one's token
+    assert "old-bobs-token" not in client.get(reverse("audit_log")).content.decode()
