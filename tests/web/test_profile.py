@@ -248,3 +248,15 @@ def test_a_username_reused_after_a_deletion_does_not_bring_the_old_accounts_hist
     page = client.get(reverse("profile")).content.decode()
     assert "old-bobs-token" not in page and "User created" in page  # its own creation, not the old one's token
     assert "old-bobs-token" not in client.get(reverse("audit_log")).content.decode()
+
+
+def test_the_history_shows_the_newest_ten_and_says_when_the_audit_log_has_older(client, owner):
+    client.force_login(owner)
+    for n in range(10):
+        accounts.token_issue(user=owner, name=f"token-{n}", scope="read", by=owner)
+    history = client.get(reverse("profile")).content.decode().split('id="account-history"')[1]
+    assert history.count("API token created") == 10 and "has older events" not in history
+
+    accounts.token_issue(user=owner, name="token-10", scope="read", by=owner)
+    history = client.get(reverse("profile")).content.decode().split('id="account-history"')[1]
+    assert history.count("API token created") == 10 and "has older events" in history

@@ -70,6 +70,7 @@ def _profile_page(
     form, password_form = form or TokenForm(), password_form or PasswordForm()
     user = request.user
     details_form = details_form or DetailsForm(initial={field: getattr(user, field) for field in accounts.USER_DETAILS})
+    account_events = list(about_account(user)[: ACCOUNT_EVENTS + 1])  # one more, to know whether there are older
     context = {
         "form": form,
         "new_token": new_token,
@@ -78,7 +79,8 @@ def _profile_page(
         "has_password": request.user.has_usable_password(),
         "sso_provider": settings.OIDC_PROVIDER_NAME if settings.SSO_ENABLED else "",
         "tokens": ApiToken.objects.filter(user=request.user).order_by("revoked_at", "-created_at"),
-        "account_events": about_account(user)[:ACCOUNT_EVENTS],
+        "account_events": account_events[:ACCOUNT_EVENTS],
+        "account_events_more": len(account_events) > ACCOUNT_EVENTS,
         "api_url": request.build_absolute_uri("/"),
         "breadcrumbs": [("Profile", None)],
     }
