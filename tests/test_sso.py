@@ -71,7 +71,7 @@ def test_signing_in_through_the_provider_lands_signed_in_with_the_teams_it_names
     assert landed.browser.get(f"{live_server.url}/models/fraud-detector/", timeout=30).status_code == 200
 
 
-def test_teams_follow_the_provider_at_every_sign_in_and_local_roles_stay(live_server, oidc_provider):
+def test_teams_names_and_email_follow_the_provider_at_every_sign_in_and_local_roles_stay(live_server, oidc_provider):
     oidc_provider.set_accounts({"alice": {"email": "a@example.com", "groups": ["risk-team", "fraud-team"]}})
     sign_in(live_server, oidc_provider, "alice")
     from django.contrib.auth import get_user_model
@@ -80,11 +80,15 @@ def test_teams_follow_the_provider_at_every_sign_in_and_local_roles_stay(live_se
     local_role = Group.objects.create(name="Auditors")  # handed out here, not by the provider
     alice.groups.add(local_role)
 
-    oidc_provider.set_accounts({"alice": {"email": "a@example.com", "groups": ["fraud-team", "ml-platform"]}})
+    oidc_provider.set_accounts(
+        {"alice": {"email": "alice@new.example", "given_name": "Alice", "groups": ["fraud-team", "ml-platform"]}}
+    )
     assert sign_in(live_server, oidc_provider, "alice").status_code == 200
     assert set(alice.groups.values_list("name", flat=True)) == {"fraud-team", "ml-platform", "Auditors"}
-    change = AuditEvent.objects.filter(action="user_changed").latest("id")
-    assert change.data["added"] == ["ml-platform"] and change.data["removed"] == ["risk-team"]
+    teams, details = AuditEvent.objects.filter(action="user_changed").order_by("-id")[:2]
+    assert details.data == {"email": ["a@example.com", "alice@new.example"], "first_name": ["", "Alice"], "sso": True}
+    assert details.actor_name == "alice" and details.to_value == "email: alice@new.example; first name: Alice"
+    assert teams.data["added"] == ["ml-platform"] and teams.data["removed"] == ["risk-team"]
 
 
 def test_unknown_teams_are_skipped_when_group_creation_is_off(live_server, oidc_provider, settings):

@@ -175,18 +175,23 @@ def user_details_set(*, user, by, **details: str | None) -> dict:
         }
         if not change:
             return change
-        User.objects.filter(pk=user.pk).update(**{field: values[1] for field, values in change.items()})
-        for field, values in change.items():
-            setattr(user, field, values[1])
-        audit.record(
-            AuditAction.USER_CHANGED,
-            actor=by,
-            subject=account_subject(user.get_username()),
-            from_value="; ".join(f"{field.replace('_', ' ')}: {old or '—'}" for field, (old, _) in change.items()),
-            to_value="; ".join(f"{field.replace('_', ' ')}: {new or '—'}" for field, (_, new) in change.items()),
-            data=change,
-        )
+        _details_write(user, change, by=by)
     return change
+
+
+def _details_write(user, change: dict[str, list[str]], *, by, **data) -> None:
+    """Write `change` ({field: [old, new]}) to `user`'s row and record it, in the caller's transaction."""
+    User.objects.filter(pk=user.pk).update(**{field: values[1] for field, values in change.items()})
+    for field, values in change.items():
+        setattr(user, field, values[1])
+    audit.record(
+        AuditAction.USER_CHANGED,
+        actor=by,
+        subject=account_subject(user.get_username()),
+        from_value="; ".join(f"{field.replace('_', ' ')}: {old or '—'}" for field, (old, _) in change.items()),
+        to_value="; ".join(f"{field.replace('_', ' ')}: {new or '—'}" for field, (_, new) in change.items()),
+        data={**change, **data},
+    )
 
 
 def _permissions(permissions) -> dict[int, tuple[str, str]]:
@@ -521,11 +526,11 @@ def sso_user_sync(
                 data={"sso": True},
             )
         else:
-            changed = [name for name, value in fields.items() if getattr(user, name) != value]
-            if changed:
-                for name in changed:
-                    setattr(user, name, fields[name])
-                user.save(update_fields=changed)
+            change = {
+                name: [getattr(user, name), value] for name, value in fields.items() if getattr(user, name) != value
+            }
+            if change:  # the provider's name or email changed since the last sign-in
+                _details_write(user, change, by=by or user, sso=True)
         if groups is None:
             return user
         wanted = _claimed_groups(groups)
