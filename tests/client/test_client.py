@@ -316,7 +316,7 @@ class Scripted(http.server.BaseHTTPRequestHandler):
 def scripted():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
     server.script, server.seen, server.authorization = [], [], []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)  # shutdown() waits a poll
     thread.start()
     yield server
     server.shutdown()
