@@ -10,7 +10,7 @@ PORT ?= 8000
 # pytest options for every suite, e.g. `make test PYTEST_ARGS=-x`
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test vendor lint migrations-check test-sqlite test-postgres test-browser postgres-up chromium demo bench fuzz clean
+.PHONY: run test install install-test vendor lint migrations-check test-sqlite test-postgres test-browser test-sqlite-then-browser postgres-up chromium demo bench fuzz clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -87,10 +87,14 @@ chromium:
 test-browser: install-test chromium
 	$(TEST_ENV) $(PY) -m pytest -m browser $(PYTEST_ARGS)
 
-# The SQLite and PostgreSQL suites run side by side (each waits on its database and its test servers about half the
-# time); each one's output is printed whole when it ends.
+# Two lanes side by side (each suite waits on its database and its test servers about half the time): the SQLite
+# suite and then the browser tests, and the PostgreSQL suite, the longer one; each lane's output is printed whole
+# when it ends.
 test: lint migrations-check
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite-then-browser test-postgres
+
+test-sqlite-then-browser:
+	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-browser
 
 # A longer schemathesis run of the JSON API than the bounded one `make test` includes (tests/api/test_openapi_fuzz.py):
