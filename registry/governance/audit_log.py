@@ -13,7 +13,7 @@ from datetime import datetime
 from django.db.models import Q
 
 from registry.accounts.models import account_subject
-from registry.audit.models import AuditEvent
+from registry.audit.models import AuditAction, AuditEvent
 from registry.catalog.models import RegisteredModel
 from registry.tracking.models import Experiment
 
@@ -39,9 +39,37 @@ def events_visible_to(user):
 
 
 def _about(user) -> Q:
-    """Events that name `user`'s account. They name it by username, so only those since the account joined: a
-    username an earlier, deleted account had does not bring that account's history with it."""
-    return Q(subject=account_subject(user.get_username()), at__gte=user.date_joined)
+    """Events that name `user`'s account. They name it by the username it had then, so each of its usernames only
+    while it held it: since it joined, and from each rename on. A username an earlier, deleted account had does not
+    bring that account's history with it, and a renamed account keeps its own."""
+    held = Q()
+    for username, since, until in account_names(user):
+        held |= Q(subject=account_subject(username), at__gte=since, **({"at__lt": until} if until else {}))
+    return held
+
+
+def account_names(user) -> list[tuple[str, datetime, datetime | None]]:
+    """The usernames `user`'s account has had since it joined, newest first, each with when it got it and when it
+    gave it up (None: it holds it now), read back through its renames (`user_changed` events with `data.name`)."""
+    renames = (
+        AuditEvent.objects.filter(
+            action=AuditAction.USER_CHANGED,
+            at__gte=user.date_joined,
+            model_id__isnull=True,
+            experiment_id__isnull=True,
+            data__has_key="name",
+        )
+        .order_by("-at", "-id")
+        .values_list("at", "data")
+    )
+    names, name, until = [], user.get_username(), None
+    for at, data in renames:
+        old, new = data["name"]
+        if new == name:  # while this account held `name` no other could be renamed to it: the newest is its own
+            names.append((name, at, until))
+            name, until = old, at
+    names.append((name, user.date_joined, until))
+    return names
 
 
 def about_account(user):

@@ -98,8 +98,8 @@ def test_profile_query_count_is_constant(client, owner, django_assert_num_querie
         ApiToken.issue(user=owner, name=f"t{n}")
     for n in range(50):
         accounts.user_details_set(user=owner, by=owner, first_name=f"name {n}")
-    # session, user, tokens, the account's events
-    with django_assert_num_queries(4):
+    # session, user, tokens, the account's renames (its usernames over time), its events
+    with django_assert_num_queries(5):
         client.get(reverse("profile"))
 
 
@@ -260,3 +260,22 @@ def test_the_history_shows_the_newest_ten_and_says_when_the_audit_log_has_older(
     accounts.token_issue(user=owner, name="token-10", scope="read", by=owner)
     history = client.get(reverse("profile")).content.decode().split('id="account-history"')[1]
     assert history.count("API token created") == 10 and "has older events" in history
+
+
+def test_a_renamed_account_keeps_its_history_and_not_that_of_the_names_earlier_holder(client, superuser):
+    old_bob = accounts.user_create(username="bob", password="a-Long-pw-2026", by=superuser)
+    ana = accounts.user_create(username="ana", password="a-Long-pw-2027", by=superuser)
+    accounts.token_issue(user=ana, name="anas-token", scope="read", by=ana)
+    accounts.token_issue(user=old_bob, name="old-bobs-token", scope="read", by=old_bob)  # after ana joined
+    accounts.user_delete(user=old_bob, by=superuser)
+    accounts.user_access_set(user=ana, by=superuser, username="bob")
+    accounts.token_issue(user=ana, name="bobs-token", scope="read", by=ana)
+
+    client.force_login(ana)
+    history = client.get(reverse("profile")).content.decode().split('id="account-history"')[1]
+    assert "anas-token" in history and "bobs-token" in history and "old-bobs-token" not in history
+
+    accounts.user_access_set(user=ana, by=superuser, username="cy")
+    history = client.get(reverse("profile")).content.decode().split('id="account-history"')[1]
+    assert "anas-token" in history and "bobs-token" in history and "named cy" in history
+    assert "old-bobs-token" not in history and "old-bobs-token" not in client.get(reverse("audit_log")).content.decode()
