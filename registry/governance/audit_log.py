@@ -64,7 +64,10 @@ def account_names(user) -> list[tuple[str, datetime, datetime | None]]:
     )
     names, name, until = [], user.get_username(), None
     for at, data in renames:
-        old, new = data["name"]
+        pair = data["name"]
+        if not (isinstance(pair, list) and len(pair) == 2):  # events are kept forever: read what was written loosely
+            continue
+        old, new = pair
         if new == name:  # while this account held `name` no other could be renamed to it: the newest is its own
             names.append((name, at, until))
             name, until = old, at

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from registry.accounts import services as accounts
 from registry.accounts.models import ApiToken, hash_token
+from registry.audit import services as audit
 from registry.audit.models import AuditAction, AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -279,3 +280,10 @@ def test_a_renamed_account_keeps_its_history_and_not_that_of_the_names_earlier_h
     history = client.get(reverse("profile")).content.decode().split('id="account-history"')[1]
     assert "anas-token" in history and "bobs-token" in history and "named cy" in history
     assert "old-bobs-token" not in history and "old-bobs-token" not in client.get(reverse("audit_log")).content.decode()
+
+
+def test_an_event_whose_name_change_is_not_a_pair_is_passed_over(client, owner):
+    audit.record(AuditAction.USER_CHANGED, actor=owner, subject=f"user:{owner.username}", data={"name": "odd"})
+    client.force_login(owner)
+    assert client.get(reverse("profile")).status_code == 200
+    assert client.get(reverse("audit_log")).status_code == 200
