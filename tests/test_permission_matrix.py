@@ -612,6 +612,7 @@ WEB_CASES = {
     "models/<model:name>/aliases/delete/": case(
         "POST", "/models/m/aliases/delete/", EDITORS, {"alias": "candidate"}, form=True
     ),
+    "models/<model:name>/rename/": case("POST", "/models/m/rename/", MANAGERS, {"new_name": "m-renamed"}),
     "models/<model:name>/delete/": case("GET", "/models/m/delete/", MANAGERS),
     "models/<model:name>/versions/<int:version>/description/": case(
         "POST", "/models/m/versions/1/description/", EDITORS, {"description": "x"}, form=True

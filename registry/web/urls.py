@@ -5,7 +5,19 @@ from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
 from registry.web.converters import ModelNameConverter
-from registry.web.views import access, account, browse, cards, compare, datasets, edit, governance, health, lineage
+from registry.web.views import (
+    access,
+    account,
+    browse,
+    cards,
+    compare,
+    danger,
+    datasets,
+    edit,
+    governance,
+    health,
+    lineage,
+)
 
 register_converter(ModelNameConverter, "model")
 
@@ -31,10 +43,11 @@ urlpatterns = [
     path("models/<model:name>/tags/", edit.tags_edit, name="model_tags"),
     path("models/<model:name>/aliases/", edit.alias_set, name="alias_set"),
     path("models/<model:name>/aliases/delete/", edit.alias_delete, name="alias_delete"),
-    path("models/<model:name>/delete/", edit.model_delete, name="model_delete"),
+    path("models/<model:name>/rename/", danger.model_rename, name="model_rename"),
+    path("models/<model:name>/delete/", danger.model_delete, name="model_delete"),
     path("models/<model:name>/versions/<int:version>/description/", edit.description_edit, name="version_description"),
     path("models/<model:name>/versions/<int:version>/tags/", edit.tags_edit, name="version_tags"),
-    path("models/<model:name>/versions/<int:version>/delete/", edit.version_delete, name="version_delete"),
+    path("models/<model:name>/versions/<int:version>/delete/", danger.version_delete, name="version_delete"),
     path("models/<model:name>/versions/<int:version>/rescan/", edit.version_rescan, name="version_rescan"),
     path("models/<model:name>/versions/<int:version>/", browse.version_detail, name="version_detail"),
     path("models/<model:name>/versions/<int:version>/lineage/", lineage.version_lineage, name="version_lineage"),

@@ -235,6 +235,22 @@ def test_delete_a_version_after_a_confirmation_that_names_what_goes(page, live_s
     assert not ModelVersion.objects.filter(model__name="churn", version=1).exists()
 
 
+def test_rename_a_model_from_its_page_and_find_it_and_its_aliases_under_the_new_name(page, live_server, world):
+    model = world["model"]
+    governance.alias_set(model=model, alias="champion", version=model.versions.get(version=2), by=admin())
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/models/churn/")
+    page.get_by_role("link", name="Rename churn…").click()
+    assert "churn@champion" in page.locator(".danger-zone").inner_text()
+    page.get_by_label("New name").fill("churn-gbm")
+    page.get_by_role("button", name="Rename churn").click()
+    page.wait_for_url(f"{live_server.url}/models/churn-gbm/")
+    assert "Renamed churn to churn-gbm" in page.locator(".message.success").inner_text()
+    assert "@champion" in page.locator("main").inner_text()
+    page.goto(f"{live_server.url}/audit/?model=churn")  # the old name still finds the model's events
+    assert "Model renamed" in page.locator("main").inner_text()
+
+
 def test_version_page_leads_with_references_snippets_and_file_previews(page, live_server, world):
     sign_in(page, live_server, "rhea")
     page.goto(f"{live_server.url}/models/churn/versions/2/")
@@ -286,6 +302,7 @@ PAGES = [
     "/models/churn/versions/2/",
     "/models/churn/audit/",
     "/models/churn/description/",
+    "/models/churn/rename/",
     "/models/churn/delete/",
     "/models/churn/versions/2/delete/",
     "/new-model/",

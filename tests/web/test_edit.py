@@ -235,6 +235,54 @@ def test_registering_under_a_new_name_creates_the_model_in_the_same_step(client,
     assert RegisteredModel.objects.get(name="churn-next").owner.username == "eddie"
 
 
+# --- Renaming -------------------------------------------------------------------------------------------------------
+
+
+def test_a_manager_renames_a_model_and_its_aliases_and_history_follow(client, world):
+    model = world["model"]
+    governance.alias_set(model=model, alias="champion", version=model.versions.get(version=2), by=admin())
+    page = as_user(client, world["olga"]).get("/models/churn/").content.decode()
+    assert 'href="/models/churn/rename/"' in page
+    body = client.get("/models/churn/rename/").content.decode()
+    assert "churn@champion" in body and "@champion" in body and 'value="churn"' in body
+
+    response = client.post("/models/churn/rename/", {"new_name": "churn-gbm"})
+    assert response.status_code == 302 and response["Location"] == "/models/churn-gbm/"
+    model = RegisteredModel.objects.get(pk=world["model"].pk)
+    assert model.name == "churn-gbm" and model.aliases.get().alias == "champion"
+    event = AuditEvent.objects.get(action=AuditAction.MODEL_RENAMED)
+    assert (event.actor_name, event.from_value, event.to_value) == ("olga", "churn", "churn-gbm")
+    page = client.get(response["Location"]).content.decode()
+    assert "Renamed churn to churn-gbm" in page
+    assert client.get("/models/churn/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("new_name", "words"),
+    [
+        ("churn", "is its name already"),
+        ("taken", "already exists"),
+        ("TAKEN", "would be mistaken for it"),
+        ("a/b", "must not contain"),
+        ("", "This field is required"),
+        ("x" * 300, "at most"),
+    ],
+)
+def test_a_refused_name_is_an_error_on_the_page_and_changes_nothing(client, world, new_name, words):
+    catalog.model_create(name="taken", by=world["olga"])
+    response = as_user(client, world["olga"]).post("/models/churn/rename/", {"new_name": new_name})
+    assert response.status_code == 422 and words in response.content.decode(), response.content.decode()[-3000:]
+    assert RegisteredModel.objects.filter(name="churn").exists()
+    assert not AuditEvent.objects.filter(action=AuditAction.MODEL_RENAMED).exists()
+
+
+def test_only_managers_rename(client, world):
+    assert as_user(client, world["eddie"]).post("/models/churn/rename/", {"new_name": "mine"}).status_code == 403
+    assert "/rename/" not in client.get("/models/churn/").content.decode()
+    assert as_user(client, world["otto"]).get("/models/churn/rename/").status_code == 404
+    assert RegisteredModel.objects.filter(name="churn").exists()
+
+
 # --- Deleting -------------------------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from django import forms
 from django.contrib import messages
-from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from registry.accounts.access import level_of
 from registry.catalog import services as catalog
 from registry.catalog.access import model_for, version_for
-from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel, Stage
+from registry.catalog.models import ArtifactFile, ModelVersion, RegisteredModel
 from registry.governance import services as governance
 from registry.governance.errors import ApprovalRequired
 from registry.governance.models import StagePolicy
@@ -505,83 +504,6 @@ def _register_field(exc: DomainError) -> str | None:
     if "model" in text or "name" in text:
         return "model"
     return None
-
-
-# --- Deleting -------------------------------------------------------------------------------------------------------
-
-
-@require_http_methods(["GET", "POST"])
-def model_delete(request: HttpRequest, name: str) -> HttpResponse:
-    """A page naming what goes (versions, files, bytes, aliases, grants); the model's name typed again deletes it."""
-    model = model_for(request.user, name, need=Level.MANAGE)
-    problem = ""
-    if request.method == "POST":
-        if request.POST.get("confirm_name", "") != model.name:
-            problem = f"Type the model's name, {model.name}, to confirm."
-        else:
-            try:
-                catalog.model_delete(model=model, by=request.user)
-            except DomainError as exc:
-                problem = exc.message
-            else:
-                messages.success(request, f"Deleted {name} and its versions. The audit log keeps the record.")
-                return redirect("model_list")
-    files = ArtifactFile.objects.filter(version__model=model).aggregate(count=Count("id"), size=Sum("size"))
-    context = {
-        "nav": "models",
-        "breadcrumbs": [
-            ("Models", reverse("model_list")),
-            (model.name, reverse("model_detail", args=[model.name])),
-            ("Delete", None),
-        ],
-        "model": model,
-        "kind": "model",
-        "versions": model.versions.count(),
-        "in_production": list(model.versions.filter(stage=Stage.PRODUCTION).values_list("version", flat=True)),
-        "aliases": list(model.aliases.values_list("alias", flat=True)),
-        "files": files["count"],
-        "size": files["size"] or 0,
-        "problem": problem,
-        "back": reverse("model_detail", args=[model.name]),
-    }
-    return render(request, "web/confirm_delete.html", context, status=FORM_INVALID if problem else 200)
-
-
-@require_http_methods(["GET", "POST"])
-def version_delete(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    mv = version_for(request.user, name, version, need=Level.EDIT)
-    problem = ""
-    if request.method == "POST":
-        if request.POST.get("confirm") != "yes":
-            problem = "Tick the box to confirm."
-        else:
-            try:
-                catalog.version_delete(version=mv, by=request.user)
-            except DomainError as exc:
-                problem = exc.message
-            else:
-                messages.success(request, f"Deleted {name} v{version}. The audit log keeps the record.")
-                return redirect("model_detail", name=name)
-    files = ArtifactFile.objects.filter(version=mv).aggregate(count=Count("id"), size=Sum("size"))
-    context = {
-        "nav": "models",
-        "breadcrumbs": [
-            ("Models", reverse("model_list")),
-            (name, reverse("model_detail", args=[name])),
-            (f"Version {version}", reverse("version_detail", args=[name, version])),
-            ("Delete", None),
-        ],
-        "model": mv.model,
-        "version": mv,
-        "kind": "version",
-        "in_production": [mv.version] if mv.stage == Stage.PRODUCTION else [],
-        "aliases": list(mv.aliases.values_list("alias", flat=True)),
-        "files": files["count"],
-        "size": files["size"] or 0,
-        "problem": problem,
-        "back": reverse("version_detail", args=[name, version]),
-    }
-    return render(request, "web/confirm_delete.html", context, status=FORM_INVALID if problem else 200)
 
 
 @require_POST
