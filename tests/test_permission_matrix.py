@@ -654,6 +654,9 @@ WEB_CASES = {
     ),
     "experiments/": case("GET", "/experiments/", DASHBOARD, hides=">e<"),
     "experiments/<int:pk>/": case("GET", "/experiments/{experiment_id}/", DASHBOARD),
+    "experiments/<int:pk>/rename/": case(
+        "POST", "/experiments/{experiment_id}/rename/", MANAGERS, {"new_name": "e-renamed"}
+    ),
     "experiments/<int:pk>/access/grant/": case(
         "POST",
         "/experiments/{experiment_id}/access/grant/",

@@ -79,6 +79,7 @@ urlpatterns = [
     # Experiments and runs
     path("experiments/", browse.experiment_list, name="experiment_list"),
     path("experiments/<int:pk>/", browse.experiment_detail, name="experiment_detail"),
+    path("experiments/<int:pk>/rename/", danger.experiment_rename, name="experiment_rename"),
     path("experiments/<int:pk>/access/grant/", access.experiment_grant, name="experiment_grant"),
     path("experiments/<int:pk>/access/revoke/", access.experiment_revoke, name="experiment_revoke"),
     path("experiments/<int:pk>/access/settings/", access.experiment_access_settings, name="experiment_access_settings"),

@@ -310,6 +310,7 @@ PAGES = [
     "/register/?run={run}",
     "/experiments/",
     "/experiments/{experiment}/",
+    "/experiments/{experiment}/rename/",
     "/runs/{run}/",
     "/runs/{run}/metrics/val_loss/",
     "/compare/?runs={run},{run2}",

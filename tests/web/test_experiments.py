@@ -8,10 +8,13 @@ import pytest
 from django.test import RequestFactory
 from django.utils import timezone
 
+from registry.audit.models import AuditAction, AuditEvent
+from registry.tracking import services as tracking
+from registry.tracking.models import Experiment
 from registry.tracking.services import Point
 from registry.web.query import MetricFilter, key_list, metric_filters, metric_order, parse_metric_filter
 from tests.builders import metrics_log, params_log
-from tests.factories import ExperimentFactory, RunFactory
+from tests.factories import ExperimentFactory, RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -232,3 +235,46 @@ def test_query_helpers_read_lists_filters_and_order():
     assert len(problems) == 1
     assert metric_order(request) == ("x", True)
     assert metric_order(RequestFactory().get("/", {"order": "-"})) is None
+
+
+# --- Renaming -------------------------------------------------------------------------------------------------------
+
+
+def test_its_manager_renames_an_experiment_and_the_page_keeps_its_address(client):
+    owner, reader = UserFactory(username="olga"), UserFactory(username="rhea")
+    experiment = tracking.experiment_create(name="churn-training", by=owner)
+    tracking.experiment_grant_set(experiment=experiment, by=owner, user=reader, level="READ")
+    client.force_login(owner)
+    page = client.get(f"/experiments/{experiment.pk}/").content.decode()
+    assert f'href="/experiments/{experiment.pk}/rename/"' in page
+    body = client.get(f"/experiments/{experiment.pk}/rename/").content.decode()
+    assert 'mlflow.set_experiment("churn-training")' in body and 'value="churn-training"' in body
+
+    taken = tracking.experiment_create(name="taken", by=owner)
+    for new_name, words in (("taken", "already exists"), ("churn-training", "is its name already"), ("", "required")):
+        response = client.post(f"/experiments/{experiment.pk}/rename/", {"new_name": new_name})
+        assert response.status_code == 422 and words in response.content.decode()
+    response = client.post(f"/experiments/{experiment.pk}/rename/", {"new_name": "churn-gbm"})
+    assert response["Location"] == f"/experiments/{experiment.pk}/"
+    experiment.refresh_from_db()
+    assert experiment.name == "churn-gbm" and taken.name == "taken"
+    event = AuditEvent.objects.get(action=AuditAction.EXPERIMENT_RENAMED)
+    assert (event.actor_name, event.from_value, event.to_value) == ("olga", "churn-training", "churn-gbm")
+
+    client.force_login(reader)  # may read, not rename: no link, and the page and the write are refused
+    assert "/rename/" not in client.get(f"/experiments/{experiment.pk}/").content.decode()
+    assert client.post(f"/experiments/{experiment.pk}/rename/", {"new_name": "mine"}).status_code == 403
+    experiment.refresh_from_db()
+    assert experiment.name == "churn-gbm"
+
+
+def test_the_default_experiment_keeps_its_name(client):
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    default = Experiment.objects.filter(name=Experiment.DEFAULT_NAME).first() or ExperimentFactory(
+        name=Experiment.DEFAULT_NAME
+    )
+    client.force_login(root)
+    assert "/rename/" not in client.get(f"/experiments/{default.pk}/").content.decode()
+    response = client.post(f"/experiments/{default.pk}/rename/", {"new_name": "mine"})
+    assert response.status_code == 422 and "keeps its name" in response.content.decode()
+    assert Experiment.objects.filter(pk=default.pk, name=Experiment.DEFAULT_NAME).exists()

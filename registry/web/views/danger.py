@@ -1,6 +1,7 @@
-"""The danger zone: renaming a model and deleting a model or a version, each behind a page that says what it changes
-and asks to confirm. The catalog services check the right (MANAGE to rename or delete a model, EDIT to delete a
-version) and record the audit event; these views only ask and translate their errors."""
+"""The danger zone: renaming a model or an experiment and deleting a model or a version, each behind a page that says
+what it changes and asks to confirm. The catalog and tracking services check the right (MANAGE to rename, or to
+delete a model; EDIT to delete a version) and record the audit event; these views only ask and translate their
+errors."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from registry.catalog.access import model_for, version_for
 from registry.catalog.models import ArtifactFile, Stage
 from registry.lib.access import Level
 from registry.lib.errors import DomainError
-from registry.lib.names import MODEL_NAME_MAX
+from registry.lib.names import EXPERIMENT_NAME_MAX, MODEL_NAME_MAX
+from registry.tracking import services as tracking
+from registry.tracking.access import experiment_for
+from registry.tracking.models import Experiment
 from registry.web.views.edit import FORM_INVALID
 
 # --- Renaming -------------------------------------------------------------------------------------------------------
@@ -27,26 +31,36 @@ class RenameForm(forms.Form):
     new_name = forms.CharField(label="New name", max_length=MODEL_NAME_MAX)
 
 
+def _renamed(form: forms.Form, current: str, rename) -> bool:
+    """Whether the form's `new_name` is valid, not `current`, and `rename(new_name)` (a service call) took it; if
+    not, the reason is on the form."""
+    if not form.is_valid():
+        return False
+    new_name = form.cleaned_data["new_name"]
+    if new_name == current:
+        form.add_error("new_name", f"{current} is its name already; type the name it should have.")
+        return False
+    try:
+        rename(new_name)
+    except DomainError as exc:
+        form.add_error("new_name", exc.message)
+        return False
+    return True
+
+
 @require_http_methods(["GET", "POST"])
 def model_rename(request: HttpRequest, name: str) -> HttpResponse:
     """Rename a model (MANAGE). Its versions, aliases, grants, stage history and audit log stay with it; code that
     loads it by name must use the new one, which the page says before anyone confirms."""
     model = model_for(request.user, name, need=Level.MANAGE)
     form = RenameForm(request.POST or None, initial={"new_name": model.name})
-    if request.method == "POST" and form.is_valid():
-        new_name = form.cleaned_data["new_name"]
-        if new_name == model.name:
-            form.add_error("new_name", f"{model.name} is its name already; type the name it should have.")
-        else:
-            try:
-                catalog.model_rename(model=model, new_name=new_name, by=request.user)
-            except DomainError as exc:
-                form.add_error("new_name", exc.message)
-            else:
-                messages.success(
-                    request, f"Renamed {name} to {model.name}. Code that loads it by name needs the new one."
-                )
-                return redirect("model_detail", name=model.name)
+
+    def rename(new_name: str) -> None:
+        catalog.model_rename(model=model, new_name=new_name, by=request.user)
+
+    if request.method == "POST" and _renamed(form, model.name, rename):
+        messages.success(request, f"Renamed {name} to {model.name}. Code that loads it by name needs the new name.")
+        return redirect("model_detail", name=model.name)
     context = {
         "nav": "models",
         "breadcrumbs": [
@@ -63,6 +77,39 @@ def model_rename(request: HttpRequest, name: str) -> HttpResponse:
         ),
     }
     return render(request, "web/model_rename.html", context, status=FORM_INVALID if form.errors else 200)
+
+
+class ExperimentRenameForm(forms.Form):
+    new_name = forms.CharField(label="New name", max_length=EXPERIMENT_NAME_MAX)
+
+
+@require_http_methods(["GET", "POST"])
+def experiment_rename(request: HttpRequest, pk: int) -> HttpResponse:
+    """Rename an experiment (MANAGE). Its page keeps its address (by id); MLflow code that names it
+    (`set_experiment("old")`) would make a new experiment under the old name, which the page says."""
+    experiment = experiment_for(request.user, pk, need=Level.MANAGE, queryset=Experiment.objects.active())
+    name = experiment.name
+    form = ExperimentRenameForm(request.POST or None, initial={"new_name": name})
+
+    def rename(new_name: str) -> None:
+        tracking.experiment_rename(experiment=experiment, name=new_name, by=request.user)
+
+    if request.method == "POST" and _renamed(form, name, rename):
+        messages.success(request, f"Renamed {name} to {experiment.name}.")
+        return redirect("experiment_detail", pk=experiment.pk)
+    context = {
+        "nav": "experiments",
+        "breadcrumbs": [
+            ("Experiments", reverse("experiment_list")),
+            (name, reverse("experiment_detail", args=[experiment.pk])),
+            ("Rename", None),
+        ],
+        "experiment": experiment,
+        "name": name,
+        "form": form,
+        "is_default": name == Experiment.DEFAULT_NAME,
+    }
+    return render(request, "web/experiment_rename.html", context, status=FORM_INVALID if form.errors else 200)
 
 
 # --- Deleting -------------------------------------------------------------------------------------------------------
