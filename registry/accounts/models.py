@@ -20,12 +20,12 @@ TOKEN_PREFIX = "mrt_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-@functools.cache
 def account_subject(username: str) -> str:
     """How the audit log names an account: "user:ana", by its username when the event was recorded."""
     return f"user:{username}"
 
 
+@functools.cache  # built once per process: every API request authenticates through it
 def _authenticate_sql() -> tuple[rawsql.Columns, rawsql.Columns, str]:
     user_model = get_user_model()
     token_columns, user_columns = rawsql.Columns(ApiToken), rawsql.Columns(user_model)

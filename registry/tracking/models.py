@@ -132,6 +132,11 @@ class Experiment(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_default(self) -> bool:
+        """The Default experiment keeps its name and is never deleted: runs logged without an experiment land there."""
+        return self.name == self.DEFAULT_NAME
+
     @classmethod
     def default(cls) -> Experiment:
         """The experiment runs land in when none is named: every signed-in user may log runs there (EDIT), unless an

@@ -135,7 +135,7 @@ def experiment_rename(*, experiment: Experiment, name: str, by) -> Experiment:
     old = experiment.name
     if name == old:
         return experiment
-    if old == Experiment.DEFAULT_NAME:
+    if experiment.is_default:
         raise Invalid("The Default experiment keeps its name: runs logged without an experiment land there.")
     _refuse_case_clash(name, other_than=experiment)
     try:
@@ -193,7 +193,7 @@ def experiment_tag_delete(*, experiment: Experiment, key: str, by) -> Experiment
 def experiment_set_deleted(*, experiment: Experiment, deleted: bool, by) -> Experiment:
     """Delete (hide, with its runs) or restore an experiment (MANAGE). The Default experiment stays."""
     require_experiment(experiment, by, Level.MANAGE, doing="delete or restore")
-    if deleted and experiment.name == Experiment.DEFAULT_NAME:
+    if deleted and experiment.is_default:
         raise Invalid("The Default experiment cannot be deleted.")
     with transaction.atomic():
         experiment.deleted_at = timezone.now() if deleted else None

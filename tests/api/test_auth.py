@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils.crypto import get_random_string
 
 from registry.accounts import services as accounts
-from registry.accounts.models import ApiToken
+from registry.accounts.models import ApiToken, _authenticate_sql
 from registry.catalog.models import ArtifactFile, RegisteredModel
 from registry.tracking.models import Experiment, Run
 from tests.api.conftest import Api, assert_error
@@ -256,3 +256,9 @@ def test_last_used_at_is_updated_on_use(client, user):
     Api(client, raw).get("/runs")
     token.refresh_from_db()
     assert token.last_used_at == first
+
+
+def test_the_token_lookup_statement_is_built_once_per_process():
+    """Every API request authenticates through it; building it reads the models' columns each time (a decorator that
+    slipped onto the function above it once left it rebuilt per request)."""
+    assert _authenticate_sql() is _authenticate_sql()

@@ -512,7 +512,6 @@ def experiment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "breadcrumbs": [("Experiments", reverse("experiment_list")), (experiment.name, None)],
         "experiment": experiment,
         "user_level": level_of(experiment, request.user),
-        "is_default": experiment.name == Experiment.DEFAULT_NAME,  # keeps its name: runs without one land there
         **access_context(Target(experiment, "experiment"), request.user),
         "page": page,
         "rows": rows,

@@ -107,7 +107,6 @@ def experiment_rename(request: HttpRequest, pk: int) -> HttpResponse:
         "experiment": experiment,
         "name": name,
         "form": form,
-        "is_default": name == Experiment.DEFAULT_NAME,
     }
     return render(request, "web/experiment_rename.html", context, status=FORM_INVALID if form.errors else 200)
 
